@@ -1,0 +1,43 @@
+"""Options of descriptor-driven sampling, shared by ``build-manifest --n`` and ``--pool``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """What to select from a descriptor pool.
+
+    Attributes:
+        n: number of rows to select; None keeps every row that passes the filters.
+        strategy: a name from the strategy registry (``thematic-climatic``, ``stratified``,
+            ``cluster``, ``random``).
+        alpha: stratum budget exponent, n_s proportional to N_s ** alpha (1 representative, 0 equal).
+        seed: random seed; same pool, options and seed give the same rows in the same order.
+        climate_level: ``symbol`` (Cfb) or ``group`` (C) for strata.
+        landcover_groups: optional JSON/CSV file mapping land-cover codes to coarser groups.
+        min_valid_frac: rows whose land-cover or climate valid fraction is below this are dropped.
+        where: optional pandas query on manifest columns.
+        min_distance: metres; no two selected footprints closer than this.
+        split: split name -> fraction (e.g. train 0.8, val 0.1, test 0.1), spatially blocked.
+    """
+
+    n: int | None = None
+    strategy: str = "thematic-climatic"
+    alpha: float = 0.5
+    seed: int = 0
+    climate_level: Literal["symbol", "group"] = "symbol"
+    landcover_groups: Path | None = None
+    min_valid_frac: float = 0.5
+    where: str | None = None
+    min_distance: float | None = None
+    split: dict[str, float] | None = field(default=None)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """JSON-serialisable form for the manifest's file metadata."""
+        out = asdict(self)
+        out["landcover_groups"] = str(self.landcover_groups) if self.landcover_groups else None
+        return out

@@ -1,0 +1,13 @@
+"""csmoe_model: the CSMoE model (Soft MoE cross-sensor masked autoencoder), training and evaluation.
+
+Never imports the data half (``csmoe_data``) nor GDAL: training hosts need torch, numpy and pyarrow only.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("csmoe")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

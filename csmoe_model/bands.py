@@ -1,0 +1,28 @@
+"""The fixed band order the model sees (documented in docs/MODEL_CARD.md and README).
+
+Sentinel-2: CSMAE's ten bands (B02 B03 B04 B08 at 10 m, then B05 B06 B07 B11 B12 B8A at 20 m),
+followed by the two 60 m bands B01 and B09 for 12-band models. Sentinel-1: VH, VV (CSMAE's order).
+"""
+
+S2_BANDS_10: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B11", "B12", "B8A")
+S2_BANDS_12: tuple[str, ...] = (*S2_BANDS_10, "B01", "B09")
+S1_BANDS: tuple[str, ...] = ("VH", "VV")
+
+#: native ground sampling distance in metres
+BAND_GSD: dict[str, int] = {
+    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
+    "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20, "VH": 10, "VV": 10,
+}  # fmt: skip
+
+
+def s2_bands(n: int) -> tuple[str, ...]:
+    """Return the Sentinel-2 band order for a model with ``n`` S2 channels (10 or 12).
+
+    Raises:
+        ValueError: for any other count.
+    """
+    if n == 10:
+        return S2_BANDS_10
+    if n == 12:
+        return S2_BANDS_12
+    raise ValueError(f"Sentinel-2 models take 10 or 12 bands, not {n}")
