@@ -41,3 +41,31 @@ class SamplingOptions:
         out = asdict(self)
         out["landcover_groups"] = str(self.landcover_groups) if self.landcover_groups else None
         return out
+
+
+def parse_split(text: str) -> dict[str, float]:
+    """Parse ``train=0.8,val=0.1,test=0.1`` into a name -> fraction mapping.
+
+    Raises:
+        ValueError: on a malformed item, a duplicate name, a negative fraction, or fractions
+            that do not sum to 1 (within 1e-6).
+    """
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"bad split item {item!r}; expected NAME=FRACTION, e.g. train=0.8")
+        if name in out:
+            raise ValueError(f"split {name!r} is given twice")
+        try:
+            frac = float(value)
+        except ValueError:
+            raise ValueError(f"bad split fraction {value!r} for {name!r}") from None
+        if not 0.0 <= frac <= 1.0:
+            raise ValueError(f"split fraction for {name!r} must lie in [0, 1], not {frac}")
+        out[name] = frac
+    total = sum(out.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split fractions sum to {total:g}, not 1")
+    return out
