@@ -1,9 +1,177 @@
-"""CLI commands: build-manifest (descriptor engine). (Being written: register() adds the commands.)"""
+"""CLI command ``csmoe-data build-manifest``: footprints + rasters -> descriptor manifest."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from csmoe_cli._common import console, fail, user_errors
+
+_SAMPLING = "Sampling (optional)"
+
+
+def _options(
+    n: int | None,
+    strategy: str,
+    alpha: float,
+    seed: int,
+    climate_level: str,
+    landcover_groups: str | None,
+    min_valid_frac: float,
+    where: str | None,
+    min_distance: float | None,
+    split: str | None,
+) -> Any:
+    from csmoe_data.samples import resolve_path
+    from csmoe_data.sampling.options import SamplingOptions, parse_split
+
+    if climate_level not in ("symbol", "group"):
+        raise fail(f"--climate-level must be 'symbol' or 'group', not {climate_level!r}")
+    try:
+        split_map = parse_split(split) if split else None
+    except ValueError as exc:
+        raise fail(f"--split: {exc}") from None
+    return SamplingOptions(
+        n=n,
+        strategy=strategy,
+        alpha=alpha,
+        seed=seed,
+        climate_level=climate_level,  # type: ignore[arg-type]
+        landcover_groups=resolve_path(landcover_groups) if landcover_groups else None,
+        min_valid_frac=min_valid_frac,
+        where=where,
+        min_distance=min_distance,
+        split=split_map,
+    )
+
+
+def _summary(result: Any) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    rows = f"{result.rows:,}"
+    if result.pool_rows != result.rows:
+        rows += f" (selected from {result.pool_rows:,})"
+    table.add_row("rows", rows)
+    for kind, value in result.valid_frac.items():
+        table.add_row(f"mean {kind} valid fraction", f"{value:.3f}")
+    for kind, codes in result.unknown_codes.items():
+        if codes:
+            listed = ", ".join(f"{v} ({a:,.0f} px)" for v, a in sorted(codes.items())[:10])
+            more = f" and {len(codes) - 10} more" if len(codes) > 10 else ""
+            table.add_row(f"[yellow]unknown {kind} codes[/]", f"{listed}{more} (excluded from valid area)")
+    table.add_row("repaired geometries", str(result.repaired))
+    if result.dropped:
+        table.add_row("dropped footprints", str(result.dropped))
+    if "sampling" in result.metadata:
+        strata = result.metadata["sampling"].get("strategy", "")
+        table.add_row("sampling", str(strata))
+    table.add_row("manifest", str(result.path))
+    console.print(table)
+
+
+def build_manifest_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Manifest to write (GeoParquet).")],
+    footprints: Annotated[
+        str | None,
+        typer.Option(
+            "--footprints",
+            help="Vector file, folder of patch GeoTIFFs, BigEarthNet root, or sample:bigearthnet.",
+        ),
+    ] = None,
+    landcover: Annotated[
+        str | None, typer.Option("--landcover", help="Land-cover raster (or sample:modis-igbp).")
+    ] = None,
+    landcover_legend: Annotated[
+        str | None,
+        typer.Option(
+            "--landcover-legend",
+            help="worldcover, corine, corine-index, modis-igbp, dynamic-world, nlcd, or a JSON/CSV file.",
+        ),
+    ] = None,
+    climate: Annotated[
+        str | None, typer.Option("--climate", help="Köppen-Geiger raster (or sample:koppen-rubel).")
+    ] = None,
+    climate_legend: Annotated[
+        str | None,
+        typer.Option("--climate-legend", help="koppen-rubel, koppen-beck, or a JSON/CSV file."),
+    ] = None,
+    id_column: Annotated[str, typer.Option("--id-column", help="Id column of a vector source.")] = "patch_id",
+    labels_column: Annotated[
+        str | None, typer.Option("--labels-column", help="Column of a vector source holding labels.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option("--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."),
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING)
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="Sampling strategy.", rich_help_panel=_SAMPLING)
+    ] = "thematic-climatic",
+    alpha: Annotated[
+        float,
+        typer.Option("--alpha", help="Stratum budget ~ size**alpha (1 proportional, 0 equal).", rich_help_panel=_SAMPLING),
+    ] = 0.5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=_SAMPLING)] = 0,
+    climate_level: Annotated[
+        str, typer.Option("--climate-level", help="symbol (Cfb) or group (C).", rich_help_panel=_SAMPLING)
+    ] = "symbol",
+    landcover_groups: Annotated[
+        str | None,
+        typer.Option("--landcover-groups", help="JSON/CSV mapping land-cover codes to groups.", rich_help_panel=_SAMPLING),
+    ] = None,
+    min_valid_frac: Annotated[
+        float, typer.Option("--min-valid-frac", help="Drop rows with less valid area.", rich_help_panel=_SAMPLING)
+    ] = 0.5,
+    where: Annotated[
+        str | None, typer.Option("--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING)
+    ] = None,
+    min_distance: Annotated[
+        float | None,
+        typer.Option("--min-distance", help="Metres between selected footprints.", rich_help_panel=_SAMPLING),
+    ] = None,
+    pool: Annotated[
+        str | None,
+        typer.Option("--pool", help="Sample this existing manifest instead of computing descriptors.", rich_help_panel=_SAMPLING),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="e.g. train=0.8,val=0.1,test=0.1 (spatially blocked).", rich_help_panel=_SAMPLING),
+    ] = None,
+) -> None:
+    """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
+
+    Without --n every footprint is kept; with --n, --split or --where the rows are sampled.
+    """
+    from csmoe_data.build import build_manifest, sampling_requested
+
+    options = _options(n, strategy, alpha, seed, climate_level, landcover_groups, min_valid_frac, where, min_distance, split)
+    result = build_manifest(
+        footprints,
+        out,
+        landcover=landcover,
+        landcover_legend=landcover_legend,
+        climate=climate,
+        climate_legend=climate_legend,
+        id_column=id_column,
+        labels_column=labels_column,
+        workers=workers,
+        overwrite=overwrite,
+        dask_scheduler=dask_scheduler,
+        sampling=options if (sampling_requested(options) or pool) else None,
+        pool=pool,
+    )
+    _summary(result)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("build-manifest")(user_errors(build_manifest_cmd))

@@ -1,9 +1,257 @@
-"""CLI commands: embed and eval. (Being written: register() adds the commands.)"""
+"""CLI commands: ``csmoe embed`` and ``csmoe eval retrieval|probe``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from csmoe_cli._common import console, err_console, user_errors
+
+eval_app = typer.Typer(
+    name="eval",
+    help="Evaluate embeddings: retrieval within and across sensors, linear and kNN probes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EmbeddingsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--embeddings",
+        "-e",
+        help="Embeddings Parquet written by `csmoe embed`.",
+        dir_okay=False,
+    ),
+]
+LabelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--labels-column",
+        help="List column with the labels (default: labels19 if present, else labels).",
+    ),
+]
+JsonOpt = Annotated[
+    Path | None, typer.Option("--json", help="Write the report as JSON here.", dir_okay=False)
+]
+MarkdownOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--markdown",
+        help="Write a Markdown table here (default with --json: beside it, suffix .md).",
+        dir_okay=False,
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+]
+
+
+def _write_reports(
+    data: dict, markdown: str, json_path: Path | None, md_path: Path | None, overwrite: bool
+) -> None:
+    from csmoe_model.eval.io import check_output_path, write_json, write_text
+
+    if md_path is None and json_path is not None:
+        md_path = json_path.with_suffix(".md")
+    # check both before writing either, so that a refusal leaves nothing half-written
+    for p in (json_path, md_path):
+        if p is not None:
+            check_output_path(p, overwrite)
+    if json_path is not None:
+        write_json(json_path, data, overwrite)
+        console.print(f"wrote {json_path}", soft_wrap=True)
+    if md_path is not None:
+        write_text(md_path, markdown, overwrite)
+        console.print(f"wrote {md_path}", soft_wrap=True)
+
+
+@eval_app.command("retrieval")
+@user_errors
+def retrieval(
+    embeddings: EmbeddingsOpt,
+    labels_column: LabelsOpt = None,
+    k: Annotated[int, typer.Option("--k", help="Cut-off: items retrieved per query.")] = 10,
+    queries: Annotated[
+        str | None, typer.Option("--queries", help="Split of the queries (default: all rows).")
+    ] = None,
+    archive: Annotated[
+        str | None, typer.Option("--archive", help="Split of the archive (default: all rows).")
+    ] = None,
+    json_path: JsonOpt = None,
+    markdown_path: MarkdownOpt = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            "--plots", help="Folder for precision@k and mAP@k curves (PNG).", file_okay=False
+        ),
+    ] = None,
+    plot_k: Annotated[
+        int, typer.Option("--plot-k", help="Largest k of the curves drawn with --plots.")
+    ] = 100,
+    device: DeviceOpt = "auto",
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="Queries per similarity chunk (memory bound).")
+    ] = 1024,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Retrieval S1->S1, S2->S2, S1->S2, S2->S1: mAP, precision, recall and F1 at k.
+
+    Relevance: query and item share at least one label. Cosine similarity, exact search; the query itself is never retrieved.
+    """
+    from csmoe_model.eval.embeddings import read_embeddings
+    from csmoe_model.eval.report import (
+        plot_precision_curves,
+        retrieval_markdown,
+        retrieval_rich_table,
+    )
+    from csmoe_model.eval.retrieval import evaluate_retrieval
+
+    emb = read_embeddings(embeddings)
+    report = evaluate_retrieval(
+        emb,
+        labels_column=labels_column,
+        k=k,
+        queries=queries,
+        archive=archive,
+        curve_k=plot_k if plots is not None else None,
+        device=device,
+        chunk_size=chunk_size,
+    )
+    console.print(retrieval_rich_table(report))
+    if report.meta["skipped"]:
+        err_console.print(
+            f"note: skipped {', '.join(report.meta['skipped'])} (no embeddings for that sensor)"
+        )
+    _write_reports(
+        report.to_dict(), retrieval_markdown(report), json_path, markdown_path, overwrite
+    )
+    if plots is not None:
+        for f in plot_precision_curves(report, plots, overwrite):
+            console.print(f"wrote {f}", soft_wrap=True)
+
+
+@eval_app.command("probe")
+@user_errors
+def probe(
+    embeddings: EmbeddingsOpt,
+    labels_column: LabelsOpt = None,
+    sensor: Annotated[
+        str, typer.Option("--sensor", help="s1, s2 or both (concatenated embeddings).")
+    ] = "s2",
+    knn_k: Annotated[int, typer.Option("--knn-k", help="Neighbours of the kNN classifier.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Random state of the solver.")] = 0,
+    json_path: JsonOpt = None,
+    markdown_path: MarkdownOpt = None,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Multi-label classification on frozen embeddings: linear probe and kNN, macro/micro mAP and F1.
+
+    Trains on split train, chooses the regularisation on val, reports on test.
+    """
+    from csmoe_model.eval.embeddings import read_embeddings
+    from csmoe_model.eval.probe import evaluate_probe
+    from csmoe_model.eval.report import probe_markdown, probe_rich_table
+
+    if knn_k < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--knn-k")
+    emb = read_embeddings(embeddings)
+    report = evaluate_probe(
+        emb, labels_column=labels_column, sensor=sensor, knn_k=knn_k, seed=seed, device=device
+    )
+    console.print(probe_rich_table(report))
+    missing = report.linear.get("classes_without_positives") or []
+    if missing:
+        err_console.print(f"note: classes without positives in test: {', '.join(missing)}")
+    _write_reports(report.to_dict(), probe_markdown(report), json_path, markdown_path, overwrite)
+
+
+def embed(
+    manifest: Annotated[
+        Path,
+        typer.Option("--manifest", "-m", help="Manifest with s1_path and s2_path.", dir_okay=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Embeddings Parquet to write.", dir_okay=False)
+    ],
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            help="Run folder of `csmoe train` (config.json, model.safetensors).",
+            file_okay=False,
+        ),
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights", help="Encoder weights (.safetensors), with --model.", dir_okay=False
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model preset of --weights (see `csmoe models`).")
+    ] = None,
+    device: DeviceOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per forward pass.")] = 256,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Embed only this split (default: all rows).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Imagery cache folder (default as training: $CSMOE_CACHE_DIR or ~/.cache/csmoe).",
+            file_okay=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Loader and cache-decoding processes (0: in-process).")
+    ] = 0,
+    labels_column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--labels-column", help="Further list column(s) to copy (labels, labels19 always)."
+        ),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
+    ] = True,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Embed a manifest's S1 and S2 imagery (each sensor alone) with a trained encoder.
+
+    Writes one row per manifest row: patch_id, split, label columns, emb_s1, emb_s2.
+    """
+    from csmoe_model.eval.embed import embed_manifest
+
+    summary = embed_manifest(
+        manifest,
+        out,
+        run=run,
+        weights=weights,
+        model=model,
+        device=device,
+        batch_size=batch_size,
+        split=split,
+        cache_dir=cache_dir,
+        workers=workers,
+        labels_columns=labels_column or (),
+        overwrite=overwrite,
+        progress=progress,
+    )
+    rate = summary.embedded / summary.seconds if summary.seconds > 0 else float("nan")
+    console.print(
+        f"wrote {summary.out}: {summary.rows} rows ({summary.embedded} embedded, "
+        f"{summary.skipped} damaged), {summary.dim}-d, model {summary.model} on {summary.device}, "
+        f"{rate:,.0f} pairs/s",
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``embed`` and the ``eval`` sub-app to ``app``."""
+    app.command("embed")(user_errors(embed))
+    app.add_typer(eval_app, name="eval")

@@ -1,9 +1,149 @@
-"""CLI commands: model-info. (Being written: register() adds the commands.)"""
+"""CLI command ``csmoe model-info``: parameters and FLOPs of one preset, or a table of all."""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated, Any
+
 import typer
+from csmoe_cli._common import user_errors
+from rich.console import Console
+from rich.table import Table
+
+BASELINE = "csmae-b"
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings; values are JSON where they parse (``14``, ``[0, 2]``, ``null``), else strings.
+
+    Raises:
+        CsmoeError: for an item without ``=``.
+    """
+    from csmoe_model.errors import CsmoeError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise CsmoeError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _m(n: float) -> str:
+    return f"{n / 1e6:,.1f}"
+
+
+def _g(n: float) -> str:
+    return f"{n / 1e9:,.2f}"
+
+
+def _console() -> Console:
+    # wide enough for the comparison table when the output is not a terminal (pipes, tests)
+    probe = Console()
+    return Console(width=max(probe.width, 160)) if not probe.is_terminal else probe
+
+
+def _detail(report: Any) -> list[Table]:
+    head = Table(
+        title=f"{report.name}: {report.img_size} px, patch {report.patch_size}, {report.tokens_per_sensor} tokens per sensor"
+    )
+    head.add_column("quantity")
+    head.add_column("value", justify="right")
+    head.add_row("parameters, total (M)", _m(report.params_total))
+    head.add_row("parameters, encoder (M)", _m(report.params_encoder))
+    head.add_row("parameters, decoder (M)", _m(report.params_decoder))
+    head.add_row("encoder parameters active per token (M)", _m(report.params_active_per_token))
+    head.add_row(
+        "Soft MoE blocks (of the encoder's)",
+        f"{report.moe_blocks} / {report.config['depth_sensor'] + report.config['depth_shared']}",
+    )
+    head.add_row(
+        "encoder inference GFLOPs per pair (GMACs)",
+        f"{_g(report.encode.total)} ({_g(report.encode.total / 2)})",
+    )
+    head.add_row(
+        "training step GFLOPs per pair, fwd+bwd (GMACs)",
+        f"{_g(report.train.total)} ({_g(report.train.total / 2)})",
+    )
+    comp = Table(title="GFLOPs per pair by component")
+    comp.add_column("component")
+    comp.add_column("encoder inference", justify="right")
+    comp.add_column("training step", justify="right")
+    for key in report.train.components:
+        comp.add_row(
+            key, _g(report.encode.components.get(key, 0.0)), _g(report.train.components[key])
+        )
+    return [head, comp]
+
+
+def _comparison(reports: list[Any]) -> Table:
+    base = next((r for r in reports if r.name == BASELINE), None)
+    table = Table(title="Presets (GFLOPs per S1+S2 pair, FlopCounterMode: 2 per multiply-add)")
+    cols = ["model", "img/patch", "tokens", "MoE blocks", "params M", "encoder M", "active/token M"]
+    cols += ["encode GFLOPs", "encode GMACs", "train GFLOPs"]
+    if base is not None:
+        cols += [f"encode FLOPs / {BASELINE}", f"params / {BASELINE}"]
+    for i, c in enumerate(cols):
+        table.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for r in reports:
+        row = [r.name, f"{r.img_size}/{r.patch_size}", str(r.tokens_per_sensor), str(r.moe_blocks)]
+        row += [_m(r.params_total), _m(r.params_encoder), _m(r.params_active_per_token)]
+        row += [_g(r.encode.total), _g(r.encode.total / 2), _g(r.train.total)]
+        if base is not None:
+            row += [
+                f"{r.encode.total / base.encode.total:.3f}x",
+                f"{r.params_total / base.params_total:.2f}x",
+            ]
+        table.add_row(*row)
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``model-info`` to ``app``."""
+
+    @app.command("model-info")
+    @user_errors
+    def model_info(
+        name: Annotated[
+            str | None, typer.Argument(help="Preset name; omit to compare all presets.")
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print JSON instead of tables.")
+        ] = False,
+        overrides: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set", help="Config override KEY=VALUE (repeatable), e.g. --set patch_size=14."
+            ),
+        ] = None,
+        batch: Annotated[
+            int, typer.Option(min=1, help="Batch size for the count (FLOPs are per pair).")
+        ] = 2,
+    ) -> None:
+        """Parameters (total, active per token) and FLOPs per pair (encoder inference, training step),
+        counted with torch's FlopCounterMode on the meta device, broken down by component."""
+        from csmoe_model.flops import compare_presets, model_report
+
+        kwargs = parse_overrides(overrides)
+        if name is not None:
+            report = model_report(name, batch=batch, **kwargs)
+            if as_json:
+                typer.echo(json.dumps(report.to_dict(), indent=2))
+                return
+            console = _console()
+            for table in _detail(report):
+                console.print(table)
+            return
+        reports = compare_presets(batch=batch, **kwargs)
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {"baseline": BASELINE, "models": [r.to_dict() for r in reports]}, indent=2
+                )
+            )
+            return
+        _console().print(_comparison(reports))

@@ -10,4 +10,18 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+from csmoe_model.layers.soft_moe import SoftMoE
+from csmoe_model.models.csmoe import CSMoE, CsmoeConfig, CsmoeOutput
+from csmoe_model.registry import build_model, get_config, list_models, register_model
+
+__all__ = [
+    "CSMoE",
+    "CsmoeConfig",
+    "CsmoeOutput",
+    "SoftMoE",
+    "__version__",
+    "build_model",
+    "get_config",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,321 @@
+"""Descriptor engine vs exactextract vs rasterstats on the same footprints and rasters.
+
+Scenarios (all data generated here, seeded):
+
+(a) 1.2 km UTM footprints (BigEarthNet-like, EPSG:32633) over a ~11 m land-cover raster in
+    EPSG:4326 (tiled, deflate, spatially coherent classes);
+(b) ~100 km tiles in their local UTM zones (32631-32635) over a 1 km (0.01 deg) global
+    raster in EPSG:4326 (sparse GeoTIFF: only the area under the tiles holds data).
+
+For each: patches/s of this engine (library call, one process), of exactextract (``frac`` +
+``unique``, exact coverage) and of rasterstats (``zonal_stats(categorical=True)``, pixel
+centres); the reprojection of the footprints into the raster CRS is included for every tool,
+since each needs it. Then the whole CLI run (``csmoe-data build-manifest`` as a subprocess,
+Python start-up, footprint loading, metadata, checksums and the Parquet write included), with 1
+and 2 workers, and the ratios. Accuracy: mean L1 of our fractions against exactextract's, and
+the share of footprints with the same majority class.
+
+Run: ``python benchmarks/bench_descriptors.py`` (defaults take a couple of minutes on 2 cores);
+``--quick`` for a smoke run, ``--n-a`` / ``--n-b`` to resize.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+CLASSES = np.array([10, 20, 30, 40, 50, 60, 80, 90], dtype=np.uint8)  # WorldCover codes
+
+
+def blocky_classes(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    """Spatially coherent classes: nearest-neighbour upsampled noise plus 5% speckle."""
+    small = rng.choice(CLASSES, size=(h // cell + 2, w // cell + 2))
+    big = np.repeat(np.repeat(small, cell, axis=0), cell, axis=1)
+    oy, ox = rng.integers(0, cell, 2)
+    out = big[oy : oy + h, ox : ox + w].copy()
+    speckle = rng.random((h, w)) < 0.05
+    out[speckle] = rng.choice(CLASSES, size=int(speckle.sum()))
+    return out
+
+
+def write_tiled(path: Path, h: int, w: int, transform, fill, sparse: bool = False) -> None:
+    """Write a tiled uint8 GeoTIFF block row by block row (``fill(row0, row1, col0, col1)``)."""
+    profile = dict(
+        driver="GTiff",
+        height=h,
+        width=w,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=transform,
+        nodata=0,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
+    if sparse:
+        profile["sparse_ok"] = True
+    with rasterio.open(path, "w", **profile) as ds:
+        for r0, r1, c0, c1, data in fill():
+            ds.write(data, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
+
+
+def scenario_a(tmp: Path, n: int, rng: np.random.Generator) -> tuple[Path, gpd.GeoDataFrame]:
+    """~11 m EPSG:4326 raster around 13-14 E, 48 N; n BigEarthNet-like 1.2 km UTM 33N squares."""
+    res = 0.0001
+    lon0, lat0 = 13.0, 48.5
+    side = int(np.ceil(np.sqrt(n)))
+    h = w = int(side * 1300 / 11.1 / 0.85) + 300  # enough room for the grid of footprints
+    path = tmp / "lc_a.tif"
+
+    def fill():
+        for r0 in range(0, h, 1024):
+            r1 = min(h, r0 + 1024)
+            yield r0, r1, 0, w, blocky_classes(rng, r1 - r0, w, 40)
+
+    write_tiled(path, h, w, from_origin(lon0, lat0, res, res), fill)
+    # footprints on a 1.3 km grid inside the raster, in UTM 33N
+    t = gpd.GeoSeries.from_xy([lon0 + 0.02], [lat0 - 0.02], crs=4326).to_crs(32633)
+    x0, y0 = float(t.x.iloc[0]), float(t.y.iloc[0])
+    xs, ys = np.meshgrid(np.arange(side) * 1300.0, np.arange(side) * 1300.0)
+    xs, ys = xs.ravel()[:n] + x0, y0 - ys.ravel()[:n]
+    geoms = shapely.box(xs, ys - 1200, xs + 1200, ys)
+    return path, gpd.GeoDataFrame(
+        {"patch_id": [f"a{i}" for i in range(n)]}, geometry=geoms, crs=32633
+    )
+
+
+def scenario_b(tmp: Path, n: int, rng: np.random.Generator) -> tuple[Path, gpd.GeoDataFrame]:
+    """Global 0.01 deg raster (sparse), n ~100 km tiles in UTM zones 31-35 over 0-30 E, 40-60 N."""
+    res = 0.01
+    h, w = 18000, 36000
+    lon_a, lon_b, lat_a, lat_b = -2.0, 32.0, 38.0, 62.0
+    r_a, r_b = int((90 - lat_b) / res), int((90 - lat_a) / res)
+    c_a, c_b = int((lon_a + 180) / res), int((lon_b + 180) / res)
+    path = tmp / "lc_b.tif"
+
+    def fill():
+        for r0 in range(r_a - r_a % 256, r_b, 1024):
+            r1 = min(r0 + 1024, r_b + 256)
+            yield (
+                r0,
+                r1,
+                c_a - c_a % 256,
+                c_b,
+                blocky_classes(rng, r1 - r0, c_b - (c_a - c_a % 256), 12),
+            )
+
+    write_tiled(path, h, w, from_origin(-180, 90, res, res), fill, sparse=True)
+    frames = []
+    per_zone = int(np.ceil(n / 5))
+    for z in range(5):
+        epsg = 32631 + z
+        # 6 columns x 24 rows of 100 km tiles per zone (eastings 200-800 km, northings 4400-6800 km)
+        cols, rows = np.meshgrid(np.arange(6), np.arange(24))
+        xs = 200000.0 + cols.ravel()[:per_zone] * 100000
+        ys = 4400000.0 + rows.ravel()[:per_zone] * 100000
+        g = shapely.box(xs, ys, xs + 100000, ys + 100000)
+        frames.append(
+            gpd.GeoDataFrame(
+                {"patch_id": [f"b{z}_{i}" for i in range(len(g))]}, geometry=g, crs=epsg
+            )
+        )
+    # keep the tiles inside the data area
+    fp = []
+    for f in frames:
+        ll = f.to_crs(4326).bounds
+        keep = (ll.minx > lon_a) & (ll.maxx < lon_b) & (ll.miny > lat_a) & (ll.maxy < lat_b)
+        fp.append(f[keep.to_numpy()])
+    return path, fp
+
+
+def ours(path: Path, fp_frames: list[gpd.GeoDataFrame], legend) -> tuple[float, list]:
+    from csmoe_data.descriptors import footprint_descriptors
+    from csmoe_data.rasters import close_datasets, inspect_raster
+
+    close_datasets()
+    info = inspect_raster(path)
+    t = time.perf_counter()
+    out = []
+    for f in fp_frames:
+        geoms = np.asarray(f.geometry.values, dtype=object)
+        df, _ = footprint_descriptors(geoms, [f.crs.to_string()] * len(f), info, legend)
+        out.append(df)
+    return time.perf_counter() - t, out
+
+
+def exact(path: Path, fp_frames: list[gpd.GeoDataFrame]) -> tuple[float, list]:
+    from exactextract import exact_extract
+
+    t = time.perf_counter()
+    out = []
+    for f in fp_frames:
+        g = f.to_crs(4326)
+        out.append(exact_extract(str(path), g, ["unique", "frac"], output="pandas"))
+    return time.perf_counter() - t, out
+
+
+def rstats(path: Path, fp_frames: list[gpd.GeoDataFrame], limit: int) -> tuple[float, int]:
+    from rasterstats import zonal_stats
+
+    t = time.perf_counter()
+    done = 0
+    for f in fp_frames:
+        g = f.to_crs(4326).iloc[: max(0, limit - done)]
+        zonal_stats(list(g.geometry), str(path), categorical=True, nodata=0)
+        done += len(g)
+        if done >= limit:
+            break
+    return time.perf_counter() - t, done
+
+
+def accuracy(ours_dfs: list, ee_dfs: list, legend) -> tuple[float, float]:
+    codes = [c.code for c in legend.classes]
+    l1, agree, n = [], 0, 0
+    for df, ee in zip(ours_dfs, ee_dfs, strict=True):
+        mine = df[legend.columns].to_numpy(np.float64)
+        for i in range(len(df)):
+            ref = dict(zip(ee["unique"].iloc[i], ee["frac"].iloc[i], strict=True))
+            ref.pop(0, None)
+            tot = sum(ref.values())
+            if tot <= 0:
+                continue
+            r = np.array([ref.get(c, 0.0) / tot for c in codes])
+            l1.append(np.abs(np.nan_to_num(mine[i]) - r).sum())
+            agree += int(codes[int(np.argmax(r))] == df["lc_major"].iloc[i])
+            n += 1
+    return float(np.mean(l1)), agree / max(n, 1)
+
+
+def cli_run(tmp: Path, path: Path, fp_frames: list[gpd.GeoDataFrame], workers: int) -> float:
+    """Whole CLI run (subprocess) with land cover only; footprints from a GeoParquet file."""
+    # one CRS per vector file: scenario (b) mixes zones, so the CLI gets its largest zone only
+    f = max(fp_frames, key=len)
+    src = tmp / f"fp_{len(f)}_{f.crs.to_epsg()}.parquet"
+    if not src.exists():
+        f.to_parquet(src)
+    out = tmp / f"cli_{workers}.parquet"
+    cmd = [
+        sys.executable,
+        "-m",
+        "csmoe_cli.data_app",
+        "build-manifest",
+        "--footprints",
+        str(src),
+        "--landcover",
+        str(path),
+        "--landcover-legend",
+        "worldcover",
+        "--out",
+        str(out),
+        "--overwrite",
+        "--workers",
+        str(workers),
+    ]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "TERM": "dumb"})
+    return time.perf_counter() - t, len(f)
+
+
+def run(
+    name: str, tmp: Path, path: Path, frames: list[gpd.GeoDataFrame], rs_limit: int, cli: bool
+) -> dict:
+    from csmoe_data.legends import load_legend
+
+    legend = load_legend("worldcover", "landcover")
+    n = sum(len(f) for f in frames)
+    t_ours, ours_dfs = ours(path, frames, legend)
+    t_ee, ee_dfs = exact(path, frames)
+    t_rs, n_rs = rstats(path, frames, rs_limit)
+    l1, agree = accuracy(ours_dfs, ee_dfs, legend)
+    r = {
+        "scenario": name,
+        "n": n,
+        "ours": n / t_ours,
+        "exactextract": n / t_ee,
+        "rasterstats": n_rs / t_rs,
+        "l1": l1,
+        "agree": agree,
+    }
+    if cli:
+        for w in (1, 2):
+            t_cli, n_cli = cli_run(tmp, path, frames, w)
+            r[f"cli_w{w}"] = n_cli / t_cli
+            r["n_cli"] = n_cli
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n-a", type=int, default=4000, help="footprints in scenario (a)")
+    ap.add_argument("--n-b", type=int, default=400, help="tiles in scenario (b)")
+    ap.add_argument(
+        "--rasterstats-max", type=int, default=600, help="footprints timed for rasterstats (slow)"
+    )
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    ap.add_argument("--no-cli", action="store_true", help="skip the CLI runs")
+    args = ap.parse_args()
+    if args.quick:
+        args.n_a, args.n_b, args.rasterstats_max = 200, 60, 60
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="csmoe-bench-") as d:
+        tmp = Path(d)
+        t = time.perf_counter()
+        pa, fa = scenario_a(tmp, args.n_a, rng)
+        pb, fb = scenario_b(tmp, args.n_b, rng)
+        print(f"generated data in {time.perf_counter() - t:.1f} s", flush=True)
+        results = [
+            run(
+                "(a) 1.2 km UTM footprints, ~11 m EPSG:4326 raster",
+                tmp,
+                pa,
+                [fa],
+                args.rasterstats_max,
+                not args.no_cli,
+            ),
+            run(
+                "(b) 100 km UTM tiles, 1 km global EPSG:4326 raster",
+                tmp,
+                pb,
+                fb,
+                args.rasterstats_max,
+                not args.no_cli,
+            ),
+        ]
+    for r in results:
+        print(f"\n{r['scenario']}: {r['n']} footprints")
+        print(f"  csmoe engine (1 process)  {r['ours']:10,.0f} patches/s")
+        print(
+            f"  exactextract              {r['exactextract']:10,.0f} patches/s   ours/exactextract = {r['ours'] / r['exactextract']:.1f}x"
+        )
+        print(
+            f"  rasterstats               {r['rasterstats']:10,.0f} patches/s   ours/rasterstats  = {r['ours'] / r['rasterstats']:.1f}x"
+        )
+        if "cli_w1" in r:
+            for w in (1, 2):
+                v = r[f"cli_w{w}"]
+                print(
+                    f"  csmoe-data CLI, {w} worker{'s' if w > 1 else ' '}  {v:10,.0f} patches/s   "
+                    f"(whole run, {r['n_cli']} footprints) vs exactextract {v / r['exactextract']:.1f}x, "
+                    f"vs rasterstats {v / r['rasterstats']:.1f}x"
+                )
+        print(
+            f"  accuracy vs exactextract: mean L1 {r['l1']:.2e}, same majority {100 * r['agree']:.1f}%"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Training-step throughput: csmae-b (dense CSMAE baseline) vs csmoe-b (Soft MoE), side by side.
+
+One step = masked forward of the full CSMAE objective + backward + AdamW (weight decay off for
+norms, biases, tokens, Soft MoE scale) on synthetic normalised inputs at the model's img_size.
+Reports pairs/s, peak memory, and model-FLOPs utilisation (MFU) = (FlopCounterMode FLOPs of one
+forward+backward, counted on the meta device; optimizer not counted) x steps/s / the device's
+dense bf16 peak. On a CPU MFU is not applicable (no bf16 peak to compare against).
+
+    python benchmarks/bench_train_step.py --device cpu --batch 4 --steps 3
+    python benchmarks/bench_train_step.py --device cuda --batch 256 --steps 30 --compile both
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from csmoe_model import build_model
+from csmoe_model.flops import count_flops
+
+#: dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, matched in order against the device name
+BF16_PEAK_TFLOPS: list[tuple[str, float]] = [
+    ("H200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),  # SXM5 / HBM3
+    ("GH200", 989.4),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+]
+
+
+def device_peak(device: torch.device, override: float | None) -> tuple[str, float | None]:
+    """Device name and its bf16 peak in FLOP/s (``None`` where unknown or on a CPU)."""
+    if device.type != "cuda":
+        return (
+            f"CPU {platform.machine()} x{os.cpu_count()} ({platform.processor() or 'unknown'})",
+            None,
+        )
+    name = torch.cuda.get_device_name(device)
+    if override:
+        return name, override * 1e12
+    for key, tflops in BF16_PEAK_TFLOPS:
+        if key in name:
+            return name, tflops * 1e12
+    return name, None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mem_gib(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30, "max allocated"
+    # Linux reports KiB; process-wide high-water mark (models run in order, smaller first)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process peak RSS"
+
+
+def bench(
+    name: str, args: argparse.Namespace, device: torch.device, compiled: bool
+) -> dict[str, Any]:
+    """Time ``args.steps`` training steps of preset ``name`` after ``args.warmup`` untimed ones."""
+    overrides = json.loads(args.overrides) if args.overrides else {}
+    with torch.device("meta"):
+        meta = build_model(name, **overrides)
+    flops_per_pair = count_flops(meta, "train", batch=2).total
+    del meta
+
+    torch.manual_seed(0)
+    model = build_model(name, **overrides).to(device).train()
+    decay = model.no_weight_decay()
+    params = dict(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in params.items() if n not in decay], "weight_decay": 0.05},
+        {"params": [p for n, p in params.items() if n in decay], "weight_decay": 0.0},
+    ]
+    fused = device.type == "cuda"
+    opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), fused=fused)
+    step_model = torch.compile(model) if compiled else model
+    g = torch.Generator(device=device).manual_seed(0)
+    size, b = model.img_size, args.batch
+    s1 = torch.randn(b, model.in_chans["s1"], size, size, device=device, generator=g)
+    s2 = torch.randn(b, model.in_chans["s2"], size, size, device=device, generator=g)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with amp:
+            loss = step_model(s1, s2).loss
+        loss.backward()
+        opt.step()
+        return loss
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(args.warmup):
+        step()
+    _sync(device)
+    warm_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        loss = step()
+    _sync(device)
+    elapsed = time.perf_counter() - t0
+    mem, mem_kind = _peak_mem_gib(device)
+    pairs_s = args.steps * b / elapsed
+    out = {
+        "model": name,
+        "compile": compiled,
+        "dtype": args.dtype,
+        "batch": b,
+        "steps": args.steps,
+        "params_M": sum(p.numel() for p in params.values()) / 1e6,
+        "train_gflops_per_pair": flops_per_pair / 1e9,
+        "pairs_per_s": pairs_s,
+        "step_ms": 1e3 * elapsed / args.steps,
+        "warmup_s": warm_s,
+        "peak_mem_gib": mem,
+        "peak_mem_kind": mem_kind,
+        "achieved_tflops": flops_per_pair * pairs_s / 1e12,
+        "final_loss": loss.item(),
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--models", nargs="+", default=["csmae-b", "csmoe-b"], help="baseline first")
+    ap.add_argument(
+        "--batch", type=int, default=None, help="pairs per step (default 256 on cuda, 4 on cpu)"
+    )
+    ap.add_argument(
+        "--steps", type=int, default=None, help="timed steps (default 20 on cuda, 3 on cpu)"
+    )
+    ap.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps (default 5 on cuda, 1 on cpu)"
+    )
+    ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="bf16 = autocast")
+    ap.add_argument("--compile", choices=["off", "on", "both"], default="off")
+    ap.add_argument(
+        "--overrides",
+        default=None,
+        help="JSON config overrides for every model, e.g. '{\"patch_size\": 10}'",
+    )
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="bf16 peak when the device is not in the table",
+    )
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    args.batch = args.batch or (256 if cuda else 4)
+    args.steps = args.steps or (20 if cuda else 3)
+    args.warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    dev_name, peak = device_peak(device, args.peak_tflops)
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    print(
+        f"device: {dev_name}; bf16 peak: {f'{peak / 1e12:.1f} TFLOP/s' if peak else 'n/a'}; torch {torch.__version__}"
+    )
+    print(f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps, {args.dtype}")
+    results = []
+    for compiled in modes:
+        for name in args.models:
+            r = bench(name, args, device, compiled)
+            gc.collect()  # free this model's weights and optimizer state before the next one
+            if cuda:
+                torch.cuda.empty_cache()
+            r["mfu"] = r["achieved_tflops"] * 1e12 / peak if peak else None
+            results.append(r)
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a (CPU)"
+            print(
+                f"{name:>10} compile={str(compiled):5} {r['pairs_per_s']:9.2f} pairs/s  {r['step_ms']:9.1f} ms/step  "
+                f"{r['train_gflops_per_pair']:6.2f} GFLOPs/pair  {r['achieved_tflops']:7.3f} TFLOP/s  MFU {mfu}  "
+                f"peak {r['peak_mem_gib']:.2f} GiB ({r['peak_mem_kind']})  warm-up {r['warmup_s']:.1f} s"
+            )
+        base = next(r for r in results if r["compile"] == compiled and r["model"] == args.models[0])
+        for r in results:
+            if r["compile"] == compiled and r is not base:
+                print(
+                    f"  {r['model']} / {base['model']} (compile={compiled}): {r['pairs_per_s'] / base['pairs_per_s']:.2f}x pairs/s"
+                )
+    if args.json:
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(
+            json.dumps({"device": dev_name, "peak_flops": peak, "results": results}, indent=2)
+        )
+        tmp.replace(args.json)
+
+
+if __name__ == "__main__":
+    main()

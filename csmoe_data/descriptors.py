@@ -1,0 +1,278 @@
+"""Thematic-climatic descriptors of footprints: class fractions from categorical rasters.
+
+For each footprint and raster: the footprint is transformed into the raster's CRS (edges
+densified; the raster is never warped), then into pixel space; every pixel under it is weighted
+by the exact area of the footprint inside it (:func:`csmoe_data.rasters.coverage`), so
+fractions equal exact area-weighted coverage fractions (what exactextract computes), for
+footprints spanning thousands of pixels as for a 1.2 km patch inside one 9 km climate pixel.
+Pixels that are nodata (the raster's nodata value, NaN, or a value the legend declares as
+nodata, e.g. ocean) are excluded from the valid area; values the legend lacks are excluded too
+but counted per value and reported (:attr:`ClassAreas.unknown`), never dropped silently.
+
+Speed: footprints are processed in order of the raster tile (512 x 512 pixels) they start in;
+footprints sharing a tile are served by one windowed read; class codes are mapped with a lookup
+table and summed with ``np.bincount``; the coverage computation is vectorised over the boundary
+(cost grows with the perimeter in pixels, interior pixels count fully through a cumulative sum).
+
+Columns (see ``data_manifests/README.md``):
+
+- land cover: ``lc_<code>`` (float32 fraction of the valid area, NaN where nothing is valid),
+  ``lc_valid_frac`` (valid area / footprint area, 0 where the footprint is off the raster),
+  ``lc_major`` (Int32 code with the largest fraction; ties go to the first class in legend
+  order), ``lc_entropy`` (Shannon entropy of the fractions in nats, i.e. natural log).
+- climate: ``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+
+from csmoe_data.legends import NODATA, UNKNOWN, Legend
+from csmoe_data.rasters import RasterInfo, boundary_pieces, coverage_t, read_window, to_pixel_space
+
+#: footprints starting in the same tile of this many pixels share one windowed read
+TILE = 512
+#: largest window (pixels) handled in one piece; bigger footprints are processed in row strips
+MAX_WINDOW_PIXELS = 1 << 22
+#: boundary pieces computed in one vectorised batch (about 40 bytes each)
+PIECES_PER_BATCH = 1 << 20
+
+
+@dataclass
+class ClassAreas:
+    """Per-footprint class areas (in pixel units) from one raster.
+
+    Attributes:
+        area: ``(n, K)`` area of each legend class inside each footprint.
+        valid: ``(n,)`` area of valid pixels (sum over classes).
+        total: ``(n,)`` footprint area in pixel units (including parts off the raster).
+        unknown: raster value -> covered pixel area, for values the legend lacks.
+        unknown_rows: number of footprints that touch at least one unknown value.
+    """
+
+    area: NDArray[np.float64]
+    valid: NDArray[np.float64]
+    total: NDArray[np.float64]
+    unknown: dict[int, float] = field(default_factory=dict)
+    unknown_rows: int = 0
+
+
+class ClassMapper:
+    """Turns raw raster values under coverage weights into class areas (and unknown values).
+
+    For 8/16-bit rasters the weights are first summed per raw value (``np.bincount`` on the
+    pixel values, one pass), then per class through a lookup table; other types map values
+    through ``np.unique``.
+    """
+
+    def __init__(self, info: RasterInfo, legend: Legend) -> None:
+        self.legend = legend
+        self.k = len(legend.classes)
+        self.nodata = info.nodata
+        self.dtype = np.dtype(info.dtype)
+        self.table: NDArray[np.int32] | None = None
+        if self.dtype in (np.uint8, np.uint16):
+            self.table = legend.lookup_table(256 if self.dtype == np.uint8 else 65536)
+            if self.nodata is not None and float(self.nodata).is_integer() and 0 <= self.nodata < len(self.table):
+                self.table[int(self.nodata)] = NODATA
+            # shifted by 2 so that NODATA (-2) and UNKNOWN (-1) are bins 0 and 1
+            self.shifted = (self.table + 2).astype(np.int64)
+
+    def classes(self, data: NDArray[Any]) -> NDArray[np.int32]:
+        """Class index (or NODATA / UNKNOWN) per pixel."""
+        if self.table is not None:
+            return self.table[data]
+        out = np.full(data.shape, NODATA, dtype=np.int32)
+        ok = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, dtype=bool)
+        if self.nodata is not None:
+            ok &= data != self.nodata
+        if data.dtype.kind == "f":
+            ok &= data == np.round(data)  # fractional values are not class codes
+        if ok.any():
+            uniq, inv = np.unique(data[ok].astype(np.int64), return_inverse=True)
+            mapped = np.array([self.legend.index_of(int(v)) for v in uniq], dtype=np.int32)
+            out[ok] = mapped[inv]
+        return out
+
+    def areas(self, data: NDArray[Any], weights: NDArray[np.float64]) -> tuple[NDArray[np.float64], dict[int, float]]:
+        """Weighted area per class and per unknown raw value."""
+        if self.table is not None:
+            hist = np.bincount(data.ravel(), weights=weights.ravel())
+            per = np.bincount(self.shifted[: len(hist)], weights=hist, minlength=self.k + 2)
+            unknown: dict[int, float] = {}
+            if per[1] > 0:
+                vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > 0))
+                unknown = dict(zip(vals.tolist(), hist[vals].tolist(), strict=True))
+            return per[2:], unknown
+        cls = self.classes(data)
+        per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
+        unknown = {}
+        if per[1] > 0:
+            unk = (cls == UNKNOWN) & (weights > 0)
+            vals, inv = np.unique(data[unk].astype(np.int64), return_inverse=True)
+            sums = np.bincount(inv, weights=weights[unk])
+            unknown = dict(zip(vals.tolist(), sums.tolist(), strict=True))
+        return per[2:], unknown
+
+
+def class_areas(geoms: NDArray[np.object_], info: RasterInfo, legend: Legend) -> ClassAreas:
+    """Exact area of every legend class inside every footprint.
+
+    Args:
+        geoms: polygons already in the raster's CRS (None/empty rows get zero areas).
+        info: the raster.
+        legend: its legend.
+
+    Returns:
+        A :class:`ClassAreas` with one row per geometry, in the input order.
+
+    Raises:
+        CsmoeDataError: if raster pixels cannot be read.
+    """
+    n = len(geoms)
+    k = len(legend.classes)
+    area = np.zeros((n, k), dtype=np.float64)
+    mapper = ClassMapper(info, legend)
+    unknown: dict[int, float] = {}
+    unknown_owner = np.zeros(n, dtype=bool)
+    px = to_pixel_space(np.asarray(geoms, dtype=object), info)
+    parts, owner = shapely.get_parts(px, return_index=True)
+    poly = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
+    parts, owner = parts[poly], owner[poly]
+    total = np.bincount(owner, weights=shapely.area(parts), minlength=n).astype(np.float64)
+    if not len(parts):
+        return ClassAreas(area=area, valid=area.sum(axis=1), total=total)
+    b = shapely.bounds(parts)
+    c0 = np.clip(np.floor(b[:, 0]), 0, info.width).astype(np.int64)
+    c1 = np.clip(np.ceil(b[:, 2]), 0, info.width).astype(np.int64)
+    r0 = np.clip(np.floor(b[:, 1]), 0, info.height).astype(np.int64)
+    r1 = np.clip(np.ceil(b[:, 3]), 0, info.height).astype(np.int64)
+    idx = np.flatnonzero((c1 > c0) & (r1 > r0))
+    # process by the tile each window starts in: one read serves a tile's footprints
+    key = (r0[idx] // TILE) * ((info.width // TILE) + 1) + (c0[idx] // TILE)
+    sort = np.argsort(key, kind="stable")
+    idx, key = idx[sort], key[sort]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(idx)]
+    # boundary pieces are computed in batches of about PIECES_PER_BATCH (bounded memory)
+    bw = np.ceil(b[idx, 2] - b[idx, 0])
+    bh = np.ceil(b[idx, 3] - b[idx, 1])
+    est = np.cumsum(2 * (bw + bh) + shapely.get_num_coordinates(parts[idx]) + 4)
+    batch_start = batch_end = 0
+    pieces = None
+    for s, e in zip(starts, ends, strict=True):
+        group = idx[s:e]
+        buffer = None
+        if len(group) > 1:
+            ur0, ur1 = r0[group].min(), r1[group].max()
+            uc0, uc1 = c0[group].min(), c1[group].max()
+            union = (ur1 - ur0) * (uc1 - uc0)
+            single = ((r1[group] - r0[group]) * (c1[group] - c0[group])).sum()
+            if union <= max(2 * single, 4096) and union <= MAX_WINDOW_PIXELS:
+                buffer = (ur0, uc0, read_window(info, ur0, ur1, uc0, uc1))
+        for q in range(s, e):
+            if q >= batch_end:
+                base = est[q - 1] if q else 0.0
+                batch_start = q
+                batch_end = max(q + 1, int(np.searchsorted(est, base + PIECES_PER_BATCH, side="right")))
+                pieces = boundary_pieces(parts[idx[batch_start:batch_end]])
+            j = idx[q]
+            pc = pieces.of(q - batch_start)
+            wr0, wr1, wc0, wc1 = r0[j], r1[j], c0[j], c1[j]
+            strip = max(1, MAX_WINDOW_PIXELS // max(1, wc1 - wc0))
+            for sr0 in range(wr0, wr1, strip):
+                sr1 = min(sr0 + strip, wr1)
+                if buffer is not None:
+                    br0, bc0, data = buffer
+                    block = data[sr0 - br0 : sr1 - br0, wc0 - bc0 : wc1 - bc0]
+                else:
+                    block = read_window(info, sr0, sr1, wc0, wc1)
+                # coverage comes column-major; the transposed block matches it
+                per, unk = mapper.areas(block.T, coverage_t(pc, sr0, sr1, wc0, wc1))
+                area[owner[j]] += per
+                if unk:
+                    unknown_owner[owner[j]] = True
+                    for v, a in unk.items():
+                        unknown[v] = unknown.get(v, 0.0) + a
+    return ClassAreas(
+        area=area,
+        valid=area.sum(axis=1),
+        total=total,
+        unknown=unknown,
+        unknown_rows=int(unknown_owner.sum()),
+    )
+
+
+def _fractions(ca: ClassAreas) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.bool_]]:
+    has = ca.valid > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = ca.area / ca.valid[:, None]
+        valid_frac = np.where(ca.total > 0, ca.valid / ca.total, 0.0)
+    frac[~has] = np.nan
+    return frac, np.clip(valid_frac, 0.0, 1.0).astype(np.float32), has
+
+
+def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
+    """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
+    frac, valid_frac, has = _fractions(ca)
+    cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
+    cols["lc_valid_frac"] = valid_frac
+    major = pd.array(legend.codes[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)], dtype="Int32")
+    major[~has] = pd.NA
+    cols["lc_major"] = major
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
+    entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
+    cols["lc_entropy"] = entropy.astype(np.float32)
+    return pd.DataFrame(cols)
+
+
+def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
+    """``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string, null where nothing valid)."""
+    frac, valid_frac, has = _fractions(ca)
+    cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
+    cols["kg_valid_frac"] = valid_frac
+    symbols = np.array(legend.keys, dtype=object)
+    major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
+    cols["kg_major"] = pd.array(np.where(has, major, None), dtype="string")
+    return pd.DataFrame(cols)
+
+
+def describe(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
+    """Descriptor columns of the legend's kind (land cover or climate)."""
+    return landcover_columns(ca, legend) if legend.kind == "landcover" else climate_columns(ca, legend)
+
+
+def footprint_descriptors(
+    geoms: NDArray[np.object_],
+    crs_values: NDArray[np.object_] | list[str],
+    info: RasterInfo,
+    legend: Legend,
+    densify_pts: int = 21,
+) -> tuple[pd.DataFrame, ClassAreas]:
+    """Transform footprints (each in its own CRS) into the raster's CRS and describe them.
+
+    Args:
+        geoms: footprint polygons, each in the CRS given by ``crs_values``.
+        crs_values: each footprint's CRS (mixed UTM zones are fine).
+        info: the raster.
+        legend: its legend.
+        densify_pts: extra vertices per edge before reprojection.
+
+    Returns:
+        ``(columns, class_areas)``.
+
+    Raises:
+        CsmoeDataError: unknown CRS, unreadable pixels.
+    """
+    from csmoe_data.geometry import transform_geometries_by_crs
+
+    in_raster = transform_geometries_by_crs(geoms, list(crs_values), info.crs, densify_pts)
+    ca = class_areas(in_raster, info, legend)
+    return describe(ca, legend), ca

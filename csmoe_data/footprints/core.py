@@ -1,0 +1,227 @@
+"""The footprint table every source produces, and the checks all sources share."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from csmoe_data.errors import CsmoeDataError
+from csmoe_data.geometry import repair_geometries, split_antimeridian, unwrap_longitudes
+from csmoe_data.labels import BEN19_LABELS, BEN43_LABELS, parse_labels, to_labels19
+
+__all__ = ["RESERVED_COLUMNS", "Footprints", "finalize_table", "progress_bar"]
+
+#: columns a source sets itself; an attribute with one of these names is renamed ``<name>_src``
+RESERVED_COLUMNS: tuple[str, ...] = ("patch_id", "geometry", "crs")
+
+_KNOWN_BEN = {" ".join(n.lower().split()) for n in (*BEN43_LABELS, *BEN19_LABELS)}
+
+
+@dataclasses.dataclass
+class Footprints:
+    """Patch footprints from one source, each in its own native CRS.
+
+    Attributes:
+        table: one row per footprint: ``patch_id`` (str, unique), ``geometry`` (valid 2-D shapely
+            polygons in the row's native CRS), ``crs`` (``"EPSG:<code>"`` where the CRS has an
+            EPSG code, else WKT), then the source's attributes (for BigEarthNet folders
+            ``s2_path``, ``s1_path``, ``labels``, ``labels19``, ...).
+        source: the source as given (path or ``sample:<name>``).
+        repaired: number of invalid geometries repaired.
+        dropped: number of rows dropped (no polygonal geometry left, or an unusable patch).
+        notes: human-readable remarks about the load (what was repaired, renamed, skipped).
+    """
+
+    table: pd.DataFrame
+    source: str
+    repaired: int = 0
+    dropped: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def crs_values(self) -> list[str]:
+        """The distinct CRSs, in order of first appearance."""
+        return list(dict.fromkeys(self.table["crs"].tolist()))
+
+
+def _ids_as_str(values: pd.Series, column: str) -> pd.Series:
+    """Ids as strings; integral floats (shapefiles store ints as reals) lose their ``.0``."""
+    if values.isna().any():
+        n = int(values.isna().sum())
+        raise CsmoeDataError(
+            f"id column {column!r} has {n} empty value(s); every footprint needs an id"
+        )
+    if pd.api.types.is_float_dtype(values.dtype):
+        arr = values.to_numpy(dtype=float)
+        if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            return pd.Series([str(int(v)) for v in arr], index=values.index, dtype=object)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise CsmoeDataError(f"id column {column!r} holds booleans, not ids")
+    out = pd.Series([str(v) for v in values.tolist()], index=values.index, dtype=object)
+    blank = out.str.strip() == ""
+    if blank.any():
+        raise CsmoeDataError(
+            f"id column {column!r} has {int(blank.sum())} blank value(s); every footprint needs an id"
+        )
+    return out
+
+
+def check_unique_ids(ids: pd.Series, column: str) -> None:
+    """Raise when ids repeat, naming a few of them.
+
+    Raises:
+        CsmoeDataError: on duplicate ids.
+    """
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        examples = ", ".join(repr(v) for v in list(dict.fromkeys(dup.tolist()))[:3])
+        n = int(ids.duplicated().sum())
+        raise CsmoeDataError(
+            f"id column {column!r} has {n} duplicate id(s), e.g. {examples}; ids must be unique"
+        )
+
+
+def add_labels(table: pd.DataFrame, labels_column: str, notes: list[str]) -> pd.DataFrame:
+    """Carry ``labels_column`` into ``labels`` (list of str) and, for BigEarthNet names, ``labels19``.
+
+    Raises:
+        CsmoeDataError: if the column is missing.
+    """
+    if labels_column not in table.columns:
+        raise CsmoeDataError(
+            f"labels column {labels_column!r} not found; columns: {', '.join(map(str, table.columns))}"
+        )
+    parsed = [parse_labels(v) for v in table[labels_column].tolist()]
+    table = table.copy()
+    if labels_column != "labels" and "labels" in table.columns:
+        table = table.rename(columns={"labels": "labels_src"})
+        notes.append("attribute 'labels' renamed 'labels_src' (labels come from --labels-column)")
+    table["labels"] = pd.Series(parsed, index=table.index, dtype=object)
+    names = {" ".join(n.lower().split()) for row in parsed for n in row}
+    if names and names <= _KNOWN_BEN and "labels19" not in table.columns:
+        table["labels19"] = pd.Series(
+            [to_labels19(r) for r in parsed], index=table.index, dtype=object
+        )
+        notes.append("labels are BigEarthNet CORINE names: 19-class 'labels19' added")
+    return table
+
+
+def finalize_table(
+    ids: pd.Series,
+    geoms: Any,
+    crs: Any,
+    attrs: pd.DataFrame | None,
+    id_column: str,
+    notes: list[str],
+    repair: bool = True,
+    lonlat: bool = False,
+) -> tuple[pd.DataFrame, int, int]:
+    """Assemble and check a footprint table.
+
+    Args:
+        ids: raw id values (converted to str).
+        geoms: shapely geometries, one per id.
+        crs: one CRS string for all rows, or a sequence with one per row.
+        attrs: pass-through attributes (same index as ``ids``) or None.
+        id_column: the id column's name in the source (for messages).
+        notes: list that receives remarks.
+        repair: run :func:`repair_geometries` (sources whose geometries are built valid skip it).
+        lonlat: the geometries are geographic: unwrap footprints written across the antimeridian
+            (longitudes > 180 or "the long way round") and split them into parts within
+            ``[-180, 180]``.
+
+    Returns:
+        ``(table, repaired, dropped)``.
+
+    Raises:
+        CsmoeDataError: on missing, blank or duplicate ids, or when nothing is left.
+    """
+    ids = _ids_as_str(ids.reset_index(drop=True), id_column)
+    check_unique_ids(ids, id_column)
+    geom_arr = np.empty(len(ids), dtype=object)
+    geom_arr[:] = list(geoms)
+    repaired = 0
+    if lonlat:
+        geom_arr = unwrap_longitudes(shapely.force_2d(geom_arr))
+    if repair:
+        geom_arr, repaired = repair_geometries(geom_arr)
+        if repaired:
+            notes.append(f"{repaired} invalid geometr{'y' if repaired == 1 else 'ies'} repaired")
+    if lonlat:
+        geom_arr = split_antimeridian(geom_arr)
+    keep = np.array([g is not None for g in geom_arr], dtype=bool)
+    dropped = int((~keep).sum())
+    if dropped:
+        lost = ", ".join(repr(i) for i in ids[~keep].tolist()[:3])
+        notes.append(f"{dropped} footprint(s) without a polygonal geometry dropped (e.g. {lost})")
+    table = pd.DataFrame({"patch_id": ids.astype(str)})
+    table["geometry"] = pd.Series(geom_arr, dtype=object)
+    if isinstance(crs, str):
+        table["crs"] = crs
+    else:
+        table["crs"] = pd.Series(list(crs), dtype=object).astype(str)
+    if attrs is not None and len(attrs.columns):
+        attrs = attrs.reset_index(drop=True)
+        renames = {c: f"{c}_src" for c in attrs.columns if c in RESERVED_COLUMNS}
+        if renames:
+            attrs = attrs.rename(columns=renames)
+            notes.append(
+                "attribute(s) "
+                + ", ".join(f"{k!r} -> {v!r}" for k, v in renames.items())
+                + " renamed"
+            )
+        table = pd.concat([table, attrs], axis=1)
+    table = table.loc[keep].reset_index(drop=True)
+    if not len(table):
+        raise CsmoeDataError("no usable footprint left (every geometry was empty or not polygonal)")
+    return table, repaired, dropped
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool | None = None) -> Iterator[Any]:
+    """A rich progress bar (rate and ETA) on stderr; yields ``advance(n=1)``.
+
+    Shown when ``enabled`` is True, or when None and stderr is a terminal and ``total`` is large.
+    """
+    show = enabled if enabled is not None else (sys.stderr.isatty() and total >= 2000)
+    if not show:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    class _Rate(TransferSpeedColumn):
+        def render(self, task: Any) -> Any:  # items/s rather than bytes/s
+            from rich.text import Text
+
+            speed = task.finished_speed or task.speed
+            return Text("?/s" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)

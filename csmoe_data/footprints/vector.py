@@ -1,0 +1,140 @@
+"""Footprints from a vector file: GeoParquet, GeoPackage, GeoJSON, Shapefile, FlatGeobuf, ...
+
+Any format geopandas reads, in one CRS, with a unique id column. A grid written by
+``csmoe-data grid`` (columns ``utm_crs``, ``row``, ``col``, ``cell_size``) is recognised and its
+cells are rebuilt as exact squares in their own UTM zone; see :mod:`csmoe_data.footprints.grid`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from csmoe_data.errors import CsmoeDataError
+from csmoe_data.footprints.core import Footprints, add_labels, finalize_table
+from csmoe_data.footprints.grid import GRID_COLUMNS, grid_cell_squares
+from csmoe_data.geometry import crs_string
+
+__all__ = ["PARQUET_SUFFIXES", "VECTOR_SUFFIXES", "load_vector"]
+
+PARQUET_SUFFIXES = (".parquet", ".geoparquet", ".pq")
+#: suffixes tried as vector files (anything else is still offered to GDAL/pyogrio)
+VECTOR_SUFFIXES = (
+    *PARQUET_SUFFIXES,
+    ".gpkg",
+    ".geojson",
+    ".json",
+    ".shp",
+    ".fgb",
+    ".gml",
+    ".kml",
+    ".sqlite",
+    ".zip",
+    ".geojsonl",
+    ".geojsons",
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+def _read(path: Path) -> gpd.GeoDataFrame:
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            try:
+                return gpd.read_parquet(path)
+            except ValueError as exc:
+                # a plain Parquet without GeoParquet metadata is not a footprint file
+                if "geo" in str(exc).lower():
+                    raise CsmoeDataError(
+                        f"{path} is a Parquet file without GeoParquet 'geo' metadata; write it with geopandas"
+                    ) from exc
+                raise
+        return gpd.read_file(path)
+    except CsmoeDataError:
+        raise
+    except Exception as exc:  # pyogrio/pyarrow raise many types for corrupt files
+        raise CsmoeDataError(f"cannot read footprint file {path}: {_one_line(exc)}") from exc
+
+
+def _drop_covering_bbox(gdf: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    # GeoParquet 1.1 'bbox' covering columns (e.g. from a manifest) are rebuilt on output
+    if "bbox" in gdf.columns:
+        first = next((v for v in gdf["bbox"].tolist() if v is not None), None)
+        if isinstance(first, dict) and {"xmin", "ymin", "xmax", "ymax"} <= set(first):
+            notes.append("GeoParquet 'bbox' covering column dropped (rebuilt on output)")
+            return gdf.drop(columns=["bbox"])
+    return gdf
+
+
+def load_vector(
+    path: Path, source: str, id_column: str = "patch_id", labels_column: str | None = None
+) -> Footprints:
+    """Load footprints from a vector file.
+
+    Args:
+        path: the file.
+        source: the source as the user gave it (kept in :attr:`Footprints.source`).
+        id_column: the column holding unique patch ids.
+        labels_column: optional column carried into ``labels`` (list column, or a string column
+            with ``;``/``|``-separated names or a JSON list).
+
+    Returns:
+        The footprints; geometry in the file's CRS (for a ``csmoe-data grid`` file, each cell's
+        exact square in its UTM zone).
+
+    Raises:
+        CsmoeDataError: unreadable or corrupt file, empty file, no CRS, missing id or labels
+            column, null or duplicate ids, or no usable geometry.
+    """
+    notes: list[str] = []
+    gdf = _read(path)
+    if not len(gdf):
+        raise CsmoeDataError(f"footprint file {path} is empty (no features)")
+    if id_column not in gdf.columns:
+        cols = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name)
+        raise CsmoeDataError(
+            f"id column {id_column!r} not found in {path}; columns: {cols} (use --id-column)"
+        )
+    gdf = _drop_covering_bbox(gdf, notes)
+    geom_name = gdf.geometry.name
+    attrs = pd.DataFrame(gdf.drop(columns=[geom_name, id_column]))
+
+    if set(gdf.columns) >= GRID_COLUMNS:
+        # a csmoe-data grid: rebuild each cell's exact UTM square instead of the lon/lat outline
+        geoms, crs_values = grid_cell_squares(
+            gdf["utm_crs"].astype(str).to_numpy(),
+            gdf["row"].to_numpy(),
+            gdf["col"].to_numpy(),
+            gdf["cell_size"].to_numpy(dtype=float),
+        )
+        attrs = attrs.drop(columns=["utm_crs"])
+        notes.append(
+            "csmoe-data grid recognised: cells rebuilt as exact squares in their UTM zones"
+        )
+        table, repaired, dropped = finalize_table(
+            gdf[id_column], geoms, crs_values, attrs, id_column, notes, repair=False
+        )
+    else:
+        if gdf.crs is None:
+            raise CsmoeDataError(
+                f"footprint file {path} has no CRS; set one (e.g. with ogr2ogr -a_srs)"
+            )
+        crs = crs_string(gdf.crs)
+        # lon/lat footprints are made canonical: dateline crossings as parts within [-180, 180]
+        table, repaired, dropped = finalize_table(
+            gdf[id_column],
+            gdf.geometry.values,
+            crs,
+            attrs,
+            id_column,
+            notes,
+            lonlat=bool(gdf.crs.is_geographic),
+        )
+    if labels_column is not None:
+        table = add_labels(table, labels_column, notes)
+    return Footprints(table=table, source=source, repaired=repaired, dropped=dropped, notes=notes)

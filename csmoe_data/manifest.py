@@ -1,0 +1,214 @@
+"""Read and write csmoe manifests: GeoParquet 1.1 files with a ``csmoe`` metadata entry.
+
+A manifest is one row per footprint, ``geometry`` in EPSG:4326, a ``bbox`` covering column
+(struct ``xmin``/``ymin``/``xmax``/``ymax``), zstd compression. The Parquet schema metadata holds
+the standard ``geo`` entry and, beside it, ``csmoe``: a JSON object with the tool version, the
+inputs (path, sha256, CRS, resolution), the legends, the parameters and, after sampling, a
+``sampling`` entry. The schema is documented in ``data_manifests/README.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from csmoe_data.atomic import atomic_output
+from csmoe_data.errors import CsmoeDataError
+
+#: the Parquet schema-metadata key holding csmoe's JSON metadata
+METADATA_KEY = b"csmoe"
+#: GeoParquet version written
+GEOPARQUET_VERSION = "1.1.0"
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file (streamed, so memory stays small).
+
+    Raises:
+        CsmoeDataError: if the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk_size):
+                digest.update(block)
+    except OSError as exc:
+        raise CsmoeDataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def path_sha256(path: str | Path) -> str:
+    """Return a sha256 of a file, or of a folder's files (relative names and contents, sorted).
+
+    Raises:
+        CsmoeDataError: if a file cannot be read.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(path).as_posix().encode())
+        digest.update(file_sha256(f).encode())
+    return digest.hexdigest()
+
+
+def _to_json(metadata: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(metadata, sort_keys=False, default=_json_default).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise CsmoeDataError(f"manifest metadata is not JSON-serialisable: {exc}") from exc
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and paths show up in metadata built from rasters
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def manifest_table(gdf: gpd.GeoDataFrame, metadata: dict[str, Any]) -> pa.Table:
+    """Convert a GeoDataFrame to the Arrow table of a manifest (geo + csmoe metadata).
+
+    Raises:
+        CsmoeDataError: if ``gdf`` has no geometry or no CRS, or metadata is not JSON.
+    """
+    from geopandas.io.arrow import _geopandas_to_arrow
+
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name is None:
+        raise CsmoeDataError("a manifest needs a GeoDataFrame with a geometry column")
+    if gdf.crs is None:
+        raise CsmoeDataError("the manifest's geometry has no CRS; expected EPSG:4326")
+    if gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    if "bbox" in gdf.columns:  # regenerated from the geometry below
+        gdf = gdf.drop(columns="bbox")
+    table = _geopandas_to_arrow(
+        gdf.reset_index(drop=True),
+        index=False,
+        geometry_encoding="WKB",
+        schema_version=GEOPARQUET_VERSION,
+        write_covering_bbox=True,
+    )
+    meta = dict(table.schema.metadata or {})
+    # the pandas entry is kept: it restores nullable dtypes such as Int32 ``lc_major`` on read
+    meta[METADATA_KEY] = _to_json(metadata)
+    return table.replace_schema_metadata(meta)
+
+
+def write_manifest(
+    gdf: gpd.GeoDataFrame,
+    path: str | Path,
+    metadata: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write ``gdf`` as a GeoParquet 1.1 manifest with csmoe metadata, atomically.
+
+    Args:
+        gdf: rows to write; geometry is converted to EPSG:4326 if it is in another CRS.
+        path: target ``.parquet`` file.
+        metadata: JSON-serialisable dict stored under the ``csmoe`` schema-metadata key.
+        overwrite: replace an existing file.
+
+    Returns:
+        The written path.
+
+    Raises:
+        CsmoeDataError: if the file exists and ``overwrite`` is false, the folder cannot be
+            created, the frame has no geometry/CRS, or metadata is not JSON-serialisable.
+    """
+    table = manifest_table(gdf, metadata)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+        except OSError as exc:
+            raise CsmoeDataError(f"cannot write {path}: {exc}") from exc
+        _default_permissions(tmp)
+    return Path(path)
+
+
+def _default_permissions(path: Path) -> None:
+    """Give the file the permissions a plain ``open`` would (temporary files are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def read_manifest_metadata(path: str | Path) -> dict[str, Any]:
+    """Return only the decoded ``csmoe`` metadata of a manifest (reads the footer only).
+
+    Raises:
+        CsmoeDataError: if the file is missing, not Parquet, or its csmoe metadata is corrupt.
+    """
+    path = _check_exists(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CsmoeDataError(f"{path} is not a readable Parquet file: {exc}") from exc
+    return _decode_metadata(path, schema.metadata or {})
+
+
+def _check_exists(path: str | Path) -> Path:
+    from csmoe_data.samples import resolve_path
+
+    path = resolve_path(path)
+    if not path.exists():
+        raise CsmoeDataError(f"manifest not found: {path}")
+    if path.is_dir():
+        raise CsmoeDataError(f"{path} is a directory, not a manifest file")
+    return path
+
+
+def _decode_metadata(path: Path, schema_meta: dict[bytes, bytes]) -> dict[str, Any]:
+    raw = schema_meta.get(METADATA_KEY)
+    if raw is None:
+        return {}
+    try:
+        out = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CsmoeDataError(f"{path}: the csmoe metadata is not valid JSON ({exc})") from exc
+    if not isinstance(out, dict):
+        raise CsmoeDataError(f"{path}: the csmoe metadata is not a JSON object")
+    return out
+
+
+def read_manifest(path: str | Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Read a manifest written by :func:`write_manifest` (or any GeoParquet file).
+
+    Args:
+        path: the ``.parquet`` file (``sample:<name>`` is resolved too).
+
+    Returns:
+        ``(gdf, metadata)``: the rows (the ``bbox`` covering column dropped, since it is
+        derived from the geometry) and the decoded ``csmoe`` metadata ({} if absent).
+
+    Raises:
+        CsmoeDataError: if the file is missing, not (Geo)Parquet, or its metadata is corrupt.
+    """
+    path = _check_exists(path)
+    try:
+        pf = pq.ParquetFile(path)
+        schema_meta = pf.schema_arrow.metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CsmoeDataError(f"{path} is not a readable Parquet file: {exc}") from exc
+    if b"geo" not in schema_meta:
+        raise CsmoeDataError(f"{path} is Parquet but not GeoParquet (no 'geo' metadata)")
+    metadata = _decode_metadata(path, schema_meta)
+    try:
+        gdf = gpd.read_parquet(path)
+    except (ValueError, pa.ArrowInvalid, OSError) as exc:
+        raise CsmoeDataError(f"{path} is not a readable GeoParquet file: {exc}") from exc
+    if "bbox" in gdf.columns:
+        gdf = gdf.drop(columns="bbox")
+    return gdf, metadata

@@ -1,0 +1,266 @@
+"""``sample_manifest``: filters, allocation, picks, ``min_distance``, splits, metadata."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from csmoe_data.errors import CsmoeDataError
+from csmoe_data.sampling.allocation import allocate
+from csmoe_data.sampling.features import (
+    class_columns,
+    descriptor_matrix,
+    load_landcover_groups,
+    strata_labels,
+)
+from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
+from csmoe_data.sampling.options import SamplingOptions
+from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
+from csmoe_data.sampling.strategies import STRATEGIES, SamplingContext, Strategy, group_rng
+
+#: the split every row gets when no ``split`` option is given
+DEFAULT_SPLIT = "train"
+#: refill rounds after ``min_distance`` rejections
+MAX_DISTANCE_ROUNDS = 12
+
+
+def pool_checksum(gdf: pd.DataFrame) -> str:
+    """Stable hash of a pool's ids and descriptor columns: ``sha256:<hex>``.
+
+    Covers, in row order, ``patch_id`` (or the index when there is none), the class columns
+    (``lc_<code>``, ``kg_<symbol>``: names and float32 values, NaN canonicalised),
+    ``lc_valid_frac``, ``kg_valid_frac``, ``lc_major`` and ``kg_major``; not the geometry or
+    other attributes. When sampling from a file, callers may pass the file's sha256 to
+    :func:`sample_manifest` instead (the metadata then says ``pool_checksum_of: file``).
+    """
+    digest = hashlib.sha256()
+    ids = gdf["patch_id"] if "patch_id" in gdf.columns else pd.Series(gdf.index)
+    digest.update("\x1f".join(ids.astype(str).tolist()).encode("utf-8"))
+    cols = class_columns(gdf.columns) + [c for c in ("lc_valid_frac", "kg_valid_frac") if c in gdf.columns]
+    digest.update("\x1f".join(cols).encode("utf-8"))
+    if cols:
+        values = descriptor_matrix(gdf, cols)  # NaN -> 0 ...
+        nan = np.zeros_like(values, dtype=bool)
+        for j, c in enumerate(cols):  # ... so record where NaN were, to tell 0 from missing
+            nan[:, j] = gdf[c].isna().to_numpy()
+        digest.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
+        digest.update(np.packbits(nan).tobytes())
+    for c in ("lc_major", "kg_major"):
+        if c in gdf.columns:
+            digest.update(c.encode())
+            digest.update("\x1f".join(gdf[c].astype(object).map(str).tolist()).encode("utf-8"))
+    return "sha256:" + digest.hexdigest()
+
+
+_pool_checksum = pool_checksum  # sample_manifest's argument shadows the name
+
+
+def _validate(options: SamplingOptions) -> Strategy:
+    if options.strategy not in STRATEGIES:
+        known = ", ".join(STRATEGIES)
+        raise CsmoeDataError(f"unknown sampling strategy {options.strategy!r}; known: {known}")
+    if options.n is not None and options.n < 0:
+        raise CsmoeDataError(f"--n must be >= 0, not {options.n}")
+    if not np.isfinite(options.alpha) or options.alpha < 0:
+        raise CsmoeDataError(f"--alpha must be >= 0, not {options.alpha}")
+    if not 0.0 <= options.min_valid_frac <= 1.0:
+        raise CsmoeDataError(f"--min-valid-frac must lie in [0, 1], not {options.min_valid_frac}")
+    if options.min_distance is not None and not (options.min_distance >= 0):
+        raise CsmoeDataError(f"--min-distance must be >= 0 metres, not {options.min_distance}")
+    if options.climate_level not in ("symbol", "group"):
+        raise CsmoeDataError(f"--climate-level must be symbol or group, not {options.climate_level!r}")
+    if options.split is not None:
+        total = sum(options.split.values())
+        if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
+            raise CsmoeDataError(f"split fractions must be >= 0 and sum to 1, not {options.split}")
+    return STRATEGIES[options.strategy]
+
+
+def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
+    """Positions of the pool rows that pass ``min_valid_frac`` and ``where``."""
+    keep = np.ones(len(pool), dtype=bool)
+    for col in ("lc_valid_frac", "kg_valid_frac"):
+        if col in pool.columns and options.min_valid_frac > 0:
+            v = pd.to_numeric(pool[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            keep &= np.nan_to_num(v, nan=-1.0) >= options.min_valid_frac
+    if options.where:
+        try:
+            mask = pool.eval(options.where)
+        except Exception as exc:  # pandas raises many types for a bad expression
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise CsmoeDataError(f"bad --where expression {options.where!r}: {msg}") from None
+        if not isinstance(mask, pd.Series) or len(mask) != len(pool):
+            raise CsmoeDataError(f"--where expression {options.where!r} does not give one boolean per row")
+        try:
+            keep &= mask.fillna(False).to_numpy(dtype=bool)
+        except (TypeError, ValueError):
+            raise CsmoeDataError(f"--where expression {options.where!r} is not a boolean condition") from None
+    return np.flatnonzero(keep)
+
+
+def _interleave(picks: dict[int, np.ndarray], seed: int) -> np.ndarray:
+    """Candidates ordered by rank inside their group, groups in a seeded order at each rank.
+
+    So under ``min_distance`` every group's first pick is considered before any group's second.
+    """
+    if not picks:
+        return np.empty(0, dtype=np.int64)
+    groups = np.array(sorted(picks), dtype=np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1A7E]))
+    tie = rng.permutation(len(groups))
+    rows, ranks, ties = [], [], []
+    for t, g in zip(tie, groups, strict=True):
+        p = picks[int(g)]
+        rows.append(p)
+        ranks.append(np.arange(len(p)))
+        ties.append(np.full(len(p), t))
+    rows_a, ranks_a, ties_a = np.concatenate(rows), np.concatenate(ranks), np.concatenate(ties)
+    return rows_a[np.lexsort((ties_a, ranks_a))]
+
+
+def _select(
+    strategy: Strategy,
+    ctx: SamplingContext,
+    codes: np.ndarray,
+    names: list[str],
+    counts: np.ndarray,
+    geoms: np.ndarray | None,
+) -> np.ndarray:
+    """Run the picks (with ``min_distance`` refills when asked); returns context row indices."""
+    options = ctx.options
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    members = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
+    if not options.min_distance or geoms is None:
+        picked = [
+            strategy.pick(ctx, members[g], int(counts[g]), group_rng(options.seed, names[g]))
+            for g in range(len(names))
+            if counts[g] > 0
+        ]
+        if not picked:
+            return np.empty(0, dtype=np.int64)
+        return strategy.refine(ctx, np.concatenate(picked), codes)
+
+    lon, lat, radius = footprint_circles(geoms)
+    index = FootprintIndex(lon, lat, radius, options.min_distance)
+    available = np.ones(len(codes), dtype=bool)
+    want = counts.astype(np.int64).copy()
+    accepted: list[np.ndarray] = []
+    for round_ in range(MAX_DISTANCE_ROUNDS):
+        picks: dict[int, np.ndarray] = {}
+        for g in np.flatnonzero(want > 0):
+            rows = members[g][available[members[g]]]
+            if len(rows):
+                picks[int(g)] = strategy.pick(ctx, rows, int(want[g]), group_rng(options.seed, names[g], round_))
+        if round_ == 0 and picks:  # the global pass sees the first, complete set of picks
+            keys = sorted(picks)
+            flat = strategy.refine(ctx, np.concatenate([picks[g] for g in keys]), codes)
+            cuts = np.cumsum([len(picks[g]) for g in keys])[:-1]
+            picks = dict(zip(keys, np.split(flat, cuts), strict=True))
+        candidates = _interleave(picks, options.seed + round_)
+        done = np.concatenate(accepted) if accepted else np.empty(0, dtype=np.int64)
+        kept = index.thin(candidates, done)
+        accepted.append(kept)
+        available[candidates] = False
+        if len(kept):
+            free = np.flatnonzero(available)
+            for hits in index.conflicts(kept, free):
+                available[hits] = False
+        want -= np.bincount(codes[kept], minlength=len(names))
+        # groups that ran dry pass their deficit to groups that still have room
+        room = np.bincount(codes[available], minlength=len(names))
+        dry = (want > 0) & (room == 0)
+        if dry.any():
+            deficit = int(want[dry].sum())
+            want[dry] = 0
+            spare = np.maximum(room - want, 0)
+            want += allocate(spare, deficit, options.alpha)
+        if want.sum() == 0 or room.sum() == 0:
+            break
+    return np.concatenate(accepted) if accepted else np.empty(0, dtype=np.int64)
+
+
+def sample_manifest(
+    pool: gpd.GeoDataFrame | pd.DataFrame,
+    options: SamplingOptions,
+    pool_checksum: str | None = None,
+) -> tuple[gpd.GeoDataFrame | pd.DataFrame, dict[str, Any]]:
+    """Select rows of a descriptor pool.
+
+    Args:
+        pool: descriptor manifest rows (``lc_*``, ``kg_*`` columns; ``geometry`` in EPSG:4326
+            needed only for ``min_distance`` and ``split``).
+        options: what to select (see :class:`~csmoe_data.sampling.options.SamplingOptions`).
+        pool_checksum: checksum to record for the pool, e.g. the sha256 of the pool file;
+            default: :func:`pool_checksum` of the rows (ids + descriptors).
+
+    Returns:
+        The selected rows in pool order (index reset) with ``stratum`` and ``split`` columns,
+        and the ``sampling`` metadata entry (strategy, options, seed, pool size, pool
+        checksum, counts).
+
+    Raises:
+        CsmoeDataError: on bad options, a bad ``where`` expression, or a pool without the
+            columns the options need.
+    """
+    strategy = _validate(options)
+    if not class_columns(pool.columns):
+        raise CsmoeDataError("the pool has no descriptor columns (lc_<code> / kg_<symbol>); is it a descriptor manifest?")
+    needs_geometry = bool(options.min_distance) or options.split is not None
+    geoms = None
+    if needs_geometry:
+        if not isinstance(pool, gpd.GeoDataFrame) or pool.geometry.name not in pool.columns:
+            raise CsmoeDataError("min_distance and split need the pool's footprint geometry")
+        if pool.crs is not None and pool.crs.to_epsg() != 4326:
+            pool = pool.to_crs(4326)
+    checksum_of = "file" if pool_checksum else "ids+descriptors"
+    checksum = pool_checksum or _pool_checksum(pool)
+
+    positions = _filter(pool, options)
+    rows = pool.iloc[positions].reset_index(drop=True)
+    groups_map = load_landcover_groups(options.landcover_groups) if options.landcover_groups else None
+    columns = class_columns(rows.columns)
+    ctx = SamplingContext(
+        rows=rows,
+        X=descriptor_matrix(rows, columns),
+        columns=columns,
+        strata=strata_labels(rows, options.climate_level, groups_map),
+        options=options,
+    )
+    n = len(rows) if options.n is None else int(options.n)
+    codes, names = strategy.groups(ctx, n)
+    sizes = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(len(names), dtype=np.int64)
+    weights = strategy.allocation_weights(ctx, codes, len(names)) if len(codes) else None
+    counts = allocate(sizes, n, options.alpha if strategy.uses_alpha else 1.0, weights)
+    if needs_geometry:
+        geoms = np.asarray(rows.geometry.values, dtype=object)
+    chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms))
+
+    out = rows.iloc[chosen].reset_index(drop=True)
+    out["stratum"] = pd.array(strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string")
+    if options.split is not None:
+        blocks = spatial_blocks(np.asarray(out.geometry.values, dtype=object), DEFAULT_BLOCK_SIZE_M)
+        split = assign_splits(blocks, options.split, options.seed)
+    else:
+        split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
+    out["split"] = pd.array(split.astype(str), dtype="string")
+
+    selected_strata = len(set(out["stratum"].tolist())) if len(out) else 0
+    metadata: dict[str, Any] = {
+        "strategy": options.strategy,
+        "options": options.to_metadata(),
+        "seed": options.seed,
+        "pool_size": int(len(pool)),
+        "eligible": int(len(rows)),
+        "selected": int(len(out)),
+        "groups": int((sizes > 0).sum()),
+        "groups_selected": int(selected_strata),
+        "pool_checksum": checksum,
+        "pool_checksum_of": checksum_of,
+        "split_counts": {str(k): int(v) for k, v in out["split"].value_counts(sort=False).items()},
+    }
+    return out, metadata

@@ -1,0 +1,282 @@
+"""Pick k rows that cover a set of descriptor vectors (inside one stratum).
+
+Two classic answers and their mix:
+
+- :func:`kmeans_medoids`: k-means, then the row nearest each centre (representative: rows sit
+  where the mass is, which keeps the mean distance to the nearest pick low);
+- :func:`kcenter_greedy`: farthest-point traversal (Gonzalez' 2-approximation of k-center:
+  keeps the maximum distance to the nearest pick low, but favours outliers);
+- :func:`hybrid_cover`: medoids for a share of the budget, farthest points for the rest.
+
+``benchmarks/compare_strategies.py`` measures them on real pools; the default of
+``thematic-climatic`` is the one that measured best there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: rows a k-means fit sees at most (sub-sampled above this, for speed on huge strata)
+KMEANS_MAX_FIT = 20_000
+#: rows farthest-point traversal scans at most
+KCENTER_MAX_ROWS = 200_000
+
+
+def _sqdist(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    d = X - y
+    return np.einsum("ij,ij->i", d, d)
+
+
+def central_row(X: np.ndarray) -> int:
+    """Index of the row nearest the mean (a cheap medoid)."""
+    return int(np.argmin(_sqdist(X, X.mean(axis=0))))
+
+
+def kcenter_greedy(
+    X: np.ndarray, k: int, start: list[int] | np.ndarray | None = None, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Farthest-point traversal: each next pick is the row farthest from all picks so far.
+
+    Args:
+        X: (m, D) descriptors.
+        k: number of picks (at most m).
+        start: rows already picked (they are returned first); default: the central row.
+        rng: breaks the tie once every row coincides with a pick (duplicates): the remaining
+            picks are then drawn at random.
+
+    Returns:
+        Row indices, ``min(k, m)`` of them, in pick order.
+    """
+    m = len(X)
+    k = min(k, m)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    picks = [int(i) for i in (start if start is not None and len(start) else [central_row(X)])]
+    picks = list(dict.fromkeys(picks))[:k]
+    mind = np.full(m, np.inf, dtype=np.float32)
+    for p in picks:
+        np.minimum(mind, _sqdist(X, X[p]), out=mind)
+    while len(picks) < k:
+        j = int(np.argmax(mind))
+        if mind[j] <= 0.0:  # only duplicates of picked rows remain
+            rest = np.flatnonzero(mind > -1)
+            rest = np.setdiff1d(rest, np.asarray(picks), assume_unique=False)
+            if rng is not None:
+                rest = rng.permutation(rest)
+            picks.extend(int(r) for r in rest[: k - len(picks)])
+            break
+        picks.append(j)
+        np.minimum(mind, _sqdist(X, X[j]), out=mind)
+        mind[j] = -1.0  # never pick the same row twice
+    return np.asarray(picks, dtype=np.int64)
+
+
+def _kmeans_pp(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (D^2 sampling); returns row indices of the seeds."""
+    m = len(X)
+    seeds = [int(rng.integers(m))]
+    d2 = _sqdist(X, X[seeds[0]]).astype(np.float64)
+    for _ in range(1, k):
+        total = d2.sum()
+        j = int(rng.integers(m)) if total <= 0 else int(np.searchsorted(np.cumsum(d2), rng.random() * total))
+        j = min(j, m - 1)
+        seeds.append(j)
+        np.minimum(d2, _sqdist(X, X[j]), out=d2)
+    return np.asarray(seeds, dtype=np.int64)
+
+
+def _assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre and squared distance for every row (dense; callers keep m*k small)."""
+    d = (
+        np.einsum("ij,ij->i", X, X)[:, None]
+        - 2.0 * (X @ centres.T)
+        + np.einsum("ij,ij->i", centres, centres)[None, :]
+    )
+    lab = np.argmin(d, axis=1)
+    return lab, np.maximum(d[np.arange(len(X)), lab], 0.0)
+
+
+def lloyd(X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Plain k-means (k-means++ seeds, Lloyd steps) in numpy: centres (k, D) and labels.
+
+    Small problems (one stratum) run much faster here than through scikit-learn's per-call
+    set-up; empty clusters keep their previous centre.
+    """
+    centres = X[_kmeans_pp(X, k, rng)].astype(np.float32)
+    labels = np.full(len(X), -1, dtype=np.int64)
+    for _ in range(iters):
+        new, _ = _assign(X, centres)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        counts = np.bincount(labels, minlength=k).astype(np.float32)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, X)
+        nonempty = counts > 0
+        centres[nonempty] = sums[nonempty] / counts[nonempty, None]
+    return centres, labels
+
+
+def medoid(X: np.ndarray, members: np.ndarray, rng: np.random.Generator, max_candidates: int = 64, max_members: int = 2048) -> int:
+    """Row of ``members`` minimising the summed (not squared) distance to the others.
+
+    Candidates are the ``max_candidates`` members nearest the members' mean; the sum runs over
+    at most ``max_members`` members (a random subset above that).
+    """
+    if len(members) <= 2:
+        return int(members[0]) if len(members) == 1 else int(members[central_row(X[members])])
+    Xm = X[members]
+    cand = np.argsort(_sqdist(Xm, Xm.mean(axis=0)), kind="stable")[:max_candidates]
+    ref = Xm if len(Xm) <= max_members else Xm[rng.choice(len(Xm), max_members, replace=False)]
+    C = Xm[cand]
+    d = np.sqrt(np.maximum(
+        np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ ref.T + np.einsum("ij,ij->i", ref, ref)[None, :], 0.0
+    ))
+    return int(members[cand[int(np.argmin(d.sum(axis=1)))]])
+
+
+def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means clusters, each represented by its medoid, largest cluster first.
+
+    Strata with fewer distinct descriptors than ``k`` get one row per distinct descriptor
+    (most frequent first) and the rest by farthest-point traversal. Huge strata are clustered
+    on a random subset of :data:`KMEANS_MAX_FIT` rows.
+
+    Returns:
+        Row indices, ``min(k, m)`` of them, in priority order.
+    """
+    m = len(X)
+    k = min(k, m)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k == 1:
+        return np.array([medoid(X, np.arange(m), rng)], dtype=np.int64)
+    fit_rows = np.arange(m) if m <= KMEANS_MAX_FIT else np.sort(rng.choice(m, KMEANS_MAX_FIT, replace=False))
+    Xf = X[fit_rows]
+    uniq, first, counts = np.unique(Xf, axis=0, return_index=True, return_counts=True)
+    if len(uniq) <= k:
+        order = np.lexsort((first, -counts))
+        return kcenter_greedy(X, k, start=fit_rows[first[order]], rng=rng)
+    _, labels = lloyd(Xf, k, rng)
+    sizes = np.bincount(labels, minlength=k)
+    picks = []
+    for c in np.argsort(-sizes, kind="stable"):
+        if sizes[c] == 0:
+            break
+        picks.append(int(fit_rows[medoid(Xf, np.flatnonzero(labels == c), rng)]))
+    picks_a = np.asarray(list(dict.fromkeys(picks)), dtype=np.int64)
+    if len(picks_a) < k:
+        picks_a = kcenter_greedy(X, k, start=picks_a, rng=rng)
+    return picks_a
+
+
+def hybrid_cover(X: np.ndarray, k: int, rng: np.random.Generator, medoid_share: float = 0.5) -> np.ndarray:
+    """``ceil(medoid_share * k)`` k-means medoids, then farthest points for the rest."""
+    m = len(X)
+    k = min(k, m)
+    if k <= 1:
+        return kmeans_medoids(X, k, rng)
+    k_med = max(1, int(np.ceil(medoid_share * k)))
+    start = kmeans_medoids(X, k_med, rng)
+    if len(start) >= k:
+        return start[:k]
+    if m > KCENTER_MAX_ROWS:
+        rows = np.union1d(start, rng.choice(m, KCENTER_MAX_ROWS, replace=False))
+        pos = np.searchsorted(rows, start)
+        return rows[kcenter_greedy(X[rows], k, start=pos, rng=rng)]
+    return kcenter_greedy(X, k, start=start, rng=rng)
+
+
+def cover(X: np.ndarray, k: int, rng: np.random.Generator, method: str = "hybrid", medoid_share: float = 0.5) -> np.ndarray:
+    """Dispatch to one of the covering methods (``kmeans``, ``kcenter``, ``hybrid``).
+
+    Raises:
+        ValueError: on an unknown method.
+    """
+    if method == "kmeans":
+        return kmeans_medoids(X, k, rng)
+    if method == "kcenter":
+        m = len(X)
+        if m > KCENTER_MAX_ROWS:
+            rows = np.sort(rng.choice(m, KCENTER_MAX_ROWS, replace=False))
+            return rows[kcenter_greedy(X[rows], k, rng=rng)]
+        return kcenter_greedy(X, k, rng=rng)
+    if method == "hybrid":
+        return hybrid_cover(X, k, rng, medoid_share)
+    raise ValueError(f"unknown covering method {method!r}")
+
+
+def _nearest_chunked(X: np.ndarray, centres: np.ndarray, cells: int = 4_000_000) -> np.ndarray:
+    """Index of the nearest centre for every row, in chunks of about ``cells`` distances."""
+    out = np.empty(len(X), dtype=np.int64)
+    step = max(1, cells // max(1, len(centres)))
+    cc = np.einsum("ij,ij->i", centres, centres)[None, :]
+    for s in range(0, len(X), step):
+        xs = X[s : s + step]
+        out[s : s + len(xs)] = np.argmin(cc - 2.0 * (xs @ centres.T), axis=1)
+    return out
+
+
+def refine_medoids(
+    X: np.ndarray,
+    selected: np.ndarray,
+    groups: np.ndarray,
+    rng: np.random.Generator,
+    iters: int = 4,
+    budget: float = 2e8,
+    max_candidates: int = 48,
+    max_members: int = 1024,
+) -> np.ndarray:
+    """Alternating k-medoids over the whole pool, keeping every pick inside its own group.
+
+    Each pool row is assigned to its nearest pick (across groups); then each pick moves to the
+    row of its own group, inside its cell, that minimises the summed distance to the cell's
+    rows. Picks never change group, so per-group counts (and strata coverage) are kept, while
+    the picks of neighbouring strata stop covering the same rows twice. The summed distance
+    never increases. Runs on a random subset of pool rows so that rows x picks stays under
+    ``budget``; skipped when that subset would be smaller than five rows per pick.
+
+    Returns:
+        The refined picks, position by position (priority order kept).
+    """
+    sel = np.asarray(selected, dtype=np.int64).copy()
+    n, N = len(sel), len(X)
+    if n < 2:
+        return sel
+    n_eval = min(N, int(budget // n))
+    if n_eval < 5 * n:
+        return sel
+    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
+    taken = np.zeros(N, dtype=bool)
+    taken[sel] = True
+    for _ in range(iters):
+        lab = _nearest_chunked(X[rows], X[sel])
+        order = np.argsort(lab, kind="stable")
+        bounds = np.searchsorted(lab[order], np.arange(n + 1))
+        changed = False
+        for j in range(n):
+            members = rows[order[bounds[j] : bounds[j + 1]]]
+            if len(members) < 2:
+                continue
+            cand = members[(groups[members] == groups[sel[j]]) & ~taken[members]]
+            if len(cand) == 0:
+                continue
+            Xm = X[members]
+            ref = Xm if len(Xm) <= max_members else Xm[rng.choice(len(Xm), max_members, replace=False)]
+            if len(cand) > max_candidates:
+                cand = cand[np.argsort(_sqdist(X[cand], ref.mean(axis=0)), kind="stable")[:max_candidates]]
+            C = np.vstack([X[sel[j]][None, :], X[cand]])
+            d = np.sqrt(np.maximum(
+                np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ ref.T + np.einsum("ij,ij->i", ref, ref)[None, :],
+                0.0,
+            )).sum(axis=1)
+            best = int(np.argmin(d))
+            if best > 0 and d[best] < d[0] * (1.0 - 1e-6):
+                taken[sel[j]] = False
+                sel[j] = cand[best - 1]
+                taken[sel[j]] = True
+                changed = True
+        if not changed:
+            break
+    return sel
+

@@ -1,0 +1,229 @@
+"""The strategy registry: how rows are grouped, how the budget is split, how rows are picked.
+
+A strategy answers three questions, and the driver (:func:`csmoe_data.sampling.sample_manifest`)
+does the rest (filters, allocation by :func:`~csmoe_data.sampling.allocation.allocate`,
+``min_distance``, splits, output):
+
+- ``groups(ctx, n)``: a group code per eligible row and the group names (strata, clusters);
+- ``allocation_weights(ctx, codes, n_groups)``: an optional extra factor on N_s ** alpha;
+- ``pick(ctx, rows, k, rng)``: ``k`` of ``rows`` (indices into the context), best first.
+
+Add a strategy with::
+
+    @register_strategy("mine")
+    class Mine(Strategy):
+        ...
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from csmoe_data.sampling.coverage import cover, refine_medoids
+from csmoe_data.sampling.options import SamplingOptions
+
+#: name -> strategy instance
+STRATEGIES: dict[str, Strategy] = {}
+
+
+@dataclass
+class SamplingContext:
+    """Everything a strategy may look at, for the rows that passed the filters.
+
+    Attributes:
+        rows: the eligible pool rows (index reset to 0..N-1).
+        X: (N, D) float32 descriptor, land-cover fractions ⊕ climate fractions, NaN as 0.
+        columns: the class column of each descriptor dimension.
+        strata: ``"<climate>|<land cover>"`` label per row (climate level and land-cover groups
+            of the options applied).
+        options: the sampling options.
+    """
+
+    rows: pd.DataFrame
+    X: np.ndarray
+    columns: list[str]
+    strata: np.ndarray
+    options: SamplingOptions
+
+
+def group_rng(seed: int, name: str, salt: int = 0) -> np.random.Generator:
+    """A generator for one group that depends only on the seed and the group's name.
+
+    So the picks inside a stratum do not change when another stratum gains or loses rows.
+    """
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(name.encode()), salt]))
+
+
+class Strategy:
+    """Base class: one group holding every row, uniform random picks."""
+
+    name: str = ""
+    description: str = ""
+    #: whether ``--alpha`` means anything for this strategy
+    uses_alpha: bool = True
+
+    def groups(self, ctx: SamplingContext, n: int) -> tuple[np.ndarray, list[str]]:
+        """Group code per row (0..G-1) and the group names."""
+        codes, names = pd.factorize(pd.Series(ctx.strata, dtype=object), sort=True)
+        return codes.astype(np.int64), [str(x) for x in names]
+
+    def allocation_weights(self, ctx: SamplingContext, codes: np.ndarray, n_groups: int) -> np.ndarray | None:
+        """Extra allocation factor per group (None: plain N_s ** alpha)."""
+        return None
+
+    def pick(self, ctx: SamplingContext, rows: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        """``min(k, len(rows))`` of ``rows``, best first."""
+        return rng.permutation(rows)[:k]
+
+    def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Optional pass over all picks at once (same length, same groups); default: none."""
+        return picks
+
+    def stratum_labels(self, ctx: SamplingContext, codes: np.ndarray, names: list[str]) -> np.ndarray:
+        """What goes into the output's ``stratum`` column (default: the group name)."""
+        return np.asarray(names, dtype=object)[codes]
+
+
+def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator adding an instance of the class to :data:`STRATEGIES` under ``name``.
+
+    Raises:
+        ValueError: if the name is taken.
+    """
+
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        if name in STRATEGIES:
+            raise ValueError(f"strategy {name!r} is already registered")
+        cls.name = name
+        STRATEGIES[name] = cls()
+        return cls
+
+    return deco
+
+
+def list_strategies() -> list[str]:
+    """Registered strategy names, in registration order (the default first)."""
+    return list(STRATEGIES)
+
+
+def group_spread(X: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Root-mean-square distance of each group's descriptors to the group mean (vectorised)."""
+    sizes = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    safe = np.maximum(sizes, 1.0)
+    sq = np.bincount(codes, weights=np.einsum("ij,ij->i", X, X, dtype=np.float64), minlength=n_groups)
+    mean_sq = np.zeros(n_groups)
+    for j in range(X.shape[1]):  # D bincounts, not N Python steps
+        mean_sq += (np.bincount(codes, weights=X[:, j], minlength=n_groups) / safe) ** 2
+    return np.sqrt(np.maximum(sq / safe - mean_sq, 0.0))
+
+
+@register_strategy("thematic-climatic")
+class ThematicClimatic(Strategy):
+    """Strata = (climate, dominant land cover); n_s ∝ N_s ** alpha (times spread ** beta);
+    inside a stratum, rows that cover its descriptor distribution.
+
+    Attributes:
+        within: covering method inside a stratum (``kmeans``, ``kcenter``, ``hybrid``; see
+            :mod:`csmoe_data.sampling.coverage`).
+        medoid_share: share of a stratum's picks taken as k-means medoids by ``hybrid``.
+        spread_beta: exponent of the stratum spread (RMS distance to its mean descriptor) in
+            the allocation weight; 0 ignores spread. Homogeneous strata (e.g. pure desert)
+            then give budget to heterogeneous ones; every stratum still gets one row.
+    """
+
+    description = "strata by climate x dominant land cover, alpha allocation, descriptor-covering picks"
+
+    def __init__(
+        self, within: str = "kmeans", medoid_share: float = 0.5, spread_beta: float = 0.0, refine: bool = True
+    ):
+        self.within = within
+        self.medoid_share = medoid_share
+        self.spread_beta = spread_beta
+        self.global_refine = refine
+
+    def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        if not self.global_refine:
+            return picks
+        return refine_medoids(ctx.X, picks, codes, group_rng(ctx.options.seed, "refine"))
+
+    def allocation_weights(self, ctx: SamplingContext, codes: np.ndarray, n_groups: int) -> np.ndarray | None:
+        if not self.spread_beta:
+            return None
+        spread = group_spread(ctx.X, codes, n_groups)
+        return spread**self.spread_beta
+
+    def pick(self, ctx: SamplingContext, rows: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        if k >= len(rows):
+            return rows[cover(ctx.X[rows], len(rows), rng, "kcenter")] if len(rows) else rows
+        return rows[cover(ctx.X[rows], k, rng, self.within, self.medoid_share)]
+
+
+@register_strategy("stratified")
+class Stratified(Strategy):
+    """Strata = (climate, dominant land cover), n_s ∝ N_s ** alpha, uniform random inside."""
+
+    description = "strata by climate x dominant land cover, alpha allocation, random picks"
+
+
+@register_strategy("cluster")
+class Cluster(Strategy):
+    """k-means on the whole descriptor; clusters are the strata; random picks inside.
+
+    The number of clusters is ``clip(round(n / 4), 2, 256)`` (at most n and the number of
+    rows): about four picks per cluster, so that alpha still shapes the allocation. The fit
+    sees at most 50,000 rows (MiniBatchKMeans above 20,000); every row is then assigned.
+    """
+
+    description = "k-means clusters of the descriptor, alpha allocation, random picks"
+    max_fit = 50_000
+
+    def n_clusters(self, n: int, rows: int) -> int:
+        return int(max(1, min(rows, n, max(2, min(256, round(n / 4))))))
+
+    def groups(self, ctx: SamplingContext, n: int) -> tuple[np.ndarray, list[str]]:
+        import warnings
+
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        m = len(ctx.X)
+        k = self.n_clusters(n, m)
+        if k <= 1 or m == 0:
+            return np.zeros(m, dtype=np.int64), ["c000"]
+        rng = group_rng(ctx.options.seed, "cluster")
+        fit = ctx.X if m <= self.max_fit else ctx.X[np.sort(rng.choice(m, self.max_fit, replace=False))]
+        seed = int(rng.integers(2**31 - 1))
+        if len(fit) > 20_000:
+            km = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
+        else:
+            km = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            km.fit(fit)
+            codes = km.predict(ctx.X).astype(np.int64)
+        # renumber by first appearance so names do not depend on k-means' internal order
+        _, first = np.unique(codes, return_index=True)
+        order = np.argsort(first)
+        remap = np.empty(k, dtype=np.int64)
+        present = np.unique(codes)
+        remap[present[order]] = np.arange(len(present))
+        codes = remap[codes]
+        return codes, [f"c{i:03d}" for i in range(len(present))]
+
+
+@register_strategy("random")
+class Random(Strategy):
+    """Uniform random rows (the baseline); the ``stratum`` column still names (climate, land cover)."""
+
+    description = "uniform random baseline"
+    uses_alpha = False
+
+    def groups(self, ctx: SamplingContext, n: int) -> tuple[np.ndarray, list[str]]:
+        return np.zeros(len(ctx.X), dtype=np.int64), ["all"]
+
+    def stratum_labels(self, ctx: SamplingContext, codes: np.ndarray, names: list[str]) -> np.ndarray:
+        return ctx.strata

@@ -1,0 +1,181 @@
+"""Quality figures of a sampled manifest against its pool (issue 3 §2).
+
+Definitions (the same for every strategy):
+
+- strata = (``kg_major``, ``lc_major``) at full symbol/code level (a null majority is its own
+  ``none`` label);
+- descriptor = land-cover fractions ⊕ climate fractions (NaN as 0), Euclidean distance; the
+  class columns are the pool's (a class missing in the sample counts as 0 there);
+- ``strata_coverage``: share of the pool's strata with at least one selected row;
+- ``kcenter_mean_radius`` / ``kcenter_max_radius``: mean / max over pool rows of the distance
+  to the nearest selected row (exact nearest neighbours, scikit-learn, chunked);
+- ``landcover_js_divergence`` / ``climate_js_divergence``: Jensen-Shannon divergence, base 2
+  (so in [0, 1]), between the mean fraction vectors of sample and pool, each normalised to sum 1;
+- ``normalized_entropy``: Shannon entropy of the sample's strata distribution divided by
+  log(number of pool strata) (1.0 when the pool has a single stratum);
+- ``class_counts``: per class column (``lc_<code>``, ``kg_<symbol>``), the number of selected
+  rows where that class covers >= 5%.
+
+Without a pool the sample is its own pool (coverage 1, radii 0, divergences 0); the CLI looks
+for the pool path in the manifest's metadata first (see :func:`pool_path_from_metadata`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from csmoe_data.sampling.features import (
+    climate_columns,
+    descriptor_matrix,
+    landcover_columns,
+    strata_labels,
+)
+
+#: a class "covers" a row at this fraction or more, for ``class_counts``
+CLASS_PRESENCE = 0.05
+#: pool rows per nearest-neighbour query chunk (bounds memory on million-row pools)
+NN_CHUNK = 65_536
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits between two non-negative vectors (normalised here)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return 0.0 if p.sum() == q.sum() else 1.0
+    p = p / p.sum()
+    q = q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
+
+
+def nearest_distances(pool_X: np.ndarray, sample_X: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distance from every pool row to its nearest sample row."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(sample_X) == 0:
+        return np.full(len(pool_X), np.inf)
+    nn = NearestNeighbors(n_neighbors=1).fit(sample_X.astype(np.float64))
+    out = np.empty(len(pool_X))
+    for start in range(0, len(pool_X), NN_CHUNK):
+        chunk = pool_X[start : start + NN_CHUNK].astype(np.float64)
+        d, _ = nn.kneighbors(chunk)
+        out[start : start + len(chunk)] = d[:, 0]
+    return out
+
+
+def _normalized_entropy(labels: np.ndarray, n_strata: int) -> float:
+    if len(labels) == 0:
+        return 0.0
+    if n_strata <= 1:
+        return 1.0
+    _, counts = np.unique(labels.astype(str), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum() / np.log(n_strata))
+
+
+def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Quality figures of ``sample`` against ``pool`` (see the module docstring).
+
+    Args:
+        sample: the selected rows (a manifest).
+        pool: the rows they were chosen from; default: the sample itself.
+
+    Returns:
+        A JSON-serialisable dict with ``strata_coverage``, ``kcenter_mean_radius``,
+        ``kcenter_max_radius``, ``landcover_js_divergence``, ``climate_js_divergence``,
+        ``normalized_entropy``, ``class_counts`` and extras: ``rows``, ``pool_rows``,
+        ``strata_pool``, ``strata_sample``, ``splits`` (rows per split), ``landcover_mean``
+        and ``climate_mean`` (mean fractions of sample and pool, per class).
+    """
+    own_pool = pool is None
+    if pool is None:
+        pool = sample
+    lc_cols = landcover_columns(pool.columns) or landcover_columns(sample.columns)
+    kg_cols = climate_columns(pool.columns) or climate_columns(sample.columns)
+    cols = lc_cols + kg_cols
+    pool_X = descriptor_matrix(pool, cols)
+    sample_X = descriptor_matrix(sample, cols)
+
+    pool_strata = strata_labels(pool)
+    sample_strata = strata_labels(sample)
+    pool_set = set(pool_strata.tolist())
+    covered = pool_set & set(sample_strata.tolist())
+    coverage = len(covered) / len(pool_set) if pool_set else 0.0
+
+    if own_pool:
+        radii = np.zeros(len(pool_X))
+    else:
+        radii = nearest_distances(pool_X, sample_X)
+    nl = len(lc_cols)
+    lc_sample, lc_pool = sample_X[:, :nl].mean(axis=0), pool_X[:, :nl].mean(axis=0)
+    kg_sample, kg_pool = sample_X[:, nl:].mean(axis=0), pool_X[:, nl:].mean(axis=0)
+    if len(sample_X) == 0:
+        lc_sample = np.zeros(nl)
+        kg_sample = np.zeros(len(kg_cols))
+
+    class_counts = {c: int((sample_X[:, j] >= CLASS_PRESENCE).sum()) for j, c in enumerate(cols)}
+    splits: dict[str, int] = {}
+    if "split" in sample.columns:
+        splits = {str(k): int(v) for k, v in sample["split"].astype(str).value_counts().sort_index().items()}
+
+    def finite(x: float) -> float | None:
+        return float(x) if np.isfinite(x) else None
+
+    return {
+        "strata_coverage": float(coverage),
+        "kcenter_mean_radius": finite(radii.mean()) if len(radii) else None,
+        "kcenter_max_radius": finite(radii.max()) if len(radii) else None,
+        "landcover_js_divergence": js_divergence(lc_sample, lc_pool) if nl else None,
+        "climate_js_divergence": js_divergence(kg_sample, kg_pool) if kg_cols else None,
+        "normalized_entropy": _normalized_entropy(sample_strata, len(pool_set)),
+        "class_counts": class_counts,
+        "rows": int(len(sample)),
+        "pool_rows": int(len(pool)),
+        "pool_is_sample": bool(own_pool),
+        "strata_pool": len(pool_set),
+        "strata_sample": len(set(sample_strata.tolist())),
+        "splits": splits,
+        "landcover_mean": {
+            c: {"sample": float(lc_sample[j]), "pool": float(lc_pool[j])} for j, c in enumerate(lc_cols)
+        },
+        "climate_mean": {
+            c: {"sample": float(kg_sample[j]), "pool": float(kg_pool[j])} for j, c in enumerate(kg_cols)
+        },
+    }
+
+
+def pool_path_from_metadata(metadata: Mapping[str, Any], manifest_path: str | Path | None = None) -> Path | None:
+    """Where the pool of a sampled manifest lies, if its metadata says so and the file exists.
+
+    Looks at ``sampling.pool_path`` / ``sampling.pool``, then at ``inputs.pool`` (a path or a
+    ``{"path": ...}`` object); relative paths are taken from the manifest's folder.
+    """
+    candidates: list[Any] = []
+    sampling = metadata.get("sampling") if isinstance(metadata, Mapping) else None
+    if isinstance(sampling, Mapping):
+        candidates += [sampling.get("pool_path"), sampling.get("pool")]
+    inputs = metadata.get("inputs") if isinstance(metadata, Mapping) else None
+    if isinstance(inputs, Mapping):
+        candidates.append(inputs.get("pool"))
+    for c in candidates:
+        if isinstance(c, Mapping):
+            c = c.get("path")
+        if not isinstance(c, str) or not c:
+            continue
+        p = Path(c)
+        if not p.is_absolute() and manifest_path is not None:
+            p = Path(manifest_path).parent / p
+        if p.is_file():
+            return p
+    return None

@@ -1,0 +1,124 @@
+"""Read the rows and imagery paths of a csmoe manifest with pyarrow only (no geopandas, no GDAL).
+
+The geometry column is ignored: training needs ``patch_id``, ``s1_path``, ``s2_path`` and, for
+``--split``, the ``split`` column. Relative imagery paths resolve against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from csmoe_model.errors import CsmoeError
+
+#: columns read from a manifest (``split`` only when present)
+REQUIRED_COLUMNS: tuple[str, ...] = ("patch_id", "s1_path", "s2_path")
+
+
+@dataclass(frozen=True)
+class ManifestRows:
+    """The rows of a manifest that training reads, as numpy arrays (row order = file order).
+
+    Attributes:
+        path: the manifest file (absolute).
+        patch_id: object array of str.
+        s1_path: object array of absolute path strings, ``None`` where the row has no S1 imagery.
+        s2_path: object array of absolute path strings, ``None`` where the row has no S2 imagery.
+        split: object array of str (``None`` for missing values), or ``None`` without a split column.
+    """
+
+    path: Path
+    patch_id: np.ndarray
+    s1_path: np.ndarray
+    s2_path: np.ndarray
+    split: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.patch_id)
+
+
+def parse_splits(split: str | None) -> tuple[str, ...] | None:
+    """Parse ``--split`` ("train", or "train,val"; ``None``/"" or "all" = all rows)."""
+    if split is None or not split.strip() or split.strip().lower() == "all":
+        return None
+    names = tuple(s.strip() for s in split.split(",") if s.strip())
+    return names or None
+
+
+def select_split(split_column: np.ndarray | None, split: str | None) -> np.ndarray:
+    """Return the indices (int64, ascending) of the rows whose ``split`` is one of ``split``.
+
+    Raises:
+        CsmoeError: when a split is asked for but the manifest has no ``split`` column, or no row matches.
+    """
+    names = parse_splits(split)
+    if names is None:
+        n = 0 if split_column is None else len(split_column)
+        return np.arange(n, dtype=np.int64)
+    if split_column is None:
+        raise CsmoeError(
+            f"--split {split}: the manifest has no 'split' column (sample it with csmoe-data build-manifest --split ...)"
+        )
+    mask = np.isin(split_column.astype(str), np.array(names, dtype=str))
+    if not mask.any():
+        present = sorted({str(s) for s in split_column if s is not None})
+        raise CsmoeError(
+            f"--split {split}: no row has that split (the manifest has: {', '.join(present) or 'none'})"
+        )
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+def _resolve(values: list[str | None], base: Path) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if v is None or not str(v).strip():
+            out[i] = None
+            continue
+        p = Path(str(v)).expanduser()
+        out[i] = str(p if p.is_absolute() else (base / p))
+    return out
+
+
+def read_manifest_rows(path: str | Path) -> ManifestRows:
+    """Read ``patch_id``, the imagery paths (resolved) and ``split`` of a manifest.
+
+    Args:
+        path: a GeoParquet manifest written by ``csmoe-data build-manifest`` (any parquet file with
+            the columns ``patch_id``, ``s1_path``, ``s2_path`` works).
+
+    Raises:
+        CsmoeError: when the file is missing or unreadable, has no rows, or lacks a required column.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise CsmoeError(f"manifest not found: {path}")
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for non-parquet files
+        raise CsmoeError(f"cannot read manifest {path}: {exc}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+    if missing:
+        raise CsmoeError(
+            f"manifest {path.name} has no column(s) {', '.join(missing)}; build it from imagery footprints "
+            "(e.g. csmoe-data build-manifest --footprints <BigEarthNet root>) so that rows name their imagery"
+        )
+    columns = [*REQUIRED_COLUMNS, *(["split"] if "split" in schema.names else [])]
+    table = pq.read_table(path, columns=columns)
+    if table.num_rows == 0:
+        raise CsmoeError(f"manifest {path.name} has no rows")
+    patch_id = np.array([str(v) for v in table.column("patch_id").to_pylist()], dtype=object)
+    base = path.parent
+    split = None
+    if "split" in columns:
+        split = np.array(table.column("split").to_pylist(), dtype=object)
+    return ManifestRows(
+        path=path,
+        patch_id=patch_id,
+        s1_path=_resolve(table.column("s1_path").to_pylist(), base),
+        s2_path=_resolve(table.column("s2_path").to_pylist(), base),
+        split=split,
+    )

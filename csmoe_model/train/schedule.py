@@ -1,0 +1,43 @@
+"""AdamW with decay only where it belongs, and a linear warm-up + cosine learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from csmoe_model.train.config import TrainConfig
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """Multiplier of the peak lr for optimizer step ``step`` (0-based): linear warm-up, then cosine."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(
+    model: torch.nn.Module, cfg: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW(betas, weight decay) with ``model.no_weight_decay()`` in a group without decay; fused on CUDA."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if name in skip else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=device.type == "cuda")
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int, min_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` stepped once per optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup, total, min_ratio)
+    )

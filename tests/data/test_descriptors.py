@@ -1,0 +1,260 @@
+"""Descriptor engine on small generated rasters whose answers are known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+
+from csmoe_data.descriptors import class_areas, footprint_descriptors
+from csmoe_data.errors import CsmoeDataError
+from csmoe_data.legends import Legend, LegendClass, load_legend
+from csmoe_data.rasters import boundary_pieces, coverage, inspect_raster
+
+
+def _raster(path, data, transform, crs="EPSG:32633", nodata=None, **kw):
+    data = np.asarray(data)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=data.shape[0],
+        width=data.shape[1],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        **kw,
+    ) as ds:
+        ds.write(data, 1)
+    return inspect_raster(path)
+
+
+def _legend(codes, nodata=()):
+    return Legend("t", "landcover", tuple(LegendClass(c, c, f"class {c}") for c in codes), nodata=tuple(nodata))
+
+
+def _describe(geoms, crs, info, legend):
+    df, ca = footprint_descriptors(np.array(geoms, dtype=object), [crs] * len(geoms), info, legend)
+    return df, ca
+
+
+# 10 m pixels; the raster's top-left corner at (500000, 5000000)
+X0, Y0, RES = 500000.0, 5000000.0, 10.0
+
+
+def _px_box(c0, r0, c1, r1):
+    """A box given in (fractional) pixel coordinates of the 10 m test grid."""
+    return shapely.box(X0 + c0 * RES, Y0 - r1 * RES, X0 + c1 * RES, Y0 - r0 * RES)
+
+
+@pytest.fixture
+def quadrants(tmp_path):
+    # 8 x 8 raster: four 4 x 4 quadrants with classes 1 2 / 3 4
+    data = np.zeros((8, 8), dtype=np.uint8)
+    data[:4, :4], data[:4, 4:], data[4:, :4], data[4:, 4:] = 1, 2, 3, 4
+    return _raster(tmp_path / "q.tif", data, from_origin(X0, Y0, RES, RES))
+
+
+def test_coverage_matches_brute_force():
+    polys = [
+        shapely.box(0.3, 0.2, 3.7, 2.9),
+        shapely.Point(5.2, 4.1).buffer(3.3),
+        shapely.Point(5, 5).buffer(4).difference(shapely.Point(5.5, 5).buffer(2)),  # a hole
+        shapely.Polygon([(0.1, 0.1), (0.4, 0.15), (0.2, 0.3)]),  # inside one pixel
+    ]
+    for poly in polys:
+        poly = shapely.orient_polygons(poly, exterior_cw=False)
+        got = coverage(boundary_pieces(poly), 0, 11, 0, 11)
+        want = np.array(
+            [[poly.intersection(shapely.box(c, r, c + 1, r + 1)).area for c in range(11)] for r in range(11)]
+        )
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_aligned_squares(quadrants):
+    geoms = [_px_box(0, 0, 4, 4), _px_box(2, 2, 6, 6), _px_box(3, 0, 5, 2), _px_box(0, 0, 8, 8)]
+    df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+    np.testing.assert_allclose(df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [1, 0, 0, 0])
+    np.testing.assert_allclose(df.loc[1, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4)
+    np.testing.assert_allclose(df.loc[2, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.5, 0.5, 0, 0])
+    assert df["lc_valid_frac"].tolist() == pytest.approx([1, 1, 1, 1])
+    assert df["lc_major"].tolist() == [1, 1, 1, 1]  # ties go to the first class in legend order
+    assert df.loc[1, "lc_entropy"] == pytest.approx(np.log(4), rel=1e-6)
+    assert df.loc[0, "lc_entropy"] == pytest.approx(0.0, abs=1e-7)
+    assert df["lc_1"].dtype == np.float32 and str(df["lc_major"].dtype) == "Int32"
+
+
+def test_subpixel_offsets(quadrants):
+    # a quarter-pixel shifted square: class areas follow the exact overlap
+    geoms = [_px_box(3.5, 3.25, 4.5, 4.25)]
+    df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+    np.testing.assert_allclose(
+        df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.375, 0.375, 0.125, 0.125], atol=1e-6
+    )
+
+
+def test_rotated_footprint(quadrants):
+    # a diamond centred on the quadrant corner: each quadrant gets exactly a quarter
+    centre = shapely.Point(X0 + 40, Y0 - 40)
+    diamond = shapely.affinity.rotate(shapely.box(centre.x - 20, centre.y - 20, centre.x + 20, centre.y + 20), 45)
+    # a rotated rectangle over the left half only (classes 1 and 3), 30 degrees
+    rect = shapely.affinity.rotate(shapely.box(X0 + 12, Y0 - 60, X0 + 28, Y0 - 20), 30)
+    df, _ = _describe([diamond, rect], "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+    np.testing.assert_allclose(df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4, atol=1e-6)
+    assert df.loc[1, "lc_1"] == pytest.approx(0.5, abs=1e-6)  # rotated about its centre, on the row line
+    assert df.loc[1, "lc_3"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_subpixel_footprint_on_coarse_raster(tmp_path):
+    # a 9 km raster and 1.2 km patches: pixel centres would find nothing
+    data = np.array([[5, 6], [7, 8]], dtype=np.uint8)
+    info = _raster(tmp_path / "coarse.tif", data, from_origin(X0, Y0, 9000, 9000))
+    inside = shapely.box(X0 + 1000, Y0 - 2200, X0 + 2200, Y0 - 1000)
+    # straddles the vertical pixel edge at X0 + 9000 with 0.3 / 0.7 of its area
+    straddle = shapely.box(X0 + 9000 - 360, Y0 - 2200, X0 + 9000 + 840, Y0 - 1000)
+    df, _ = _describe([inside, straddle], "EPSG:32633", info, _legend([5, 6, 7, 8]))
+    assert df.loc[0, "lc_5"] == 1.0 and df.loc[0, "lc_major"] == 5
+    assert df.loc[1, "lc_5"] == pytest.approx(0.3, abs=1e-6)
+    assert df.loc[1, "lc_6"] == pytest.approx(0.7, abs=1e-6)
+    assert df.loc[1, "lc_major"] == 6
+    assert df["lc_valid_frac"].tolist() == pytest.approx([1, 1])
+
+
+def test_nodata_and_legend_nodata(tmp_path):
+    data = np.full((4, 4), 1, dtype=np.uint8)
+    data[:, 2:] = 255  # raster nodata
+    data[3, :2] = 32  # legend nodata (like Köppen's ocean)
+    info = _raster(tmp_path / "nd.tif", data, from_origin(X0, Y0, RES, RES), nodata=255)
+    geoms = [_px_box(0, 0, 4, 4), _px_box(2, 0, 4, 4)]
+    df, ca = _describe(geoms, "EPSG:32633", info, _legend([1, 2], nodata=[32]))
+    assert df.loc[0, "lc_valid_frac"] == pytest.approx(6 / 16)
+    assert df.loc[0, "lc_1"] == 1.0 and df.loc[0, "lc_2"] == 0.0
+    assert df.loc[1, "lc_valid_frac"] == 0.0
+    assert np.isnan(df.loc[1, "lc_1"]) and pd.isna(df.loc[1, "lc_major"]) and np.isnan(df.loc[1, "lc_entropy"])
+    assert ca.unknown == {}
+
+
+def test_off_raster(quadrants):
+    geoms = [_px_box(-2, 0, 2, 2), _px_box(20, 20, 22, 22), _px_box(6, 6, 10, 10)]
+    df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+    assert df["lc_valid_frac"].tolist() == pytest.approx([0.5, 0.0, 0.25])
+    assert df.loc[0, "lc_1"] == 1.0 and df.loc[2, "lc_4"] == 1.0
+    assert pd.isna(df.loc[1, "lc_major"]) and np.isnan(df.loc[1, "lc_1"])
+
+
+def test_unknown_codes_are_counted(tmp_path):
+    data = np.array([[1, 1], [9, 9]], dtype=np.uint8)
+    info = _raster(tmp_path / "u.tif", data, from_origin(X0, Y0, RES, RES))
+    df, ca = _describe([_px_box(0, 0, 2, 2), _px_box(0, 0, 2, 1)], "EPSG:32633", info, _legend([1, 2]))
+    assert ca.unknown == {9: pytest.approx(2.0)}
+    assert ca.unknown_rows == 1
+    # unknown pixels are not valid area (fractions still sum to 1 over what the legend knows)
+    assert df.loc[0, "lc_valid_frac"] == pytest.approx(0.5)
+    assert df.loc[0, "lc_1"] == 1.0
+
+
+@pytest.mark.parametrize(("dtype", "nodata"), [("int16", -1), ("float32", np.nan), ("uint16", 0)])
+def test_other_dtypes(tmp_path, dtype, nodata):
+    data = np.array([[3, 4], [nodata, 4]]).astype(dtype)
+    info = _raster(tmp_path / "d.tif", data, from_origin(X0, Y0, RES, RES), nodata=nodata)
+    df, _ = _describe([_px_box(0, 0, 2, 2)], "EPSG:32633", info, _legend([3, 4]))
+    assert df.loc[0, "lc_valid_frac"] == pytest.approx(0.75)
+    assert df.loc[0, "lc_4"] == pytest.approx(2 / 3)
+
+
+def test_antimeridian_on_geographic_raster(tmp_path):
+    # global 1-degree raster; the westmost column is class 1, the eastmost class 2
+    data = np.full((180, 360), 3, dtype=np.uint8)
+    data[:, 0] = 1
+    data[:, -1] = 2
+    info = _raster(tmp_path / "g.tif", data, from_origin(-180, 90, 1, 1), crs="EPSG:4326")
+    # written "the long way round" in lon/lat, and as a UTM zone 60 square across the dateline
+    ll = shapely.box(179.5, 10.2, 180.5, 10.8)
+    utm = shapely.box(806000, 1150000, 851000, 1175000)  # zone 60N, about 179.8 E .. 179.8 W
+    df, ca = footprint_descriptors(np.array([ll, utm], dtype=object), ["EPSG:4326", "EPSG:32660"], info, _legend([1, 2, 3]))
+    assert df.loc[0, "lc_1"] == pytest.approx(0.5, abs=1e-6)
+    assert df.loc[0, "lc_2"] == pytest.approx(0.5, abs=1e-6)
+    assert df.loc[0, "lc_valid_frac"] == pytest.approx(1.0)
+    assert 0.4 < df.loc[1, "lc_1"] < 0.6 and 0.4 < df.loc[1, "lc_2"] < 0.6 and df.loc[1, "lc_3"] == 0
+    assert df.loc[1, "lc_valid_frac"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_climate_columns_use_symbols(tmp_path):
+    data = np.array([[15, 15], [8, 0]], dtype=np.uint8)  # Beck codes: 15 Cfb, 8 Csa, 0 ocean/no data
+    info = _raster(tmp_path / "kg.tif", data, from_origin(X0, Y0, 1000, 1000))
+    legend = load_legend("koppen-beck", "climate")
+    whole = shapely.box(X0, Y0 - 2000, X0 + 2000, Y0)
+    small = shapely.box(X0 + 100, Y0 - 300, X0 + 300, Y0 - 100)
+    df, _ = _describe([whole, small], "EPSG:32633", info, legend)
+    assert "kg_Cfb" in df.columns and "kg_Ocean" not in df.columns
+    assert df.loc[0, "kg_Cfb"] == pytest.approx(2 / 3) and df.loc[0, "kg_Csa"] == pytest.approx(1 / 3)
+    assert df.loc[0, "kg_valid_frac"] == pytest.approx(0.75)
+    assert df["kg_major"].tolist() == ["Cfb", "Cfb"]
+    assert df.loc[1, "kg_Cfb"] == 1.0
+
+
+def test_accuracy_against_exactextract(tmp_path):
+    """UTM footprints of many sizes on an EPSG:4326 raster vs exactextract's exact fractions."""
+    exactextract = pytest.importorskip("exactextract")
+    import geopandas as gpd
+
+    from csmoe_data.geometry import transform_geometries
+
+    rng = np.random.default_rng(7)
+    # ~ 1 km pixels around 48 N, 14 E, random classes 0..5, a block of nodata
+    data = rng.integers(0, 6, size=(120, 160)).astype(np.uint8)
+    data[:20, :30] = 255
+    info = _raster(tmp_path / "acc.tif", data, from_origin(13.0, 49.0, 0.01, 0.01), crs="EPSG:4326", nodata=255)
+    legend = _legend(list(range(6)))
+    geoms = []
+    for _ in range(120):
+        cx, cy = rng.uniform(380000, 470000), rng.uniform(5335000, 5425000)
+        half = rng.choice([300.0, 600.0, 2000.0, 12000.0])
+        box = shapely.box(cx - half, cy - half * 0.8, cx + half, cy + half * 0.8)
+        geoms.append(shapely.affinity.rotate(box, rng.uniform(0, 90)))
+    geoms = np.array(geoms, dtype=object)
+    df, _ = footprint_descriptors(geoms, ["EPSG:32633"] * len(geoms), info, legend)
+    in_raster = transform_geometries(geoms, "EPSG:32633", "EPSG:4326")
+    gdf = gpd.GeoDataFrame({"i": np.arange(len(geoms))}, geometry=list(in_raster), crs=4326)
+    ee = exactextract.exact_extract(str(tmp_path / "acc.tif"), gdf, ["unique", "frac"], output="pandas")
+    l1, agree, n = [], 0, 0
+    for i in range(len(geoms)):
+        ref = np.zeros(6)
+        for u, f in zip(ee["unique"][i], ee["frac"][i], strict=True):
+            ref[int(u)] = f
+        if ref.sum() == 0:
+            assert df.loc[i, "lc_valid_frac"] == pytest.approx(0.0, abs=1e-6)
+            continue
+        mine = df.loc[i, [f"lc_{k}" for k in range(6)]].to_numpy(float)
+        l1.append(np.abs(mine - ref).sum())
+        n += 1
+        agree += int(df.loc[i, "lc_major"] == int(np.argmax(ref)))
+    assert n > 100
+    assert np.mean(l1) < 1e-4  # exact up to float32 rounding; the issue asks <= 0.02 / 0.05
+    assert agree / n >= 0.99
+
+
+def test_inspect_raster_errors(tmp_path):
+    with pytest.raises(CsmoeDataError, match="not found"):
+        inspect_raster(tmp_path / "missing.tif")
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage" * 10)
+    with pytest.raises(CsmoeDataError, match="raster"):
+        inspect_raster(bad)
+    with rasterio.open(
+        tmp_path / "nocrs.tif", "w", driver="GTiff", height=2, width=2, count=1, dtype="uint8",
+        transform=from_origin(0, 2, 1, 1),
+    ) as ds:
+        ds.write(np.ones((2, 2), dtype=np.uint8), 1)
+    with pytest.raises(CsmoeDataError, match="no CRS"):
+        inspect_raster(tmp_path / "nocrs.tif")
+
+
+def test_class_areas_handles_missing_geometries(quadrants):
+    ca = class_areas(np.array([None, shapely.Polygon()], dtype=object), quadrants, _legend([1]))
+    assert ca.total.tolist() == [0.0, 0.0] and ca.valid.tolist() == [0.0, 0.0]

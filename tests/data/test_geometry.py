@@ -1,0 +1,193 @@
+"""Tests of csmoe_data.geometry: reprojection, densification, antimeridian, repair, centroids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+import shapely
+
+from csmoe_data.errors import CsmoeDataError
+from csmoe_data.geometry import (
+    centroid_lonlat,
+    crs_string,
+    repair_geometries,
+    split_antimeridian,
+    transform_geometries,
+    transform_geometries_by_crs,
+    unwrap_longitudes,
+)
+
+
+def _utm_square_at(lon: float, lat: float, epsg: int, half: float) -> shapely.Polygon:
+    x, y = pyproj.Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    return shapely.box(x - half, y - half, x + half, y + half)
+
+
+def _parts(geom: shapely.Geometry) -> list[shapely.Geometry]:
+    return list(shapely.get_parts(geom))
+
+
+def test_utm_square_corners_match_pyproj() -> None:
+    sq = shapely.box(404400, 5341200, 405600, 5342400)
+    out = transform_geometries([sq], "EPSG:32633", "EPSG:4326")
+    assert out.dtype == object and len(out) == 1
+    geom = out[0]
+    assert geom.geom_type == "Polygon" and geom.is_valid
+    t = pyproj.Transformer.from_crs(32633, 4326, always_xy=True)
+    coords = shapely.get_coordinates(geom)
+    for cx, cy in [(404400, 5341200), (405600, 5341200), (405600, 5342400), (404400, 5342400)]:
+        lon, lat = t.transform(cx, cy)
+        assert np.min(np.hypot(coords[:, 0] - lon, coords[:, 1] - lat)) < 1e-9
+
+
+def test_edges_are_densified() -> None:
+    sq = shapely.box(400000, 5000000, 500000, 5100000)
+    dense = transform_geometries([sq], 32633, 4326, densify_pts=21)[0]
+    plain = transform_geometries([sq], 32633, 4326, densify_pts=0)[0]
+    # 4 edges x 22 segments + closing vertex
+    assert shapely.get_num_coordinates(dense) == 4 * 22 + 1
+    assert shapely.get_num_coordinates(plain) == 5
+    # every densified vertex is the true image of a point on the UTM edge
+    t = pyproj.Transformer.from_crs(4326, 32633, always_xy=True)
+    x, y = t.transform(*shapely.get_coordinates(dense).T)
+    on_edge = np.isclose(x, 400000, atol=1e-3) | np.isclose(x, 500000, atol=1e-3)
+    on_edge |= np.isclose(y, 5000000, atol=1e-3) | np.isclose(y, 5100000, atol=1e-3)
+    assert on_edge.all()
+    # a 100 km UTM square away from the central meridian is not a lon/lat quadrilateral
+    assert dense.symmetric_difference(plain).area > 0
+
+
+def test_projected_to_projected_round_trip() -> None:
+    sq = shapely.box(404400, 5341200, 405600, 5342400)
+    there = transform_geometries([sq], 32633, 3857)
+    back = transform_geometries(there, 3857, 32633)[0]
+    assert back.symmetric_difference(sq).area < 1e-3
+
+
+@pytest.mark.parametrize(("epsg", "lon"), [(32660, 180.0), (32601, -180.0), (32760, 179.99)])
+def test_dateline_utm_patch_is_split(epsg: int, lon: float) -> None:
+    sq = _utm_square_at(lon, 60.0 if epsg < 32700 else -60.0, epsg, 5000)
+    out = transform_geometries([sq], epsg, 4326)[0]
+    assert out.geom_type == "MultiPolygon" and out.is_valid
+    parts = _parts(out)
+    assert len(parts) == 2
+    west = [p for p in parts if p.bounds[0] < 0]
+    east = [p for p in parts if p.bounds[0] > 0]
+    assert len(west) == 1 and len(east) == 1
+    assert west[0].bounds[0] >= -180.0 and east[0].bounds[2] <= 180.0
+    assert east[0].bounds[2] == pytest.approx(180.0)
+    assert west[0].bounds[0] == pytest.approx(-180.0)
+    for p in parts:
+        assert p.bounds[2] - p.bounds[0] < 1.0  # no part spans the globe
+
+
+def test_dateline_patch_to_other_zone_is_one_polygon() -> None:
+    sq = _utm_square_at(180.0, 60.0, 32660, 5000)
+    out = transform_geometries([sq], 32660, 32601)[0]
+    assert out.geom_type == "Polygon"
+    assert out.area == pytest.approx(sq.area, rel=0.01)
+
+
+def test_geographic_input_over_180_and_long_way_round() -> None:
+    over = shapely.box(179.5, 10, 180.5, 11)
+    long_way = shapely.Polygon([(179.5, 10), (-179.5, 10), (-179.5, 11), (179.5, 11)])
+    shifted = shapely.box(181, 0, 182, 1)
+    plain = shapely.box(10, 10, 11, 11)
+    out = transform_geometries([over, long_way, shifted, plain], "EPSG:4326", "EPSG:4326")
+    for geom in out[:2]:
+        assert geom.geom_type == "MultiPolygon"
+        b = sorted(p.bounds for p in _parts(geom))
+        assert b[0] == pytest.approx((-180.0, 10, -179.5, 11))
+        assert b[1] == pytest.approx((179.5, 10, 180.0, 11))
+    assert out[2].equals(shapely.box(-179, 0, -178, 1))
+    assert out[3].equals(plain)
+
+
+def test_split_geographic_input_to_utm_is_contiguous() -> None:
+    split = shapely.MultiPolygon(
+        [shapely.box(179.9, 60, 180, 60.1), shapely.box(-180, 60, -179.9, 60.1)]
+    )
+    out = transform_geometries([split], 4326, 32660)[0]
+    # both halves land side by side in zone 60; their union is one piece
+    assert shapely.union_all(_parts(out)).geom_type == "Polygon"
+
+
+def test_unwrap_and_split_helpers() -> None:
+    g = shapely.Polygon([(179, 0), (-179, 0), (-179, 1), (179, 1)])
+    u = unwrap_longitudes([g])[0]
+    assert u.bounds == pytest.approx((179, 0, 181, 1))
+    s = split_antimeridian([u, None])
+    assert s[1] is None
+    assert s[0].area == pytest.approx(2.0)
+
+
+def test_three_d_input_and_none() -> None:
+    sq3 = shapely.Polygon(
+        [(404400, 5341200, 5), (405600, 5341200, 5), (405600, 5342400, 5), (404400, 5342400, 5)]
+    )
+    out = transform_geometries([sq3, None, shapely.Polygon()], 32633, 4326)
+    assert not out[0].has_z
+    assert out[1] is None
+    assert out[2].is_empty
+
+
+def test_by_crs_groups_keep_order() -> None:
+    a = _utm_square_at(13.7, 48.2, 32633, 600)
+    b = _utm_square_at(-7.4, 52.6, 32629, 600)
+    out = transform_geometries_by_crs([a, b, a], ["EPSG:32633", "EPSG:32629", "EPSG:32633"], 4326)
+    assert out[0].centroid.x == pytest.approx(13.7, abs=1e-3)
+    assert out[1].centroid.x == pytest.approx(-7.4, abs=1e-3)
+    assert out[2].equals(out[0])
+    with pytest.raises(CsmoeDataError):
+        transform_geometries_by_crs([a], [], 4326)
+
+
+def test_repair_bow_tie_and_z() -> None:
+    bow = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+    z = shapely.Polygon([(0, 0, 1), (1, 0, 1), (1, 1, 1)])
+    coll = shapely.GeometryCollection(
+        [shapely.box(0, 0, 1, 1), shapely.LineString([(0, 0), (5, 5)])]
+    )
+    geoms, n = repair_geometries([bow, z, None, shapely.Point(0, 0), coll, shapely.Polygon()])
+    assert n == 1
+    assert geoms[0].geom_type == "MultiPolygon" and geoms[0].is_valid
+    assert geoms[0].area == pytest.approx(0.5)
+    assert not geoms[1].has_z and geoms[1].is_valid
+    assert geoms[2] is None and geoms[3] is None and geoms[5] is None
+    assert geoms[4].equals(shapely.box(0, 0, 1, 1))
+
+
+def test_centroid_lonlat_across_dateline() -> None:
+    sq = _utm_square_at(180.0, 60.0, 32660, 5000)
+    lon, lat = centroid_lonlat([sq, None], 32660)
+    assert abs(abs(lon[0]) - 180.0) < 1e-3
+    assert lat[0] == pytest.approx(60.0, abs=1e-3)
+    assert np.isnan(lon[1]) and np.isnan(lat[1])
+    # area weighting: a lon/lat box's centroid lies equatorward of its middle latitude
+    lon2, lat2 = centroid_lonlat([shapely.box(0, 0, 10, 80)], 4326)
+    assert lon2[0] == pytest.approx(5.0)
+    assert lat2[0] < 40.0
+
+
+def test_crs_string() -> None:
+    assert crs_string(32633) == "EPSG:32633"
+    assert crs_string("epsg:4326") == "EPSG:4326"
+    custom = "+proj=laea +lat_0=52 +lon_0=10 +x_0=1234 +y_0=0 +ellps=GRS80 +units=m"
+    assert crs_string(custom).startswith(("PROJCRS", "PROJCS"))
+    with pytest.raises(CsmoeDataError):
+        crs_string("not a crs")
+
+
+def test_small_footprints_keep_few_vertices_and_inputs_are_untouched() -> None:
+    patch = shapely.box(
+        404400, 5341200, 405600, 5342400
+    )  # 1.2 km: edges cut into 1.2 km / 2 pieces
+    before = shapely.get_coordinates(patch).copy()
+    auto = transform_geometries([patch], 32633, 4326)[0]
+    full = transform_geometries([patch], 32633, 4326, min_segment=0)[0]
+    assert shapely.get_num_coordinates(auto) == 4 * 2 + 1
+    assert shapely.get_num_coordinates(full) == 4 * 22 + 1
+    # the coarser outline departs from the finer one by centimetres (1 degree < 111 km)
+    assert shapely.hausdorff_distance(auto, full) * 111_000 < 0.05
+    assert np.array_equal(shapely.get_coordinates(patch), before)

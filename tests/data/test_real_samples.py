@@ -1,0 +1,63 @@
+"""The 6 real BigEarthNet footprints against the embedded Rubel Köppen and MODIS IGBP maps."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from csmoe_cli.data_app import app
+from csmoe_data.manifest import read_manifest
+
+# expected from /work/shared/data/README.md (patch centres checked against the maps)
+EXPECTED = {
+    "S2A_MSIL2A_20170613T101031_87_48": ("Cfb", 12),  # Austria, croplands
+    "S2A_MSIL2A_20170617T113321_36_85": ("Cfb", 12),  # Ireland, croplands
+    "S2A_MSIL2A_20170617T113321_4_55": ("Cfb", 10),  # Ireland, grasslands
+    "S2A_MSIL2A_20171221T112501_56_35": ("Csa", 9),  # Portugal, savannas
+    "S2B_MSIL2A_20170924T93020_69_24": ("Dfc", 8),  # Finland, woody savannas
+    "S2B_MSIL2A_20180204T94161_57_38": ("Dfc", 1),  # Finland, evergreen needleleaf
+}
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    out = tmp_path_factory.mktemp("real") / "bigearthnet_sample.parquet"
+    # the README's example command
+    res = CliRunner().invoke(
+        app,
+        [
+            "build-manifest",
+            "--footprints", "sample:bigearthnet",
+            "--landcover", "sample:modis-igbp", "--landcover-legend", "modis-igbp",
+            "--climate", "sample:koppen-rubel", "--climate-legend", "koppen-rubel",
+            "--out", str(out),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return read_manifest(out)
+
+
+def test_climate_and_landcover_of_real_patches(manifest):
+    gdf, _ = manifest
+    assert sorted(gdf["patch_id"]) == sorted(EXPECTED)
+    for _, row in gdf.iterrows():
+        climate, igbp = EXPECTED[row["patch_id"]]
+        assert row["kg_major"] == climate, row["patch_id"]
+        assert row[f"kg_{climate}"] > 0.5
+        assert row["lc_major"] == igbp, row["patch_id"]
+        assert row["kg_valid_frac"] == pytest.approx(1.0) and row["lc_valid_frac"] == pytest.approx(1.0)
+
+
+def test_real_manifest_columns_and_metadata(manifest):
+    gdf, meta = manifest
+    assert set(gdf["crs"]) == {"EPSG:32629", "EPSG:32633", "EPSG:32635"}
+    # footprints are 1.2 km squares: 1.44 km2 whatever the zone (equal-area check in EPSG:6933)
+    areas = gdf.to_crs("EPSG:6933").area / 1e6
+    assert areas.between(1.43, 1.45).all()
+    # imagery of the embedded samples is referenced relative to the manifest
+    assert gdf["s2_path"].notna().all() and gdf["s1_path"].notna().all()
+    assert all(len(list(labels)) >= 1 for labels in gdf["labels"])
+    assert meta["inputs"]["climate"]["path"] == "sample:koppen-rubel"
+    assert meta["inputs"]["landcover"]["resolution"] == [0.05, 0.05]
+    assert meta["legends"]["climate"]["nodata"] == [32]
+    assert meta["unknown_codes"]["landcover"]["values"] == {}
