@@ -34,7 +34,7 @@ import shapely
 
 from csmoe_data.samples import resolve_path
 from csmoe_data.sampling import STRATEGIES, SamplingOptions, sample_manifest
-from csmoe_data.stats import compute_stats
+from csmoe_data.stats import compute_stats, eligible_pool
 
 LC_CODES = list(range(17))  # IGBP 0 (water) .. 16 (barren); 255 = fill
 KG_LEGEND = json.loads(
@@ -160,9 +160,10 @@ def evaluate(
             base = None
             for name in ["random", *[s for s in strategies if s != "random"]]:
                 t0 = time.perf_counter()
-                sample, _ = sample_manifest(pool, SamplingOptions(n=n, strategy=name, seed=seed))
+                sample, meta = sample_manifest(pool, SamplingOptions(n=n, strategy=name, seed=seed))
                 dt = time.perf_counter() - t0
-                st = compute_stats(sample, pool)
+                # judged against the rows the sampler may choose (as `csmoe-data stats` does)
+                st = compute_stats(sample, eligible_pool(pool, meta))
                 rec = {
                     "n": n,
                     "seed": seed,
@@ -218,11 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pool = real_pool(args.cell, args.offset, tuple(args.lat), tuple(args.lon))
         label = f"{args.cell:g} deg cells, offset {args.offset:g}, lat {args.lat}, lon {args.lon}"
-    strata = pool[["kg_major", "lc_major"]].astype(str).drop_duplicates()
+    eligible = eligible_pool(pool, {"options": SamplingOptions().to_metadata()})
+    strata = eligible[["kg_major", "lc_major"]].astype(str).drop_duplicates()
     print(
-        f"pool: {label}: {len(pool)} rows, {len(strata)} strata (built in {time.perf_counter() - t0:.1f} s)"
+        f"pool: {label}: {len(pool)} rows, {len(eligible)} eligible (valid fraction >= 0.5), "
+        f"{len(strata)} strata (built in {time.perf_counter() - t0:.1f} s)"
     )
-    budgets = [max(1, round(f * len(pool))) for f in args.fractions]
+    budgets = [max(1, round(f * len(eligible))) for f in args.fractions]
     table = evaluate(pool, args.strategies, budgets, args.seeds)
     agg = table.groupby(["n", "strategy"], sort=False).mean(numeric_only=True).drop(columns="seed")
     with pd.option_context(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
 from csmoe_cli._common import console, fail, user_errors
 
 _SAMPLING = "Sampling (optional)"
@@ -63,7 +62,9 @@ def _summary(result: Any) -> None:
         if codes:
             listed = ", ".join(f"{v} ({a:,.0f} px)" for v, a in sorted(codes.items())[:10])
             more = f" and {len(codes) - 10} more" if len(codes) > 10 else ""
-            table.add_row(f"[yellow]unknown {kind} codes[/]", f"{listed}{more} (excluded from valid area)")
+            table.add_row(
+                f"[yellow]unknown {kind} codes[/]", f"{listed}{more} (excluded from valid area)"
+            )
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
@@ -100,60 +101,112 @@ def build_manifest_cmd(
         str | None,
         typer.Option("--climate-legend", help="koppen-rubel, koppen-beck, or a JSON/CSV file."),
     ] = None,
-    id_column: Annotated[str, typer.Option("--id-column", help="Id column of a vector source.")] = "patch_id",
+    id_column: Annotated[
+        str, typer.Option("--id-column", help="Id column of a vector source.")
+    ] = "patch_id",
     labels_column: Annotated[
-        str | None, typer.Option("--labels-column", help="Column of a vector source holding labels.")
+        str | None,
+        typer.Option("--labels-column", help="Column of a vector source holding labels."),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+    ] = False,
     dask_scheduler: Annotated[
         str | None,
-        typer.Option("--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."),
+        typer.Option(
+            "--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."
+        ),
     ] = None,
     n: Annotated[
-        int | None, typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING)
+        int | None,
+        typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING),
     ] = None,
     strategy: Annotated[
         str, typer.Option("--strategy", help="Sampling strategy.", rich_help_panel=_SAMPLING)
     ] = "thematic-climatic",
     alpha: Annotated[
         float,
-        typer.Option("--alpha", help="Stratum budget ~ size**alpha (1 proportional, 0 equal).", rich_help_panel=_SAMPLING),
+        typer.Option(
+            "--alpha",
+            help="Stratum budget ~ size**alpha (1 proportional, 0 equal).",
+            rich_help_panel=_SAMPLING,
+        ),
     ] = 0.5,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=_SAMPLING)] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed.", rich_help_panel=_SAMPLING)
+    ] = 0,
     climate_level: Annotated[
-        str, typer.Option("--climate-level", help="symbol (Cfb) or group (C).", rich_help_panel=_SAMPLING)
+        str,
+        typer.Option(
+            "--climate-level", help="symbol (Cfb) or group (C).", rich_help_panel=_SAMPLING
+        ),
     ] = "symbol",
     landcover_groups: Annotated[
         str | None,
-        typer.Option("--landcover-groups", help="JSON/CSV mapping land-cover codes to groups.", rich_help_panel=_SAMPLING),
+        typer.Option(
+            "--landcover-groups",
+            help="JSON/CSV mapping land-cover codes to groups.",
+            rich_help_panel=_SAMPLING,
+        ),
     ] = None,
     min_valid_frac: Annotated[
-        float, typer.Option("--min-valid-frac", help="Drop rows with less valid area.", rich_help_panel=_SAMPLING)
+        float,
+        typer.Option(
+            "--min-valid-frac", help="Drop rows with less valid area.", rich_help_panel=_SAMPLING
+        ),
     ] = 0.5,
     where: Annotated[
-        str | None, typer.Option("--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING)
+        str | None,
+        typer.Option(
+            "--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING
+        ),
     ] = None,
     min_distance: Annotated[
         float | None,
-        typer.Option("--min-distance", help="Metres between selected footprints.", rich_help_panel=_SAMPLING),
+        typer.Option(
+            "--min-distance", help="Metres between selected footprints.", rich_help_panel=_SAMPLING
+        ),
     ] = None,
     pool: Annotated[
         str | None,
-        typer.Option("--pool", help="Sample this existing manifest instead of computing descriptors.", rich_help_panel=_SAMPLING),
+        typer.Option(
+            "--pool",
+            help="Sample this existing manifest instead of computing descriptors.",
+            rich_help_panel=_SAMPLING,
+        ),
     ] = None,
     split: Annotated[
         str | None,
-        typer.Option("--split", help="e.g. train=0.8,val=0.1,test=0.1 (spatially blocked).", rich_help_panel=_SAMPLING),
+        typer.Option(
+            "--split",
+            help="e.g. train=0.8,val=0.1,test=0.1 (spatially blocked).",
+            rich_help_panel=_SAMPLING,
+        ),
     ] = None,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
     Without --n every footprint is kept; with --n, --split or --where the rows are sampled.
     """
-    from csmoe_data.build import build_manifest, sampling_requested
+    from csmoe_data.build import build_manifest
 
-    options = _options(n, strategy, alpha, seed, climate_level, landcover_groups, min_valid_frac, where, min_distance, split)
+    # csmoe_data.sampling is imported only when needed (it pulls in scipy)
+    wants = n is not None or split is not None or where is not None or pool is not None
+    options = None
+    if wants:
+        options = _options(
+            n,
+            strategy,
+            alpha,
+            seed,
+            climate_level,
+            landcover_groups,
+            min_valid_frac,
+            where,
+            min_distance,
+            split,
+        )
     result = build_manifest(
         footprints,
         out,
@@ -166,7 +219,7 @@ def build_manifest_cmd(
         workers=workers,
         overwrite=overwrite,
         dask_scheduler=dask_scheduler,
-        sampling=options if (sampling_requested(options) or pool) else None,
+        sampling=options,
         pool=pool,
     )
     _summary(result)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -49,17 +51,70 @@ DeviceOpt = Annotated[
 ]
 
 
-def _write_reports(
-    data: dict, markdown: str, json_path: Path | None, md_path: Path | None, overwrite: bool
-) -> None:
-    from csmoe_model.eval.io import check_output_path, write_json, write_text
+ProgressOpt = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress bars (on stderr).")
+]
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, unit: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Yield ``update(label, done, total)`` drawing one rich bar per label (rate, ETA), or None."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from csmoe_model.data.progress import RateColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done)
+
+        yield update
+
+
+def _report_paths(
+    json_path: Path | None, md_path: Path | None, overwrite: bool, *more: Path
+) -> tuple[Path | None, Path | None]:
+    """Resolve the Markdown path and check every output before any work is done.
+
+    A refusal (existing file without --overwrite) then costs nothing and leaves nothing half-written.
+    """
+    from csmoe_model.eval.io import check_output_path
 
     if md_path is None and json_path is not None:
         md_path = json_path.with_suffix(".md")
-    # check both before writing either, so that a refusal leaves nothing half-written
-    for p in (json_path, md_path):
+    for p in (json_path, md_path, *more):
         if p is not None:
             check_output_path(p, overwrite)
+    return json_path, md_path
+
+
+def _write_reports(
+    data: dict, markdown: str, json_path: Path | None, md_path: Path | None, overwrite: bool
+) -> None:
+    from csmoe_model.eval.io import write_json, write_text
+
     if json_path is not None:
         write_json(json_path, data, overwrite)
         console.print(f"wrote {json_path}", soft_wrap=True)
@@ -95,6 +150,7 @@ def retrieval(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", help="Queries per similarity chunk (memory bound).")
     ] = 1024,
+    progress: ProgressOpt = True,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Retrieval S1->S1, S2->S2, S1->S2, S2->S1: mAP, precision, recall and F1 at k.
@@ -103,27 +159,33 @@ def retrieval(
     """
     from csmoe_model.eval.embeddings import read_embeddings
     from csmoe_model.eval.report import (
+        PLOT_FILES,
         plot_precision_curves,
         retrieval_markdown,
         retrieval_rich_table,
     )
     from csmoe_model.eval.retrieval import evaluate_retrieval
 
+    plot_paths = [plots / f for f in PLOT_FILES] if plots is not None else []
+    json_path, markdown_path = _report_paths(json_path, markdown_path, overwrite, *plot_paths)
     emb = read_embeddings(embeddings)
-    report = evaluate_retrieval(
-        emb,
-        labels_column=labels_column,
-        k=k,
-        queries=queries,
-        archive=archive,
-        curve_k=plot_k if plots is not None else None,
-        device=device,
-        chunk_size=chunk_size,
-    )
+    with _progress(progress, "queries") as update:
+        report = evaluate_retrieval(
+            emb,
+            labels_column=labels_column,
+            k=k,
+            queries=queries,
+            archive=archive,
+            curve_k=plot_k if plots is not None else None,
+            device=device,
+            chunk_size=chunk_size,
+            progress=(lambda d, n, t: update(f"search {d}", n, t)) if update else None,
+        )
     console.print(retrieval_rich_table(report))
     if report.meta["skipped"]:
         err_console.print(
-            f"note: skipped {', '.join(report.meta['skipped'])} (no embeddings for that sensor)"
+            f"note: skipped {', '.join(report.meta['skipped'])} (no embeddings for that sensor)",
+            soft_wrap=True,
         )
     _write_reports(
         report.to_dict(), retrieval_markdown(report), json_path, markdown_path, overwrite
@@ -142,10 +204,18 @@ def probe(
         str, typer.Option("--sensor", help="s1, s2 or both (concatenated embeddings).")
     ] = "s2",
     knn_k: Annotated[int, typer.Option("--knn-k", help="Neighbours of the kNN classifier.")] = 20,
+    c_values: Annotated[
+        str | None,
+        typer.Option(
+            "--c-values",
+            help="Comma-separated C grid for the linear probe (default 1e-4,1e-3,...,100).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random state of the solver.")] = 0,
     json_path: JsonOpt = None,
     markdown_path: MarkdownOpt = None,
     device: DeviceOpt = "auto",
+    progress: ProgressOpt = True,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Multi-label classification on frozen embeddings: linear probe and kNN, macro/micro mAP and F1.
@@ -153,19 +223,40 @@ def probe(
     Trains on split train, chooses the regularisation on val, reports on test.
     """
     from csmoe_model.eval.embeddings import read_embeddings
-    from csmoe_model.eval.probe import evaluate_probe
+    from csmoe_model.eval.probe import DEFAULT_CS, evaluate_probe
     from csmoe_model.eval.report import probe_markdown, probe_rich_table
 
     if knn_k < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--knn-k")
+    json_path, markdown_path = _report_paths(json_path, markdown_path, overwrite)
+    cs = DEFAULT_CS
+    if c_values:
+        try:
+            cs = tuple(float(v) for v in c_values.split(",") if v.strip())
+        except ValueError:
+            raise typer.BadParameter(
+                "a comma-separated list of numbers", param_hint="--c-values"
+            ) from None
+        if not cs or min(cs) <= 0:
+            raise typer.BadParameter("values must be > 0", param_hint="--c-values")
     emb = read_embeddings(embeddings)
-    report = evaluate_probe(
-        emb, labels_column=labels_column, sensor=sensor, knn_k=knn_k, seed=seed, device=device
-    )
+    with _progress(progress, "C") as update:
+        report = evaluate_probe(
+            emb,
+            labels_column=labels_column,
+            sensor=sensor,
+            knn_k=knn_k,
+            cs=cs,
+            seed=seed,
+            device=device,
+            progress=(lambda n, t: update("linear probe, C grid", n, t)) if update else None,
+        )
     console.print(probe_rich_table(report))
     missing = report.linear.get("classes_without_positives") or []
     if missing:
-        err_console.print(f"note: classes without positives in test: {', '.join(missing)}")
+        err_console.print(
+            f"note: classes without positives in test: {', '.join(missing)}", soft_wrap=True
+        )
     _write_reports(report.to_dict(), probe_markdown(report), json_path, markdown_path, overwrite)
 
 

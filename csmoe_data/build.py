@@ -15,6 +15,7 @@ scheduler enters the file, so the output is byte-identical whatever ``workers`` 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -92,23 +93,33 @@ def describe_chunk(
     """
     import shapely
 
-    from csmoe_data.descriptors import footprint_descriptors
+    from csmoe_data.descriptors import class_areas, describe
     from csmoe_data.geometry import transform_geometries_by_crs
 
     geoms = shapely.from_wkb(wkb)
     crs_list = [str(c) for c in crs_values]
+    transformed: dict[
+        str, np.ndarray
+    ] = {}  # one reprojection per target CRS (4326 is often shared)
+
+    def to(crs: str) -> np.ndarray:
+        if crs not in transformed:
+            transformed[crs] = transform_geometries_by_crs(geoms, crs_list, crs, densify_pts)
+        return transformed[crs]
+
     out: dict[str, Any] = {}
     for kind, spec in specs.items():
-        df, ca = footprint_descriptors(geoms, crs_list, spec.info, spec.legend, densify_pts)
-        out[kind] = df
+        ca = class_areas(to(spec.info.crs), spec.info, spec.legend)
+        out[kind] = describe(ca, spec.legend)
         out[f"{kind}_unknown"] = ca.unknown
         out[f"{kind}_unknown_rows"] = ca.unknown_rows
-    ll = transform_geometries_by_crs(geoms, crs_list, "EPSG:4326", densify_pts)
-    out["geometry"] = shapely.to_wkb(ll)
+    out["geometry"] = shapely.to_wkb(to("EPSG:4326"))
     return out
 
 
 def _init_worker() -> None:
+    # Ctrl-C is handled by the parent, which cancels the pool; workers stay quiet
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a worker must not inherit the parent's open GDAL handles (fork)
     from csmoe_data import rasters
 
@@ -152,7 +163,9 @@ def _progress(enabled: bool, total: int, description: str) -> Any:
             from rich.text import Text
 
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} patches/s" if speed else "- patches/s", style="progress.data.speed")
+            return Text(
+                f"{speed:,.0f} patches/s" if speed else "- patches/s", style="progress.data.speed"
+            )
 
     prog = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -222,7 +235,9 @@ def _run_dask(
     try:
         from distributed import Client, as_completed
     except ImportError as exc:
-        raise CsmoeDataError("--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'") from exc
+        raise CsmoeDataError(
+            "--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'"
+        ) from exc
     try:
         client = Client(address, timeout="20s", set_as_default=True)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -282,11 +297,12 @@ def _input_entry(info: RasterInfo, given: str | Path) -> dict[str, Any]:
     return entry
 
 
-def _footprints_entry(source: str, resolved: Path, crs_values: list[str], rows: int) -> dict[str, Any]:
+def _footprints_entry(
+    source: str, resolved: Path, crs_values: list[str], rows: int
+) -> dict[str, Any]:
     import hashlib
 
     from csmoe_data.manifest import file_sha256
-
     from csmoe_data.samples import is_sample
 
     path = source if is_sample(source) else str(resolved.resolve())
@@ -304,7 +320,9 @@ def _footprints_entry(source: str, resolved: Path, crs_values: list[str], rows: 
 
 def sampling_requested(options: Any) -> bool:
     """Whether sampling options ask for a selection (``n``, ``split`` or ``where``)."""
-    return options is not None and (options.n is not None or options.split is not None or options.where is not None)
+    return options is not None and (
+        options.n is not None or options.split is not None or options.where is not None
+    )
 
 
 def build_manifest(
@@ -367,11 +385,24 @@ def build_manifest(
         raise CsmoeDataError(f"chunk size must be >= 1, not {chunk_size}")
     check_output_path(out, overwrite)  # fail before any long work
     if pool is not None:
+        extra = [
+            name
+            for name, value in (
+                ("--footprints", footprints),
+                ("--landcover", landcover),
+                ("--climate", climate),
+            )
+            if value
+        ]
+        if extra:
+            raise CsmoeDataError(f"--pool samples an existing manifest; drop {', '.join(extra)}")
         return _sample_pool(pool, out, sampling, overwrite)
     if footprints is None:
         raise CsmoeDataError("--footprints is required (or --pool to sample an existing manifest)")
     if landcover is None and climate is None:
-        raise CsmoeDataError("give --landcover and/or --climate (a manifest needs at least one descriptor)")
+        raise CsmoeDataError(
+            "give --landcover and/or --climate (a manifest needs at least one descriptor)"
+        )
 
     specs: dict[str, RasterSpec] = {}
     given: dict[str, str | Path] = {}
@@ -384,8 +415,13 @@ def build_manifest(
                 raise CsmoeDataError(f"--{kind}-legend is given without --{kind}")
             continue
         if legend_spec is None:
-            raise CsmoeDataError(f"--{kind} needs --{kind}-legend (a built-in name or a legend file)")
-        legend = load_legend(resolve_path(legend_spec) if str(legend_spec).startswith("sample:") else legend_spec, kind)
+            raise CsmoeDataError(
+                f"--{kind} needs --{kind}-legend (a built-in name or a legend file)"
+            )
+        legend = load_legend(
+            resolve_path(legend_spec) if str(legend_spec).startswith("sample:") else legend_spec,
+            kind,
+        )
         specs[kind] = RasterSpec(inspect_raster(raster, role), legend)
         given[kind] = raster
 
@@ -405,12 +441,16 @@ def build_manifest(
     order = _spatial_order(geoms, crs_values)
     wkb_sorted = shapely.to_wkb(geoms[order])
     crs_sorted = crs_values[order]
-    tasks = [(wkb_sorted[s : s + chunk_size], crs_sorted[s : s + chunk_size]) for s in range(0, len(order), chunk_size)]
+    tasks = [
+        (wkb_sorted[s : s + chunk_size], crs_sorted[s : s + chunk_size])
+        for s in range(0, len(order), chunk_size)
+    ]
 
     n = len(table)
     frames: dict[str, list[pd.DataFrame | None]] = {k: [None] * len(tasks) for k in specs}
     geometry_wkb = np.empty(n, dtype=object)
-    unknown: dict[str, dict[int, float]] = {k: {} for k in specs}
+    # per-chunk unknown-code tallies, summed in chunk order afterwards (deterministic floats)
+    chunk_unknown: dict[str, list[dict[int, float]]] = {k: [{}] * len(tasks) for k in specs}
     unknown_rows: dict[str, int] = dict.fromkeys(specs, 0)
     prog, task_id = _progress(progress, n, "describing footprints")
 
@@ -419,13 +459,17 @@ def build_manifest(
         geometry_wkb[sl] = result["geometry"]
         for k in specs:
             frames[k][i] = result[k]
-            for v, a in result[f"{k}_unknown"].items():
-                unknown[k][v] = unknown[k].get(v, 0.0) + a
+            chunk_unknown[k][i] = result[f"{k}_unknown"]
             unknown_rows[k] += result[f"{k}_unknown_rows"]
         prog.advance(task_id, len(sl))
 
     with prog:
         _run_chunks(tasks, specs, densify_pts, workers, dask_scheduler, on_done)
+    unknown: dict[str, dict[int, float]] = {k: {} for k in specs}
+    for k in specs:
+        for tally in chunk_unknown[k]:
+            for v, a in tally.items():
+                unknown[k][v] = unknown[k].get(v, 0.0) + a
 
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
@@ -526,7 +570,8 @@ def _sample_pool(pool: str | Path, out: Path, sampling: Any, overwrite: bool) ->
     metadata["sampling"] = entry
     path = write_manifest(gdf2, out, metadata, overwrite=overwrite)
     unknown = {
-        k: {int(v): a for v, a in d.get("values", {}).items()} for k, d in meta.get("unknown_codes", {}).items()
+        k: {int(v): a for v, a in d.get("values", {}).items()}
+        for k, d in meta.get("unknown_codes", {}).items()
     }
     return BuildResult(
         path=path,

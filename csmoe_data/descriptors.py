@@ -10,9 +10,10 @@ nodata, e.g. ocean) are excluded from the valid area; values the legend lacks ar
 but counted per value and reported (:attr:`ClassAreas.unknown`), never dropped silently.
 
 Speed: footprints are processed in order of the raster tile (512 x 512 pixels) they start in;
-footprints sharing a tile are served by one windowed read; class codes are mapped with a lookup
-table and summed with ``np.bincount``; the coverage computation is vectorised over the boundary
-(cost grows with the perimeter in pixels, interior pixels count fully through a cumulative sum).
+footprints sharing a tile are served by one windowed read; boundaries of thousands of
+footprints are cut at pixel lines in one vectorised pass; per footprint, coverage is expanded
+from per-row runs (interior pixels count fully) and the weights are summed per raw value with
+one ``np.bincount``, then mapped to classes through a lookup table.
 
 Columns (see ``data_manifests/README.md``):
 
@@ -34,7 +35,14 @@ import shapely
 from numpy.typing import NDArray
 
 from csmoe_data.legends import NODATA, UNKNOWN, Legend
-from csmoe_data.rasters import RasterInfo, boundary_pieces, coverage_t, read_window, to_pixel_space
+from csmoe_data.rasters import (
+    RasterInfo,
+    boundary_pieces,
+    coverage_batch,
+    coverage_raw,
+    read_window,
+    to_pixel_space,
+)
 
 #: footprints starting in the same tile of this many pixels share one windowed read
 TILE = 512
@@ -42,6 +50,10 @@ TILE = 512
 MAX_WINDOW_PIXELS = 1 << 22
 #: boundary pieces computed in one vectorised batch (about 40 bytes each)
 PIECES_PER_BATCH = 1 << 20
+#: pixels of the windows processed in one vectorised batch
+PIXELS_PER_BATCH = 1 << 21
+#: areas (in pixels) below this are float noise of the exact coverage, not coverage
+EPS = 1e-9
 
 
 @dataclass
@@ -79,7 +91,11 @@ class ClassMapper:
         self.table: NDArray[np.int32] | None = None
         if self.dtype in (np.uint8, np.uint16):
             self.table = legend.lookup_table(256 if self.dtype == np.uint8 else 65536)
-            if self.nodata is not None and float(self.nodata).is_integer() and 0 <= self.nodata < len(self.table):
+            if (
+                self.nodata is not None
+                and float(self.nodata).is_integer()
+                and 0 <= self.nodata < len(self.table)
+            ):
                 self.table[int(self.nodata)] = NODATA
             # shifted by 2 so that NODATA (-2) and UNKNOWN (-1) are bins 0 and 1
             self.shifted = (self.table + 2).astype(np.int64)
@@ -100,25 +116,106 @@ class ClassMapper:
             out[ok] = mapped[inv]
         return out
 
-    def areas(self, data: NDArray[Any], weights: NDArray[np.float64]) -> tuple[NDArray[np.float64], dict[int, float]]:
+    def areas(
+        self, data: NDArray[Any], weights: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], dict[int, float]]:
         """Weighted area per class and per unknown raw value."""
         if self.table is not None:
             hist = np.bincount(data.ravel(), weights=weights.ravel())
             per = np.bincount(self.shifted[: len(hist)], weights=hist, minlength=self.k + 2)
             unknown: dict[int, float] = {}
-            if per[1] > 0:
-                vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > 0))
+            if per[1] > EPS:
+                vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > EPS))
                 unknown = dict(zip(vals.tolist(), hist[vals].tolist(), strict=True))
             return per[2:], unknown
         cls = self.classes(data)
         per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
         unknown = {}
-        if per[1] > 0:
-            unk = (cls == UNKNOWN) & (weights > 0)
+        if per[1] > EPS:
+            unk = (cls == UNKNOWN) & (weights > EPS)
             vals, inv = np.unique(data[unk].astype(np.int64), return_inverse=True)
             sums = np.bincount(inv, weights=weights[unk])
             unknown = dict(zip(vals.tolist(), sums.tolist(), strict=True))
         return per[2:], unknown
+
+    def batch_areas(
+        self, blocks: list[NDArray[Any]], weights: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
+        """:meth:`areas` for many windows; ``weights`` holds their coverages concatenated.
+
+        One ``np.bincount`` per window over its raw values (cheaper per pixel than one
+        bincount over composite keys), then one matrix product maps values to classes.
+        """
+        m = len(blocks)
+        sizes = np.array([blk.size for blk in blocks], dtype=np.int64)
+        ends = np.cumsum(sizes)
+        if self.table is None:
+            out = np.zeros((m, self.k))
+            unknown: list[dict[int, float]] = []
+            for i, blk in enumerate(blocks):
+                per, unk = self.areas(blk, weights[ends[i] - sizes[i] : ends[i]].reshape(blk.shape))
+                out[i] = per
+                unknown.append(unk)
+            return out, unknown
+        nv = max(int(blk.max()) for blk in blocks) + 1 if m else 1
+        hist = np.empty((m, nv))
+        for i, blk in enumerate(blocks):
+            hist[i] = np.bincount(
+                blk.ravel(), weights=weights[ends[i] - sizes[i] : ends[i]], minlength=nv
+            )
+        onehot = np.zeros((nv, self.k + 2))
+        onehot[np.arange(nv), self.shifted[:nv]] = 1.0
+        per = hist @ onehot
+        unknown = [{} for _ in range(m)]
+        for i in np.flatnonzero(per[:, 1] > EPS):
+            vals = np.flatnonzero((self.table[:nv] == UNKNOWN) & (hist[i] > EPS))
+            unknown[i] = dict(zip(vals.tolist(), hist[i, vals].tolist(), strict=True))
+        return per[:, 2:], unknown
+
+
+class _GroupReader:
+    """Windows of footprints, read once per tile group when the group's union is compact."""
+
+    def __init__(
+        self,
+        info: RasterInfo,
+        r0: NDArray[np.int64],
+        r1: NDArray[np.int64],
+        c0: NDArray[np.int64],
+        c1: NDArray[np.int64],
+        idx: NDArray[np.int64],
+        g_start: NDArray[np.int64],
+        g_end: NDArray[np.int64],
+    ) -> None:
+        self.info = info
+        self.r0, self.r1, self.c0, self.c1 = r0, r1, c0, c1
+        self.idx = idx
+        self.group_of = np.repeat(np.arange(len(g_start)), g_end - g_start)
+        self.g_start, self.g_end = g_start, g_end
+        self.current = -1
+        self.buffer: tuple[int, int, NDArray[Any]] | None = None
+
+    def block(self, q: int) -> NDArray[Any]:
+        """The window of the footprint at sorted position ``q``."""
+        j = self.idx[q]
+        g = self.group_of[q]
+        if g != self.current:
+            self.current = g
+            self.buffer = None
+            group = self.idx[self.g_start[g] : self.g_end[g]]
+            if len(group) > 1:
+                ur0, ur1 = self.r0[group].min(), self.r1[group].max()
+                uc0, uc1 = self.c0[group].min(), self.c1[group].max()
+                union = (ur1 - ur0) * (uc1 - uc0)
+                single = (
+                    (self.r1[group] - self.r0[group]) * (self.c1[group] - self.c0[group])
+                ).sum()
+                if union <= max(2 * single, 4096) and union <= MAX_WINDOW_PIXELS:
+                    self.buffer = (ur0, uc0, read_window(self.info, ur0, ur1, uc0, uc1))
+        if self.buffer is None:
+            return read_window(self.info, self.r0[j], self.r1[j], self.c0[j], self.c1[j])
+        br0, bc0, data = self.buffer
+        return data[self.r0[j] - br0 : self.r1[j] - br0, self.c0[j] - bc0 : self.c1[j] - bc0]
 
 
 def class_areas(geoms: NDArray[np.object_], info: RasterInfo, legend: Legend) -> ClassAreas:
@@ -158,48 +255,59 @@ def class_areas(geoms: NDArray[np.object_], info: RasterInfo, legend: Legend) ->
     key = (r0[idx] // TILE) * ((info.width // TILE) + 1) + (c0[idx] // TILE)
     sort = np.argsort(key, kind="stable")
     idx, key = idx[sort], key[sort]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], len(idx)]
-    # boundary pieces are computed in batches of about PIECES_PER_BATCH (bounded memory)
-    bw = np.ceil(b[idx, 2] - b[idx, 0])
-    bh = np.ceil(b[idx, 3] - b[idx, 1])
-    est = np.cumsum(2 * (bw + bh) + shapely.get_num_coordinates(parts[idx]) + 4)
-    batch_start = batch_end = 0
-    pieces = None
-    for s, e in zip(starts, ends, strict=True):
-        group = idx[s:e]
-        buffer = None
-        if len(group) > 1:
-            ur0, ur1 = r0[group].min(), r1[group].max()
-            uc0, uc1 = c0[group].min(), c1[group].max()
-            union = (ur1 - ur0) * (uc1 - uc0)
-            single = ((r1[group] - r0[group]) * (c1[group] - c0[group])).sum()
-            if union <= max(2 * single, 4096) and union <= MAX_WINDOW_PIXELS:
-                buffer = (ur0, uc0, read_window(info, ur0, ur1, uc0, uc1))
-        for q in range(s, e):
-            if q >= batch_end:
-                base = est[q - 1] if q else 0.0
-                batch_start = q
-                batch_end = max(q + 1, int(np.searchsorted(est, base + PIECES_PER_BATCH, side="right")))
-                pieces = boundary_pieces(parts[idx[batch_start:batch_end]])
-            j = idx[q]
-            pc = pieces.of(q - batch_start)
-            wr0, wr1, wc0, wc1 = r0[j], r1[j], c0[j], c1[j]
-            strip = max(1, MAX_WINDOW_PIXELS // max(1, wc1 - wc0))
-            for sr0 in range(wr0, wr1, strip):
-                sr1 = min(sr0 + strip, wr1)
-                if buffer is not None:
-                    br0, bc0, data = buffer
-                    block = data[sr0 - br0 : sr1 - br0, wc0 - bc0 : wc1 - bc0]
-                else:
-                    block = read_window(info, sr0, sr1, wc0, wc1)
-                # coverage comes column-major; the transposed block matches it
-                per, unk = mapper.areas(block.T, coverage_t(pc, sr0, sr1, wc0, wc1))
-                area[owner[j]] += per
-                if unk:
-                    unknown_owner[owner[j]] = True
-                    for v, a in unk.items():
-                        unknown[v] = unknown.get(v, 0.0) + a
+    g_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    g_end = np.r_[g_start[1:], len(idx)]
+    reader = _GroupReader(info, r0, r1, c0, c1, idx, g_start, g_end)
+
+    def add(
+        j_parts: NDArray[np.int64], per: NDArray[np.float64], unk: list[dict[int, float]]
+    ) -> None:
+        np.add.at(area, owner[j_parts], per)
+        for j, u in zip(j_parts, unk, strict=True):
+            if u:
+                unknown_owner[owner[j]] = True
+                for v, a in u.items():
+                    unknown[v] = unknown.get(v, 0.0) + a
+
+    npx = (r1[idx] - r0[idx]) * (c1[idx] - c0[idx])
+    big = npx > MAX_WINDOW_PIXELS
+    # huge windows (a 100 km tile on a 10 m raster): one at a time, in row strips
+    for q in np.flatnonzero(big):
+        j = idx[q]
+        pc = boundary_pieces(parts[j : j + 1])
+        strip = max(1, MAX_WINDOW_PIXELS // int(c1[j] - c0[j]))
+        for sr0 in range(int(r0[j]), int(r1[j]), strip):
+            sr1 = min(sr0 + strip, int(r1[j]))
+            block = read_window(info, sr0, sr1, int(c0[j]), int(c1[j]))
+            per, unk = mapper.areas(block, coverage_raw(pc, sr0, sr1, int(c0[j]), int(c1[j])))
+            add(np.array([j]), per[None, :], [unk])
+    # everything else in batches bounded by boundary pieces and by pixels (bounded memory)
+    small = np.flatnonzero(~big)
+    if len(small):
+        bw = b[idx[small], 2] - b[idx[small], 0]
+        bh = b[idx[small], 3] - b[idx[small], 1]
+        est_p = np.cumsum(
+            2 * (np.ceil(bw) + np.ceil(bh)) + shapely.get_num_coordinates(parts[idx[small]]) + 4
+        )
+        est_x = np.cumsum(npx[small])
+        a = 0
+        while a < len(small):
+            base_p = est_p[a - 1] if a else 0.0
+            base_x = est_x[a - 1] if a else 0
+            e = min(
+                int(np.searchsorted(est_p, base_p + PIECES_PER_BATCH, side="right")),
+                int(np.searchsorted(est_x, base_x + PIXELS_PER_BATCH, side="right")),
+            )
+            e = max(e, a + 1)
+            qs = small[a:e]
+            js = idx[qs]
+            pieces = boundary_pieces(parts[js])
+            windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
+            blocks = [reader.block(q) for q in qs]
+            per, unk = mapper.batch_areas(blocks, coverage_batch(pieces, windows))
+            add(js, per, unk)
+            a = e
+    area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
         area=area,
         valid=area.sum(axis=1),
@@ -209,7 +317,9 @@ def class_areas(geoms: NDArray[np.object_], info: RasterInfo, legend: Legend) ->
     )
 
 
-def _fractions(ca: ClassAreas) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.bool_]]:
+def _fractions(
+    ca: ClassAreas,
+) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.bool_]]:
     has = ca.valid > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = ca.area / ca.valid[:, None]
@@ -246,7 +356,9 @@ def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
 
 def describe(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """Descriptor columns of the legend's kind (land cover or climate)."""
-    return landcover_columns(ca, legend) if legend.kind == "landcover" else climate_columns(ca, legend)
+    return (
+        landcover_columns(ca, legend) if legend.kind == "landcover" else climate_columns(ca, legend)
+    )
 
 
 def footprint_descriptors(

@@ -216,19 +216,32 @@ def _int(value: Any, where: str) -> int:
     return out
 
 
-def _make_class(kind: Kind, value: int, name: str, color: str | None, code: int | None, where: str) -> LegendClass:
+def _make_class(
+    kind: Kind, value: int, name: str, color: str | None, code: int | None, where: str
+) -> LegendClass:
     name = str(name).strip()
     if not name:
         raise CsmoeDataError(f"{where}: class {value} has an empty name")
     symbol = group = None
     if kind == "climate":
         if not _KOPPEN.match(name):
-            raise CsmoeDataError(f"{where}: {name!r} (value {value}) is not a Köppen symbol such as Cfb")
+            raise CsmoeDataError(
+                f"{where}: {name!r} (value {value}) is not a Köppen symbol such as Cfb"
+            )
         symbol, group = name, name[0]
-    return LegendClass(value=value, code=value if code is None else code, name=name, color=color, symbol=symbol, group=group)
+    return LegendClass(
+        value=value,
+        code=value if code is None else code,
+        name=name,
+        color=color,
+        symbol=symbol,
+        group=group,
+    )
 
 
-def _from_entries(entries: list[dict[str, Any]], kind: Kind, where: str) -> tuple[list[LegendClass], list[int]]:
+def _from_entries(
+    entries: list[dict[str, Any]], kind: Kind, where: str
+) -> tuple[list[LegendClass], list[int]]:
     classes: list[LegendClass] = []
     nodata: list[int] = []
     for e in entries:
@@ -241,7 +254,14 @@ def _from_entries(entries: list[dict[str, Any]], kind: Kind, where: str) -> tupl
             continue
         code = e.get("code") if "value" in e else None
         classes.append(
-            _make_class(kind, value, name, _color(e.get("color", e.get("rgb")), where), None if code is None else _int(code, where), where)
+            _make_class(
+                kind,
+                value,
+                name,
+                _color(e.get("color", e.get("rgb")), where),
+                None if code is None else _int(code, where),
+                where,
+            )
         )
     return classes, nodata
 

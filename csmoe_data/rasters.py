@@ -94,14 +94,21 @@ def inspect_raster(path: str | Path, role: str = "raster") -> RasterInfo:
     try:
         with rasterio.open(p) as ds:
             if ds.crs is None:
-                raise CsmoeDataError(f"{role} {p} has no CRS; assign one (e.g. gdal_edit.py -a_srs)")
+                raise CsmoeDataError(
+                    f"{role} {p} has no CRS; assign one (e.g. gdal_edit.py -a_srs)"
+                )
             t = ds.transform
             if t.b != 0 or t.d != 0:
-                raise CsmoeDataError(f"{role} {p} has a rotated geotransform, which is not supported")
+                raise CsmoeDataError(
+                    f"{role} {p} has a rotated geotransform, which is not supported"
+                )
             if ds.count < 1:
                 raise CsmoeDataError(f"{role} {p} has no bands")
             dtype = ds.dtypes[0]
-            if not (np.issubdtype(np.dtype(dtype), np.integer) or np.issubdtype(np.dtype(dtype), np.floating)):
+            if not (
+                np.issubdtype(np.dtype(dtype), np.integer)
+                or np.issubdtype(np.dtype(dtype), np.floating)
+            ):
                 raise CsmoeDataError(f"{role} {p} has a {dtype} band; expected integer class codes")
             crs = crs_string(ds.crs)
             info = RasterInfo(
@@ -198,32 +205,55 @@ class Pieces:
     Pieces are grouped by polygon: those of polygon ``k`` are ``[offsets[k], offsets[k + 1])``.
 
     Attributes:
-        col: pixel column of each piece.
         row: pixel row of each piece.
-        dx: signed x extent.
-        partial: signed area between the piece and its pixel's top edge, ``dx * (y_mid - row)``.
+        col: pixel column of each piece.
+        dy: signed y extent.
+        partial: ``dy * (x_mid - col)``, the piece's signed contribution to its own pixel.
         offsets: ``(n_polygons + 1,)`` start of each polygon's pieces.
     """
 
-    col: NDArray[np.int64]
     row: NDArray[np.int64]
-    dx: NDArray[np.float64]
+    col: NDArray[np.int64]
+    dy: NDArray[np.float64]
     partial: NDArray[np.float64]
     offsets: NDArray[np.int64]
 
     def of(self, k: int) -> Pieces:
         """The pieces of polygon ``k`` alone."""
         a, b = self.offsets[k], self.offsets[k + 1]
-        return Pieces(self.col[a:b], self.row[a:b], self.dx[a:b], self.partial[a:b], np.array([0, b - a]))
+        return Pieces(
+            self.row[a:b], self.col[a:b], self.dy[a:b], self.partial[a:b], np.array([0, b - a])
+        )
+
+
+def _crossings(
+    u0: NDArray[np.float64], u1: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Integer lines ``u = k`` strictly between ``u0`` and ``u1``, in the direction of travel.
+
+    Returns ``(count per segment, segment of each crossing, t of each crossing)``; within a
+    segment the crossings come in increasing ``t``.
+    """
+    lo = np.floor(np.minimum(u0, u1)) + 1
+    hi = np.ceil(np.maximum(u0, u1)) - 1
+    n = np.maximum(hi - lo + 1, 0).astype(np.int64)
+    seg = np.repeat(np.arange(len(u0)), n)
+    j = np.arange(len(seg)) - np.repeat(np.cumsum(n) - n, n)
+    k = np.where(u1[seg] >= u0[seg], lo[seg] + j, hi[seg] - j)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (k - u0[seg]) / (u1 - u0)[seg]
+    return n, seg, np.clip(t, 0.0, np.nextafter(1.0, 0.0))
 
 
 def boundary_pieces(polygons: Any) -> Pieces:
     """Cut every ring of (pixel-space, oriented) polygons at the integer x and y lines.
 
     Vectorised over all edges of all polygons at once (numpy calls cost per call, not per
-    element, so batching thousands of footprints is what makes this fast): each edge is split
-    at the parameters where it crosses a pixel line, and each piece is attributed to the pixel
-    containing its midpoint.
+    element, so batching thousands of footprints is what makes this fast). Each edge's
+    crossings with vertical and with horizontal pixel lines are two sequences already ordered
+    along the edge; they are merged without sorting (``np.searchsorted`` of one into the other
+    gives each crossing its slot). Each piece between consecutive points is attributed to the
+    pixel containing its midpoint.
 
     Args:
         polygons: one shapely Polygon or an array of them.
@@ -236,68 +266,62 @@ def boundary_pieces(polygons: Any) -> Pieces:
     rings, ring_poly = shapely.get_rings(polys, return_index=True)
     coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
     same = ring_idx[1:] == ring_idx[:-1]  # consecutive vertices of one ring form an edge
-    seg = (coords[:-1, 0][same], coords[:-1, 1][same], coords[1:, 0][same], coords[1:, 1][same])
-    owner = ring_poly[ring_idx[:-1][same]]
-    # cut at vertical pixel lines, then each column segment at horizontal lines; crossings are
-    # generated in the direction of travel, so no sort is needed
-    seg, parent = _split(*seg, axis=0)
-    owner = owner[parent]
-    (ax, ay, bx, by), parent = _split(*seg, axis=1)
-    owner = owner[parent]
+    x0 = coords[:-1, 0][same]
+    y0 = coords[:-1, 1][same]
+    x1 = coords[1:, 0][same]
+    y1 = coords[1:, 1][same]
+    edge_poly = ring_poly[ring_idx[:-1][same]]
+    n_edges = len(x0)
+    nx, ex, tx = _crossings(x0, x1)
+    ny, ey, ty = _crossings(y0, y1)
+    # slots: each edge holds its start, its crossings merged by t (ties: x first), its end
+    n_pts = nx + ny + 2
+    start = np.zeros(n_edges + 1, dtype=np.int64)
+    np.cumsum(n_pts, out=start[1:])
+    xstart = np.cumsum(nx) - nx
+    ystart = np.cumsum(ny) - ny
+    xkey = ex + tx  # sorted: edges ascending, t ascending within an edge
+    ykey = ey + ty
+    jx = np.arange(len(ex)) - xstart[ex]
+    jy = np.arange(len(ey)) - ystart[ey]
+    pos_x = start[ex] + 1 + jx + (np.searchsorted(ykey, xkey, side="left") - ystart[ex])
+    pos_y = start[ey] + 1 + jy + (np.searchsorted(xkey, ykey, side="right") - xstart[ey])
+    total = int(start[-1])
+    t = np.empty(total)
+    eid = np.repeat(np.arange(n_edges), n_pts)
+    t[start[:-1]] = 0.0
+    t[start[1:] - 1] = 1.0
+    t[pos_x] = tx
+    t[pos_y] = ty
+    px = x0[eid] + t * (x1 - x0)[eid]
+    py = y0[eid] + t * (y1 - y0)[eid]
+    keep = np.ones(total - 1, dtype=bool)
+    keep[start[1:-1] - 1] = False  # no piece from one edge's end to the next edge's start
+    ax, bx = px[:-1][keep], px[1:][keep]
+    ay, by = py[:-1][keep], py[1:][keep]
+    owner = edge_poly[eid[:-1][keep]]
     xm = 0.5 * (ax + bx)
     ym = 0.5 * (ay + by)
     col = np.floor(xm).astype(np.int64)
     row = np.floor(ym).astype(np.int64)
-    dx = bx - ax
+    dy = by - ay
     offsets = np.zeros(n_poly + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n_poly), out=offsets[1:])
-    return Pieces(col=col, row=row, dx=dx, partial=dx * (ym - row), offsets=offsets)
+    return Pieces(row=row, col=col, dy=dy, partial=dy * (xm - col), offsets=offsets)
 
 
-def _split(
-    x0: NDArray[np.float64], y0: NDArray[np.float64], x1: NDArray[np.float64], y1: NDArray[np.float64], axis: int
-) -> tuple[tuple[NDArray[np.float64], ...], NDArray[np.int64]]:
-    """Split segments where they cross integer lines of one axis (0: x = k, 1: y = k).
+def coverage_raw(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> NDArray[np.float64]:
+    """Exact area of one polygon inside each pixel of a window, ``(rows, cols)``, unclipped.
 
-    Returns the sub-segments ``(x0, y0, x1, y1)`` in order along each segment, and the index of
-    the segment each came from (non-decreasing, since segments stay in input order).
-    """
-    u0, u1 = (x0, x1) if axis == 0 else (y0, y1)
-    lo = np.floor(np.minimum(u0, u1)) + 1  # integer lines strictly between the endpoints
-    hi = np.ceil(np.maximum(u0, u1)) - 1
-    n_cross = np.maximum(hi - lo + 1, 0).astype(np.int64)
-    n_seg = len(u0)
-    n_pts = n_cross + 2  # start, crossings, end
-    start = np.zeros(n_seg + 1, dtype=np.int64)
-    np.cumsum(n_pts, out=start[1:])
-    total = int(start[-1])
-    sid = np.repeat(np.arange(n_seg), n_pts)
-    j = np.arange(total) - start[sid]  # 0 .. n_cross + 1 within each segment
-    ascending = u1[sid] >= u0[sid]
-    # the j-th crossing (j = 1..n_cross) in the direction of travel
-    k = np.where(ascending, lo[sid] + (j - 1), hi[sid] - (j - 1))
-    du = (u1 - u0)[sid]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(j == 0, 0.0, np.where(j == n_pts[sid] - 1, 1.0, (k - u0[sid]) / du))
-    px = x0[sid] + t * (x1 - x0)[sid]
-    py = y0[sid] + t * (y1 - y0)[sid]
-    keep = sid[1:] == sid[:-1]
-    return (px[:-1][keep], py[:-1][keep], px[1:][keep], py[1:][keep]), sid[:-1][keep]
-
-
-def coverage_t(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> NDArray[np.float64]:
-    """Exact area of one polygon inside each pixel of a window, column-major: ``(cols, rows)``.
-
-    Green's theorem per pixel column: the area of the polygon inside the band of row ``j``
-    equals, up to the orientation sign, the integral over the boundary of
-    ``clamp(y, j, j + 1) - j`` dx. A boundary piece inside pixel (row ``r``, column ``c``) thus
-    contributes ``dx * (y_mid - r)`` to that pixel and the full ``dx`` to every pixel above it
-    (rows < r) in the same column. Per column, the pixels between two consecutive piece rows
-    therefore share one value (a suffix sum of the pieces' ``dx``): those runs are expanded with
-    one ``np.repeat`` (no dense cumulative sum, whose cost grows with the window), and the
-    pieces' partial areas are added to their own pixels. Pieces outside the window's columns
-    are ignored (those pixels are not asked for); pieces below the window add their ``dx`` to
-    every row of it.
+    Green's theorem per pixel row: the area of the polygon inside the band of column ``i``
+    equals the integral over the boundary of ``clamp(x, i, i + 1) - i`` dy (positive for
+    counter-clockwise shells). A boundary piece inside pixel (row ``r``, column ``c``) thus
+    contributes ``dy * (x_mid - c)`` to that pixel and the full ``dy`` to every pixel left of
+    it (columns < c) in the same row. Along a row, the pixels between two consecutive pieces
+    therefore share one value (a suffix sum of the pieces' ``dy``): the runs are expanded with
+    one ``np.repeat`` (a dense cumulative sum would cost much more), then the pieces' partial
+    areas are added to their own pixels. Pieces right of the window add their ``dy`` to the
+    whole row; pieces left of it or in other rows do not touch it.
 
     Args:
         pieces: the pieces of ONE polygon (``Pieces.of(k)``), shells counter-clockwise in
@@ -305,54 +329,121 @@ def coverage_t(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> ND
         row0, row1, col0, col1: the window, half-open.
 
     Returns:
-        ``(col1 - col0, row1 - row0)`` array: entry ``[c, r]`` is the covered area of pixel
-        (row ``row0 + r``, column ``col0 + c``).
+        ``(row1 - row0, col1 - col0)`` array of covered area per pixel (float noise may leave
+        values a hair outside [0, 1]).
     """
     h, w = row1 - row0, col1 - col0
-    c = pieces.col - col0
     r = pieces.row - row0
-    dx = pieces.dx
+    c = pieces.col - col0
+    dy = pieces.dy
     part = pieces.partial
-    if len(c) and (c.min() < 0 or c.max() >= w or r.min() < 0):
-        sel = (c >= 0) & (c < w) & (r >= 0)
-        c, r, dx, part = c[sel], r[sel], dx[sel], part[sel]
-    below = r >= h
-    r = np.where(below, h, r)  # pieces below the window: one bucket under its last row
-    part = np.where(below, 0.0, part)
-    hh = h + 1
-    # group pieces by pixel with a counting sort (bincount over the window's cells is cheap;
-    # a comparison sort is not); every column gets an entry in its bottom bucket (row h) so
-    # that each column's runs end there
-    key = c * hh + r
-    size = w * hh
-    counts = np.bincount(key, minlength=size)
-    counts[h::hh] += 1
-    cells = np.flatnonzero(counts)  # sorted by column, then row
-    dsum = np.bincount(key, weights=dx, minlength=size)[cells]
-    psum = np.bincount(key, weights=part, minlength=size)[cells]
-    uc = cells // hh
-    ur = cells - uc * hh
+    if len(r) and (r.min() < 0 or r.max() >= h or c.min() < 0):
+        sel = (r >= 0) & (r < h) & (c >= 0)
+        r, c, dy, part = r[sel], c[sel], dy[sel], part[sel]
+    right = c >= w
+    if right.any():
+        c = np.where(right, w, c)  # pieces right of the window: one bucket after its last column
+        part = np.where(right, 0.0, part)
+    ww = w + 1
+    # group pieces by pixel with a counting sort (a bincount over the window's cells is cheap, a
+    # comparison sort is not); every row gets an entry in its last bucket (column w), so that
+    # each row's runs end there
+    key = r * ww + c
+    counts = np.bincount(key, minlength=h * ww)
+    counts[w::ww] += 1
+    cells = np.flatnonzero(counts)  # sorted by row, then column
+    which = np.searchsorted(cells, key)  # each piece's cell
+    dsum = np.bincount(which, weights=dy, minlength=len(cells))
+    psum = np.bincount(which, weights=part, minlength=len(cells))
+    ur = cells // ww
+    uc = cells - ur * ww
     n = len(cells)
-    # suffix sums within each column (global suffix minus the suffix where the next column starts)
+    # suffix sums within each row (global suffix minus the suffix where the next row starts)
     suffix = np.cumsum(dsum[::-1])[::-1]
     first = np.ones(n, dtype=bool)
-    np.not_equal(uc[1:], uc[:-1], out=first[1:])
+    np.not_equal(ur[1:], ur[:-1], out=first[1:])
     starts = np.flatnonzero(first)
     nxt = np.zeros(len(starts))
     nxt[:-1] = suffix[starts[1:]]
     local = suffix - np.repeat(nxt, np.diff(np.append(starts, n)))
-    # cell i closes the run of rows [row of the previous cell in its column (or 0), its row)
-    prev_row = np.zeros(n, dtype=ur.dtype)
-    prev_row[1:] = ur[:-1]
-    prev_row[first] = 0
-    out = np.repeat(-local, ur - prev_row)
-    # partial areas of the pieces in their own pixels (cells are unique)
-    inside = ur < h
-    out[uc[inside] * h + ur[inside]] -= psum[inside]
-    # counter-clockwise shells have a positive shoelace area, i.e. a negative integral of y dx
-    return out.reshape(w, h)
+    # cell i closes the run of columns [column of the previous cell in its row (or 0), its column)
+    prev = np.zeros(n, dtype=uc.dtype)
+    prev[1:] = uc[:-1]
+    prev[first] = 0
+    out = np.repeat(local, uc - prev)
+    inside = uc < w  # cells are unique, so a plain fancy-index add is safe
+    out[ur[inside] * w + uc[inside]] += psum[inside]
+    return out.reshape(h, w)
 
 
 def coverage(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> NDArray[np.float64]:
-    """Like :func:`coverage_t`, row-major: ``(rows, cols)``, clipped to [0, 1] (float noise)."""
-    return np.clip(coverage_t(pieces, row0, row1, col0, col1).T, 0.0, 1.0)
+    """:func:`coverage_raw` clipped to [0, 1] (removes float noise)."""
+    return np.clip(coverage_raw(pieces, row0, row1, col0, col1), 0.0, 1.0)
+
+
+def coverage_batch(pieces: Pieces, windows: NDArray[np.int64]) -> NDArray[np.float64]:
+    """:func:`coverage_raw` for many polygons at once, each in its own window.
+
+    The same row-run construction, vectorised over all polygons (numpy calls cost per call, so
+    one call for a hundred footprints beats a hundred calls): cells are numbered across all
+    windows, every window row ends in its own bucket, and the runs of all rows of all windows
+    are expanded by one ``np.repeat``.
+
+    Args:
+        pieces: pieces of ``m`` polygons (``pieces.offsets`` has ``m + 1`` entries).
+        windows: ``(m, 4)`` rows ``(row0, row1, col0, col1)``, one window per polygon.
+
+    Returns:
+        The windows' coverages, each row-major, concatenated (length ``sum(h * w)``).
+    """
+    m = len(windows)
+    r0, r1, c0, c1 = (windows[:, i].astype(np.int64) for i in range(4))
+    h = r1 - r0
+    w = c1 - c0
+    ww = w + 1
+    cell_base = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(h * ww, out=cell_base[1:])
+    pix_base = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(h * w, out=pix_base[1:])
+    row_base = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(h, out=row_base[1:])
+    k = np.repeat(np.arange(m), np.diff(pieces.offsets))
+    r = pieces.row - r0[k]
+    c = pieces.col - c0[k]
+    sel = (r >= 0) & (r < h[k]) & (c >= 0)
+    k, r, c = k[sel], r[sel], c[sel]
+    dy = pieces.dy[sel]
+    part = pieces.partial[sel]
+    right = c >= w[k]
+    c = np.where(right, w[k], c)  # right of the window: the row's bucket
+    part = np.where(right, 0.0, part)
+    key = cell_base[k] + r * ww[k] + c
+    counts = np.bincount(key, minlength=int(cell_base[-1]))
+    # every row of every window ends in its bucket (column w)
+    row_k = np.repeat(np.arange(m), h)
+    row_r = np.arange(int(row_base[-1])) - row_base[row_k]
+    counts[cell_base[row_k] + row_r * ww[row_k] + w[row_k]] += 1
+    cells = np.flatnonzero(counts)  # sorted by window, row, column
+    which = np.searchsorted(cells, key)
+    dsum = np.bincount(which, weights=dy, minlength=len(cells))
+    psum = np.bincount(which, weights=part, minlength=len(cells))
+    ck = np.searchsorted(cell_base, cells, side="right") - 1
+    local = cells - cell_base[ck]
+    cr = local // ww[ck]
+    cc = local - cr * ww[ck]
+    n = len(cells)
+    rowid = row_base[ck] + cr
+    suffix = np.cumsum(dsum[::-1])[::-1]
+    first = np.ones(n, dtype=bool)
+    np.not_equal(rowid[1:], rowid[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    nxt = np.zeros(len(starts))
+    nxt[:-1] = suffix[starts[1:]]
+    value = suffix - np.repeat(nxt, np.diff(np.append(starts, n)))
+    prev = np.zeros(n, dtype=np.int64)
+    prev[1:] = cc[:-1]
+    prev[first] = 0
+    out = np.repeat(value, cc - prev)
+    inside = cc < w[ck]
+    out[pix_base[ck[inside]] + cr[inside] * w[ck[inside]] + cc[inside]] += psum[inside]
+    return out

@@ -18,6 +18,11 @@ Definitions (the same for every strategy):
 
 Without a pool the sample is its own pool (coverage 1, radii 0, divergences 0); the CLI looks
 for the pool path in the manifest's metadata first (see :func:`pool_path_from_metadata`).
+
+The pool a sample is judged against should be the rows the sampler could choose: a global grid
+pool holds ocean cells that ``min_valid_frac`` drops, and counting them would make every
+strategy miss a "no climate" stratum. :func:`eligible_pool` applies the ``min_valid_frac`` and
+``where`` recorded in the sample's ``sampling`` metadata; the CLI does this by default.
 """
 
 from __future__ import annotations
@@ -118,11 +123,11 @@ def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dic
     else:
         radii = nearest_distances(pool_X, sample_X)
     nl = len(lc_cols)
-    lc_sample, lc_pool = sample_X[:, :nl].mean(axis=0), pool_X[:, :nl].mean(axis=0)
-    kg_sample, kg_pool = sample_X[:, nl:].mean(axis=0), pool_X[:, nl:].mean(axis=0)
-    if len(sample_X) == 0:
-        lc_sample = np.zeros(nl)
-        kg_sample = np.zeros(len(kg_cols))
+    def mean(X: np.ndarray) -> np.ndarray:
+        return X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+
+    lc_sample, lc_pool = mean(sample_X[:, :nl]), mean(pool_X[:, :nl])
+    kg_sample, kg_pool = mean(sample_X[:, nl:]), mean(pool_X[:, nl:])
 
     class_counts = {c: int((sample_X[:, j] >= CLASS_PRESENCE).sum()) for j, c in enumerate(cols)}
     splits: dict[str, int] = {}
@@ -155,13 +160,38 @@ def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dic
     }
 
 
+def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The pool rows that pass the ``min_valid_frac`` and ``where`` of a ``sampling`` entry.
+
+    Args:
+        pool: the full pool.
+        sampling: the ``sampling`` metadata entry of the sample (its ``options``); None or an
+            entry without options returns ``pool`` unchanged.
+
+    Raises:
+        CsmoeDataError: if the recorded ``where`` expression does not apply to this pool.
+    """
+    options = (sampling or {}).get("options") if isinstance(sampling, Mapping) else None
+    if not isinstance(options, Mapping):
+        return pool
+    from csmoe_data.sampling.core import _filter
+    from csmoe_data.sampling.options import SamplingOptions
+
+    opts = SamplingOptions(
+        min_valid_frac=float(options.get("min_valid_frac", 0.0) or 0.0), where=options.get("where") or None
+    )
+    keep = _filter(pool, opts)
+    return pool if len(keep) == len(pool) else pool.iloc[keep]
+
+
 def pool_path_from_metadata(metadata: Mapping[str, Any], manifest_path: str | Path | None = None) -> Path | None:
     """Where the pool of a sampled manifest lies, if its metadata says so and the file exists.
 
-    Looks at ``sampling.pool_path`` / ``sampling.pool``, then at ``inputs.pool`` (a path or a
-    ``{"path": ...}`` object); relative paths are taken from the manifest's folder.
+    Looks at ``pool`` (written by ``build-manifest --pool``), ``sampling.pool_path`` /
+    ``sampling.pool``, then ``inputs.pool`` (each a path or a ``{"path": ...}`` object);
+    relative paths are taken from the manifest's folder.
     """
-    candidates: list[Any] = []
+    candidates: list[Any] = [metadata.get("pool")] if isinstance(metadata, Mapping) else []
     sampling = metadata.get("sampling") if isinstance(metadata, Mapping) else None
     if isinstance(sampling, Mapping):
         candidates += [sampling.get("pool_path"), sampling.get("pool")]

@@ -93,7 +93,7 @@ def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
         except Exception as exc:  # pandas raises many types for a bad expression
             msg = " ".join(str(exc).split()) or type(exc).__name__
             raise CsmoeDataError(f"bad --where expression {options.where!r}: {msg}") from None
-        if not isinstance(mask, pd.Series) or len(mask) != len(pool):
+        if not isinstance(mask, pd.Series) or len(mask) != len(pool) or not pd.api.types.is_bool_dtype(mask):
             raise CsmoeDataError(f"--where expression {options.where!r} does not give one boolean per row")
         try:
             keep &= mask.fillna(False).to_numpy(dtype=bool)

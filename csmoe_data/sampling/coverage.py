@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-#: rows a k-means fit sees at most (sub-sampled above this, for speed on huge strata)
-KMEANS_MAX_FIT = 20_000
+#: rows a k-means fit sees at most: this many, or 40 per cluster if more (random subset above)
+KMEANS_MAX_FIT = 5_000
+#: medoids minimise sum(d) + MAX_WEIGHT * rows * max(d) over their rows: a little weight on the
+#: farthest row trades a hair of mean distance for a clearly smaller maximum
+MAX_WEIGHT = 0.0
 #: rows farthest-point traversal scans at most
 KCENTER_MAX_ROWS = 200_000
 
@@ -96,7 +99,7 @@ def _assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return lab, np.maximum(d[np.arange(len(X)), lab], 0.0)
 
 
-def lloyd(X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 25) -> tuple[np.ndarray, np.ndarray]:
+def lloyd(X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 15) -> tuple[np.ndarray, np.ndarray]:
     """Plain k-means (k-means++ seeds, Lloyd steps) in numpy: centres (k, D) and labels.
 
     Small problems (one stratum) run much faster here than through scikit-learn's per-call
@@ -110,14 +113,17 @@ def lloyd(X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 25) -> t
             break
         labels = new
         counts = np.bincount(labels, minlength=k).astype(np.float32)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, X)
+        sums = np.empty_like(centres)
+        for j in range(X.shape[1]):  # D bincounts beat np.add.at by far
+            sums[:, j] = np.bincount(labels, weights=X[:, j], minlength=k)
         nonempty = counts > 0
         centres[nonempty] = sums[nonempty] / counts[nonempty, None]
     return centres, labels
 
 
-def medoid(X: np.ndarray, members: np.ndarray, rng: np.random.Generator, max_candidates: int = 64, max_members: int = 2048) -> int:
+def medoid(
+    X: np.ndarray, members: np.ndarray, rng: np.random.Generator, max_candidates: int = 32, max_members: int = 512
+) -> int:
     """Row of ``members`` minimising the summed (not squared) distance to the others.
 
     Candidates are the ``max_candidates`` members nearest the members' mean; the sum runs over
@@ -132,7 +138,7 @@ def medoid(X: np.ndarray, members: np.ndarray, rng: np.random.Generator, max_can
     d = np.sqrt(np.maximum(
         np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ ref.T + np.einsum("ij,ij->i", ref, ref)[None, :], 0.0
     ))
-    return int(members[cand[int(np.argmin(d.sum(axis=1)))]])
+    return int(members[cand[int(np.argmin(d.sum(axis=1) + MAX_WEIGHT * len(ref) * d.max(axis=1)))]])
 
 
 def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +157,8 @@ def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
         return np.empty(0, dtype=np.int64)
     if k == 1:
         return np.array([medoid(X, np.arange(m), rng)], dtype=np.int64)
-    fit_rows = np.arange(m) if m <= KMEANS_MAX_FIT else np.sort(rng.choice(m, KMEANS_MAX_FIT, replace=False))
+    cap = max(KMEANS_MAX_FIT, 40 * k)
+    fit_rows = np.arange(m) if m <= cap else np.sort(rng.choice(m, cap, replace=False))
     Xf = X[fit_rows]
     uniq, first, counts = np.unique(Xf, axis=0, return_index=True, return_counts=True)
     if len(uniq) <= k:
@@ -159,11 +166,13 @@ def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
         return kcenter_greedy(X, k, start=fit_rows[first[order]], rng=rng)
     _, labels = lloyd(Xf, k, rng)
     sizes = np.bincount(labels, minlength=k)
+    by_label = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
     picks = []
     for c in np.argsort(-sizes, kind="stable"):
         if sizes[c] == 0:
             break
-        picks.append(int(fit_rows[medoid(Xf, np.flatnonzero(labels == c), rng)]))
+        picks.append(int(fit_rows[medoid(Xf, by_label[starts[c] : starts[c + 1]], rng)]))
     picks_a = np.asarray(list(dict.fromkeys(picks)), dtype=np.int64)
     if len(picks_a) < k:
         picks_a = kcenter_greedy(X, k, start=picks_a, rng=rng)
@@ -217,15 +226,30 @@ def _nearest_chunked(X: np.ndarray, centres: np.ndarray, cells: int = 4_000_000)
     return out
 
 
+def _js_bits(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (bits) of two non-negative vectors, normalised here."""
+    sp, sq = p.sum(), q.sum()
+    if sp <= 0 or sq <= 0:
+        return 0.0
+    p, q = p / sp, q / sq
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
+        b = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
+    return float(0.5 * a + 0.5 * b)
+
+
 def refine_medoids(
     X: np.ndarray,
     selected: np.ndarray,
     groups: np.ndarray,
     rng: np.random.Generator,
-    iters: int = 4,
-    budget: float = 2e8,
-    max_candidates: int = 48,
-    max_members: int = 1024,
+    iters: int = 3,
+    budget: float = 4e7,
+    max_candidates: int = 32,
+    max_members: int = 512,
+    parts: list[slice] | None = None,
+    balance_tol: float = 0.0,
 ) -> np.ndarray:
     """Alternating k-medoids over the whole pool, keeping every pick inside its own group.
 
@@ -235,6 +259,11 @@ def refine_medoids(
     the picks of neighbouring strata stop covering the same rows twice. The summed distance
     never increases. Runs on a random subset of pool rows so that rows x picks stays under
     ``budget``; skipped when that subset would be smaller than five rows per pick.
+
+    With ``balance_tol`` > 0 a last pass lets each pick move to a candidate whose cell cost is
+    at most ``balance_tol`` above the current one when that brings the sample's mean fractions
+    closer to the pool's (sum over ``parts`` of the JS divergences): among near-equivalent
+    covers, the one that keeps the class distribution representative.
 
     Returns:
         The refined picks, position by position (priority order kept).
@@ -249,34 +278,75 @@ def refine_medoids(
     rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
     taken = np.zeros(N, dtype=bool)
     taken[sel] = True
-    for _ in range(iters):
+
+    def cells() -> tuple[np.ndarray, np.ndarray]:
         lab = _nearest_chunked(X[rows], X[sel])
         order = np.argsort(lab, kind="stable")
-        bounds = np.searchsorted(lab[order], np.arange(n + 1))
-        changed = False
-        for j in range(n):
-            members = rows[order[bounds[j] : bounds[j + 1]]]
-            if len(members) < 2:
-                continue
-            cand = members[(groups[members] == groups[sel[j]]) & ~taken[members]]
-            if len(cand) == 0:
-                continue
-            Xm = X[members]
-            ref = Xm if len(Xm) <= max_members else Xm[rng.choice(len(Xm), max_members, replace=False)]
-            if len(cand) > max_candidates:
-                cand = cand[np.argsort(_sqdist(X[cand], ref.mean(axis=0)), kind="stable")[:max_candidates]]
-            C = np.vstack([X[sel[j]][None, :], X[cand]])
-            d = np.sqrt(np.maximum(
+        return order, np.searchsorted(lab[order], np.arange(n + 1))
+
+    def costs(j: int, order: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Candidates of pick j and the cell cost of [current, *candidates]."""
+        members = rows[order[bounds[j] : bounds[j + 1]]]
+        if len(members) < 2:
+            return None
+        cand = members[(groups[members] == groups[sel[j]]) & ~taken[members]]
+        if len(cand) == 0:
+            return None
+        Xm = X[members]
+        ref = Xm if len(Xm) <= max_members else Xm[rng.choice(len(Xm), max_members, replace=False)]
+        if len(cand) > max_candidates:
+            cand = cand[np.argsort(_sqdist(X[cand], ref.mean(axis=0)), kind="stable")[:max_candidates]]
+        C = np.vstack([X[sel[j]][None, :], X[cand]])
+        d = np.sqrt(
+            np.maximum(
                 np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ ref.T + np.einsum("ij,ij->i", ref, ref)[None, :],
                 0.0,
-            )).sum(axis=1)
+            )
+        )
+        return cand, d.sum(axis=1) + MAX_WEIGHT * len(ref) * d.max(axis=1)
+
+    def move(j: int, row: int) -> None:
+        taken[sel[j]] = False
+        sel[j] = row
+        taken[row] = True
+
+    for _ in range(iters):
+        order, bounds = cells()
+        changed = False
+        for j in range(n):
+            got = costs(j, order, bounds)
+            if got is None:
+                continue
+            cand, d = got
             best = int(np.argmin(d))
             if best > 0 and d[best] < d[0] * (1.0 - 1e-6):
-                taken[sel[j]] = False
-                sel[j] = cand[best - 1]
-                taken[sel[j]] = True
+                move(j, int(cand[best - 1]))
                 changed = True
         if not changed:
             break
-    return sel
 
+    if balance_tol > 0:
+        parts = parts or [slice(0, X.shape[1])]
+        target = X[rows].astype(np.float64).mean(axis=0)
+        total = X[sel].astype(np.float64).sum(axis=0)
+
+        def divergence(vec: np.ndarray) -> float:
+            return sum(_js_bits(vec[p], target[p]) for p in parts)
+
+        order, bounds = cells()
+        for j in rng.permutation(n):
+            got = costs(int(j), order, bounds)
+            if got is None:
+                continue
+            cand, d = got
+            ok = np.flatnonzero(d[1:] <= d[0] * (1.0 + balance_tol))
+            if len(ok) == 0:
+                continue
+            base = total - X[sel[j]]
+            now = divergence(total)
+            scores = [divergence(base + X[cand[k]]) for k in ok]
+            k = int(np.argmin(scores))
+            if scores[k] < now - 1e-12:
+                total = base + X[cand[ok[k]]]
+                move(int(j), int(cand[ok[k]]))
+    return sel

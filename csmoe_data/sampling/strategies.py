@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from csmoe_data.sampling.coverage import cover, refine_medoids
+from csmoe_data.sampling.coverage import cover, lloyd, refine_medoids
 from csmoe_data.sampling.options import SamplingOptions
 
 #: name -> strategy instance
@@ -139,8 +139,16 @@ class ThematicClimatic(Strategy):
     description = "strata by climate x dominant land cover, alpha allocation, descriptor-covering picks"
 
     def __init__(
-        self, within: str = "kmeans", medoid_share: float = 0.5, spread_beta: float = 0.0, refine: bool = True
+        self,
+        within: str = "kmeans",
+        medoid_share: float = 0.5,
+        spread_beta: float = 0.0,
+        refine: bool = True,
+        balance_tol: float = 0.1,
+        balance: str = "landcover",
     ):
+        self.balance_tol = balance_tol
+        self.balance = balance
         self.within = within
         self.medoid_share = medoid_share
         self.spread_beta = spread_beta
@@ -149,7 +157,11 @@ class ThematicClimatic(Strategy):
     def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         if not self.global_refine:
             return picks
-        return refine_medoids(ctx.X, picks, codes, group_rng(ctx.options.seed, "refine"))
+        n_lc = sum(1 for c in ctx.columns if c.startswith("lc_"))
+        parts = [slice(0, n_lc)] if self.balance == "landcover" else [slice(0, n_lc), slice(n_lc, len(ctx.columns))]
+        return refine_medoids(
+            ctx.X, picks, codes, group_rng(ctx.options.seed, "refine"), parts=parts, balance_tol=self.balance_tol
+        )
 
     def allocation_weights(self, ctx: SamplingContext, codes: np.ndarray, n_groups: int) -> np.ndarray | None:
         if not self.spread_beta:
@@ -176,35 +188,29 @@ class Cluster(Strategy):
 
     The number of clusters is ``clip(round(n / 4), 2, 256)`` (at most n and the number of
     rows): about four picks per cluster, so that alpha still shapes the allocation. The fit
-    sees at most 50,000 rows (MiniBatchKMeans above 20,000); every row is then assigned.
+    (k-means++ seeds, Lloyd steps) sees at most 20,000 random rows; every row is then assigned.
     """
 
     description = "k-means clusters of the descriptor, alpha allocation, random picks"
-    max_fit = 50_000
+    max_fit = 20_000
 
     def n_clusters(self, n: int, rows: int) -> int:
         return int(max(1, min(rows, n, max(2, min(256, round(n / 4))))))
 
     def groups(self, ctx: SamplingContext, n: int) -> tuple[np.ndarray, list[str]]:
-        import warnings
-
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-
         m = len(ctx.X)
         k = self.n_clusters(n, m)
         if k <= 1 or m == 0:
             return np.zeros(m, dtype=np.int64), ["c000"]
         rng = group_rng(ctx.options.seed, "cluster")
         fit = ctx.X if m <= self.max_fit else ctx.X[np.sort(rng.choice(m, self.max_fit, replace=False))]
-        seed = int(rng.integers(2**31 - 1))
-        if len(fit) > 20_000:
-            km = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
-        else:
-            km = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            km.fit(fit)
-            codes = km.predict(ctx.X).astype(np.int64)
+        centres, _ = lloyd(fit, k, rng, iters=20)
+        codes = np.empty(m, dtype=np.int64)
+        step = max(1, 4_000_000 // k)
+        cc = np.einsum("ij,ij->i", centres, centres)[None, :]
+        for s in range(0, m, step):  # chunked nearest-centre assignment of every row
+            codes[s : s + step] = np.argmin(cc - 2.0 * (ctx.X[s : s + step] @ centres.T), axis=1)
+        k = len(centres)
         # renumber by first appearance so names do not depend on k-means' internal order
         _, first = np.unique(codes, return_index=True)
         order = np.argsort(first)

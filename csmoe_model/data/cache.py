@@ -10,8 +10,9 @@ Layout of ``<cache_dir>/<key>/`` (``cache_dir`` defaults to ``$CSMOE_CACHE_DIR``
   ``split`` is "train", or all rows when the manifest has no split column or no "train" row), the
   damaged images and the fingerprint of the imagery files.
 
-Cache row ``i`` is manifest row ``i`` (every manifest row is cached). ``<key>`` hashes the manifest's
-rows (patch ids and resolved imagery paths) and the preprocessing settings; the sizes and mtimes of
+Cache row ``i`` is manifest row ``i`` (every manifest row is cached, whatever ``--split`` selects
+later). ``<key>`` hashes the manifest's rows (patch ids, resolved imagery paths, splits) and the
+preprocessing settings; the sizes and mtimes of
 the imagery files are fingerprinted too, and a changed fingerprint rebuilds the cache. A host that
 cannot see the imagery at all (a GPU host with a copied cache) reuses the cache as it is. Building
 happens in a temporary folder renamed into place, under a file lock, so concurrent runs and other
@@ -96,11 +97,13 @@ def default_cache_dir() -> Path:
 
 
 def content_key(rows: ManifestRows, settings: CacheSettings) -> str:
-    """Hash of the manifest's rows (ids + resolved paths) and the settings: the cache's folder name."""
+    """Hash of the manifest's rows (ids, resolved paths, splits) and the settings: the cache's folder name."""
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, **settings.to_dict()}, sort_keys=True).encode())
-    for pid, s1, s2 in zip(rows.patch_id, rows.s1_path, rows.s2_path, strict=True):
-        h.update(f"{pid}\0{s1}\0{s2}\n".encode())
+    split = rows.split if rows.split is not None else [None] * len(rows)
+    # the split is part of the key: the statistics come from the "train" rows
+    for pid, s1, s2, sp in zip(rows.patch_id, rows.s1_path, rows.s2_path, split, strict=True):
+        h.update(f"{pid}\0{s1}\0{s2}\0{sp}\n".encode())
     return h.hexdigest()[:24]
 
 

@@ -253,7 +253,6 @@ def embed_manifest(
     net = loaded.model.to(dev)
     n_s2_model = int(net.in_chans["s2"])
     n_s2_cache = int(loaded.cache.get("n_s2") or n_s2_model)
-    labels = manifest_labels(manifest, labels_columns)
 
     from csmoe_model.data import CacheSettings
 
@@ -261,7 +260,9 @@ def embed_manifest(
         k: tuple(loaded.cache[k]) if loaded.cache.get(k) else None for k in ("s2_bands", "s1_bands")
     }
     settings = CacheSettings(n_s2=n_s2_cache, size=loaded.cache.get("size"), **bands)
+    # open_cache reads the manifest first and reports its problems in one line
     cache = open_cache(manifest, cache_dir, settings, workers=workers, progress=progress)
+    labels = manifest_labels(manifest, labels_columns)  # cache row i = manifest row i
     n_rows = len(cache)
     selected = np.arange(n_rows) if split is None else _split_rows(cache, split)
     rows = selected[cache.valid[selected]]

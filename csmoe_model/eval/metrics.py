@@ -109,6 +109,10 @@ class SearchResult:
         return (self.indices >= 0).sum(axis=1)
 
 
+#: most similarity scores held at once (elements); large archives get smaller query chunks
+_MAX_SCORES = 2**28
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto"`` to CUDA when available, else CPU; pass anything else to ``torch.device``.
 
@@ -175,8 +179,9 @@ def cosine_search(
 ) -> SearchResult:
     """Exact cosine-similarity search of every query in the archive.
 
-    The archive stays on ``device``; queries go through in chunks of ``chunk_size`` rows, so memory
-    is ``chunk_size x len(archive)`` scores at a time. When both id arrays are given, the archive
+    The archive stays on ``device``; queries go through in chunks of ``chunk_size`` rows (fewer when
+    the archive is so large that a chunk would exceed 2**28 scores, 1 GiB), so memory is
+    ``chunk x len(archive)`` scores at a time. When both id arrays are given, the archive
     item whose id equals the query's id is excluded (the query itself, when query and archive sets
     overlap).
 
@@ -227,6 +232,8 @@ def cosine_search(
     if n_q == 0 or n_a == 0:
         return SearchResult(indices, scores)
 
+    # bound the (chunk x archive) score matrix and its temporaries to ~1 GiB of float32
+    chunk_size = max(1, min(chunk_size, _MAX_SCORES // max(n_a, 1)))
     a = a.to(dev)
     with torch.no_grad():
         for start in range(0, n_q, chunk_size):

@@ -2,9 +2,11 @@
 
 Linear probe: features standardised with the ``train`` rows' mean and deviation, one-vs-rest
 logistic regression (scikit-learn, L2, lbfgs) per class, trained on ``train``; the inverse
-regularisation strength C is chosen from a log grid by macro mAP on ``val`` (ties: better val micro
-F1 at 0.5, then the smaller C); the model trained with that C is reported on ``test``. A class without positives (or without negatives) in ``train`` gets a
-constant score, its training prevalence. Without ``val`` rows, C = 1 is used and the report says so.
+regularisation strength C is chosen from a log grid by macro mAP on ``val`` (ties: the better val
+micro F1 at 0.5, then the smaller C); the model trained with that C is reported on ``test``. The grid
+is walked from the smallest C up, each fit warm-started from the previous one (same optimum, far
+fewer iterations). A class without positives (or without negatives) in ``train`` gets a constant
+score, its training prevalence. Without ``val`` rows, C = 1 is used and the report says so.
 
 kNN classifier: the ``train`` rows are the archive; each ``test`` row's k = 20 nearest by cosine vote
 with their similarity (negative similarities count 0; if all are, votes are equal):
@@ -16,6 +18,7 @@ that both weigh the same in the cosine).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,7 +88,15 @@ class ProbeReport:
         return {"linear": self.linear, "knn": self.knn, "meta": self.meta}
 
 
-def _fit_one_vs_rest(x: np.ndarray, y: np.ndarray, c: float, seed: int, max_iter: int) -> list[Any]:
+def _fit_one_vs_rest(
+    x: np.ndarray,
+    y: np.ndarray,
+    c: float,
+    seed: int,
+    max_iter: int,
+    previous: list[Any] | None = None,
+) -> list[Any]:
+    """One logistic regression per class; ``previous`` (the fit at the last, smaller C) warm-starts."""
     from sklearn.linear_model import LogisticRegression
 
     models: list[Any] = []
@@ -94,7 +105,13 @@ def _fit_one_vs_rest(x: np.ndarray, y: np.ndarray, c: float, seed: int, max_iter
         if col.all() or not col.any():
             models.append(float(col.mean()))  # constant: nothing to separate
             continue
-        clf = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
+        prev = previous[j] if previous is not None else None
+        if isinstance(prev, LogisticRegression):
+            # the optimum moves little from one C to the next; starting there saves most iterations
+            clf = copy.deepcopy(prev)
+            clf.set_params(C=c, warm_start=True)
+        else:
+            clf = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
         with warnings.catch_warnings():
             # small C on tiny sets may stop at max_iter; the val score judges the result anyway
             warnings.simplefilter("ignore")
@@ -155,8 +172,9 @@ def linear_probe(
     best: tuple[float, tuple[float, float], list[Any]] | None = None
     val_scores: dict[str, float | None] = {}
     val_f1: dict[str, float | None] = {}
-    for i, c in enumerate(grid):
-        models = _fit_one_vs_rest(xt, y_train, c, seed, max_iter)
+    models: list[Any] | None = None
+    for i, c in enumerate(sorted(grid)):
+        models = _fit_one_vs_rest(xt, y_train, c, seed, max_iter, previous=models)
         if use_val:
             m = multilabel_metrics(y_val, _predict(models, xv))
             val_scores[repr(float(c))] = m["macro_map"]

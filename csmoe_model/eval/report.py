@@ -15,6 +15,7 @@ from csmoe_model.eval.probe import SUMMARY, ProbeReport
 from csmoe_model.eval.retrieval import METRICS, RetrievalReport
 
 __all__ = [
+    "PLOT_FILES",
     "plot_precision_curves",
     "probe_markdown",
     "probe_rich_table",
@@ -22,6 +23,8 @@ __all__ = [
     "retrieval_rich_table",
 ]
 
+#: files written by :func:`plot_precision_curves`
+PLOT_FILES: tuple[str, ...] = ("precision_at_k.png", "map_at_k.png")
 _PRETTY = {"map": "mAP", "precision": "P", "recall": "R", "f1": "F1"}
 _PROBE_PRETTY = {
     "macro_map": "macro mAP",
@@ -145,8 +148,8 @@ def plot_precision_curves(
     out_dir = Path(out_dir)
     written = []
     for metric, fname, ylabel in (
-        ("precision", "precision_at_k.png", "precision@k (CSMAE)"),
-        ("map", "map_at_k.png", "mAP@k"),
+        ("precision", PLOT_FILES[0], "precision@k (CSMAE)"),
+        ("map", PLOT_FILES[1], "mAP@k"),
     ):
         target = check_output_path(out_dir / fname, overwrite)
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)

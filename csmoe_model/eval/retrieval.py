@@ -45,7 +45,8 @@ class RetrievalReport:
     Attributes:
         k: the cut-off of :attr:`metrics`.
         metrics: direction -> ``{"map@k", "precision@k", "recall@k", "f1@k"}``.
-        curves: direction -> metric name -> array over k = 1..K (K >= k).
+        curves: direction -> metric name -> array over k = 1..K (k <= K <= ``curve_k``; cut where
+            no query retrieves more items, i.e. at the archive size).
         counts: direction -> ``{"queries", "archive", "queries_without_labels"}``.
         meta: labels column, splits, device, skipped directions.
     """
@@ -143,7 +144,9 @@ def evaluate_retrieval(
         except ValueError as exc:
             raise CsmoeError(f"{name}: {exc}") from exc
         curves = retrieval_curves(labels[q_idx], labels[a_idx], result.indices)
-        report.curves[name] = {m: np.asarray(curves[m]) for m in METRICS}
+        # beyond the largest list actually retrieved the curves are flat: cut them there (but keep k)
+        n_curve = max(k, int(result.n_retrieved.max()) if len(q_idx) else k)
+        report.curves[name] = {m: np.asarray(curves[m])[:n_curve] for m in METRICS}
         report.metrics[name] = {f"{m}@{k}": float(curves[m][k - 1]) for m in METRICS}
         report.counts[name] = {
             "queries": int(curves["n_queries"]),

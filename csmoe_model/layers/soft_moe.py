@@ -107,8 +107,10 @@ class SoftMoE(nn.Module):
         # slot inputs from the un-normalised tokens; under autocast these matmuls run in bf16/fp16
         slots = dispatch.to(x.dtype).transpose(1, 2) @ x  # (B, n*p, d)
         xs = slots.view(b, n, p, d).transpose(0, 1).reshape(n, b * p, d)
-        h = F.gelu(torch.baddbmm(self.b1.unsqueeze(1).to(xs.dtype), xs, self.w1.to(xs.dtype)))
-        ys = torch.baddbmm(self.b2.unsqueeze(1).to(h.dtype), h, self.w2.to(h.dtype))  # (n, B*p, d)
+        # no explicit casts: under autocast baddbmm casts the expert weights once per autocast
+        # region (autocast's weight cache), an explicit .to() would re-cast them at every call
+        h = F.gelu(torch.baddbmm(self.b1.unsqueeze(1), xs, self.w1))
+        ys = torch.baddbmm(self.b2.unsqueeze(1), h, self.w2)  # (n, B*p, d)
         ys = ys.view(n, b, p, d).transpose(0, 1).reshape(b, n * p, d)
         return combine.to(ys.dtype) @ ys
 

@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -235,7 +236,7 @@ def _train(
             cfg.manifest,
             cfg.cache_dir,
             settings,
-            workers=cfg.workers,
+            workers=min(cfg.workers, os.cpu_count() or 1),
             strict=cfg.strict,
             progress=progress,
             log=say,
@@ -373,7 +374,7 @@ def _train(
         world=env.world,
         start_step=start,
         num_steps=max(0, total - start),
-        workers=cfg.workers,
+        workers=min(cfg.workers, os.cpu_count() or 1),
         upsample=cfg.upsample,
     )
     metrics = MetricsLog(out, start, env.is_main)

@@ -22,8 +22,16 @@ X0, Y0 = 500000.0, 5000000.0
 def write_raster(path, data, transform, crs="EPSG:32633", nodata=None):
     data = np.asarray(data)
     with rasterio.open(
-        path, "w", driver="GTiff", height=data.shape[0], width=data.shape[1], count=1,
-        dtype=data.dtype, crs=crs, transform=transform, nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        height=data.shape[0],
+        width=data.shape[1],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
     ) as ds:
         ds.write(data, 1)
     return path
@@ -45,9 +53,15 @@ def inputs(tmp_path):
         shapely.box(X0 + x, Y0 - y - 240, X0 + x + 240, Y0 - y)
         for x, y in zip(rng.uniform(0, 2800, 20), rng.uniform(0, 2800, 20), strict=True)
     ]
-    geoms[-1] = shapely.box(X0 + 2800, Y0 - 3000, X0 + 3000, Y0 - 2800)  # over the unknown-code corner
+    geoms[-1] = shapely.box(
+        X0 + 2800, Y0 - 3000, X0 + 3000, Y0 - 2800
+    )  # over the unknown-code corner
     fp = gpd.GeoDataFrame(
-        {"patch_id": [f"p{i:02d}" for i in range(20)], "season": ["summer"] * 20, "score": np.arange(20.0)},
+        {
+            "patch_id": [f"p{i:02d}" for i in range(20)],
+            "season": ["summer"] * 20,
+            "score": np.arange(20.0),
+        },
         geometry=geoms,
         crs="EPSG:32633",
     )
@@ -87,7 +101,10 @@ def test_build_end_to_end(inputs):
     assert 14.9 < b[0] < b[2] < 15.1 and 45.0 < b[1] < b[3] < 45.2
     # metadata: inputs with checksums, legends, parameters, unknown codes
     assert meta["inputs"]["landcover"]["sha256"] and meta["inputs"]["climate"]["crs"] == "EPSG:4326"
-    assert meta["inputs"]["footprints"]["crs"] == ["EPSG:32633"] and len(meta["inputs"]["footprints"]["sha256"]) == 64
+    assert (
+        meta["inputs"]["footprints"]["crs"] == ["EPSG:32633"]
+        and len(meta["inputs"]["footprints"]["sha256"]) == 64
+    )
     assert meta["legends"]["landcover"]["name"] == "worldcover"
     assert meta["legends"]["climate"]["columns"][0] == "kg_Af"
     assert meta["tool"]["version"]
@@ -111,7 +128,9 @@ def test_dask_gives_identical_file(inputs):
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
-        b = _build(inputs, inputs / "b.parquet", chunk_size=4, dask_scheduler=cluster.scheduler_address)
+        b = _build(
+            inputs, inputs / "b.parquet", chunk_size=4, dask_scheduler=cluster.scheduler_address
+        )
     assert a.path.read_bytes() == b.path.read_bytes()
 
 
@@ -144,14 +163,20 @@ def test_overwrite_checked_before_work(inputs, monkeypatch):
 def test_sampling_options_are_applied(inputs):
     from csmoe_data.sampling import SamplingOptions
 
-    res = _build(inputs, inputs / "s.parquet", sampling=SamplingOptions(n=5, seed=1, min_valid_frac=0.0))
+    res = _build(
+        inputs, inputs / "s.parquet", sampling=SamplingOptions(n=5, seed=1, min_valid_frac=0.0)
+    )
     gdf, meta = read_manifest(res.path)
     assert len(gdf) == 5 and res.pool_rows == 20
     assert "stratum" in gdf.columns and meta["sampling"]["seed"] == 1
     # --pool: sample the pool manifest without rasters, same rows for the same seed
     pool = _build(inputs, inputs / "pool.parquet")
     res2 = build_manifest(
-        None, inputs / "s2.parquet", pool=pool.path, sampling=SamplingOptions(n=5, seed=1, min_valid_frac=0.0), progress=False
+        None,
+        inputs / "s2.parquet",
+        pool=pool.path,
+        sampling=SamplingOptions(n=5, seed=1, min_valid_frac=0.0),
+        progress=False,
     )
     gdf2, meta2 = read_manifest(res2.path)
     assert list(gdf2["patch_id"]) == list(gdf["patch_id"])
@@ -160,7 +185,11 @@ def test_sampling_options_are_applied(inputs):
 
 def test_only_climate(inputs):
     res = build_manifest(
-        inputs / "fp.gpkg", inputs / "k.parquet", climate=inputs / "kg.tif", climate_legend="koppen-beck", progress=False
+        inputs / "fp.gpkg",
+        inputs / "k.parquet",
+        climate=inputs / "kg.tif",
+        climate_legend="koppen-beck",
+        progress=False,
     )
     gdf, meta = read_manifest(res.path)
     assert not any(c.startswith("lc_") for c in gdf.columns)
@@ -180,7 +209,10 @@ def test_only_climate(inputs):
 )
 def test_bad_arguments(inputs, kw, match):
     args = dict(
-        landcover=inputs / "lc.tif", landcover_legend="worldcover", climate=inputs / "kg.tif", climate_legend="koppen-beck"
+        landcover=inputs / "lc.tif",
+        landcover_legend="worldcover",
+        climate=inputs / "kg.tif",
+        climate_legend="koppen-beck",
     )
     args.update(kw)
     with pytest.raises(CsmoeDataError, match=match):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from csmoe_cli.data_app import app
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from csmoe_cli.data_app import app
 from csmoe_data.manifest import read_manifest
 
 X0, Y0 = 500000.0, 5000000.0
@@ -24,18 +24,36 @@ def data(tmp_path):
     lc = np.full((100, 100), 40, dtype=np.uint8)
     lc[:, 50:] = 10
     with rasterio.open(
-        tmp_path / "lc.tif", "w", driver="GTiff", height=100, width=100, count=1, dtype="uint8",
-        crs="EPSG:32633", transform=from_origin(X0, Y0, 10, 10), nodata=0,
+        tmp_path / "lc.tif",
+        "w",
+        driver="GTiff",
+        height=100,
+        width=100,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(X0, Y0, 10, 10),
+        nodata=0,
     ) as ds:
         ds.write(lc, 1)
     kg = np.full((10, 10), 10, dtype=np.uint8)  # Rubel 10 = Cfb
     with rasterio.open(
-        tmp_path / "kg.tif", "w", driver="GTiff", height=10, width=10, count=1, dtype="uint8",
-        crs="EPSG:4326", transform=from_origin(14.0, 46.0, 0.2, 0.2), nodata=32,
+        tmp_path / "kg.tif",
+        "w",
+        driver="GTiff",
+        height=10,
+        width=10,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=from_origin(14.0, 46.0, 0.2, 0.2),
+        nodata=32,
     ) as ds:
         ds.write(kg, 1)
     geoms = [shapely.box(X0 + 100 * i, Y0 - 300, X0 + 100 * i + 200, Y0 - 100) for i in range(6)]
-    gpd.GeoDataFrame({"tile_id": [f"t{i}" for i in range(6)]}, geometry=geoms, crs=32633).to_file(tmp_path / "fp.geojson")
+    gpd.GeoDataFrame({"tile_id": [f"t{i}" for i in range(6)]}, geometry=geoms, crs=32633).to_file(
+        tmp_path / "fp.geojson"
+    )
     return tmp_path
 
 
@@ -87,14 +105,27 @@ def test_cli_unknown_codes_reported(data):
     assert res.exit_code == 0, res.output
     assert "unknown landcover codes" in res.stdout and "123" in res.stdout
     meta = read_manifest(data / "m.parquet")[1]
-    assert meta["unknown_codes"]["landcover"]["values"] == {"123": pytest.approx(15.0)}  # 3 x 5 px under t0
+    assert meta["unknown_codes"]["landcover"]["values"] == {
+        "123": pytest.approx(15.0)
+    }  # 3 x 5 px under t0
 
 
 def test_cli_sampling_and_pool(data):
     res = runner.invoke(app, [*_args(data, "pool.parquet")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(
-        app, ["build-manifest", "--pool", str(data / "pool.parquet"), "--n", "3", "--seed", "2", "--out", str(data / "s.parquet")]
+        app,
+        [
+            "build-manifest",
+            "--pool",
+            str(data / "pool.parquet"),
+            "--n",
+            "3",
+            "--seed",
+            "2",
+            "--out",
+            str(data / "s.parquet"),
+        ],
     )
     assert res.exit_code == 0, res.output
     gdf, meta = read_manifest(data / "s.parquet")
@@ -117,40 +148,91 @@ def _fail(res, data, out="x.parquet"):
 
 
 def test_bad_input_missing_files(data):
-    assert "not found" in _fail(runner.invoke(app, _args(data, "x.parquet", **{"--footprints": str(data / "none.gpkg")})), data)
-    assert "not found" in _fail(runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "none.tif")})), data)
-    assert "sample" in _fail(runner.invoke(app, _args(data, "x.parquet", **{"--climate": "sample:nope"})), data)
+    assert "not found" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--footprints": str(data / "none.gpkg")})),
+        data,
+    )
+    assert "not found" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "none.tif")})),
+        data,
+    )
+    assert "sample" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--climate": "sample:nope"})), data
+    )
 
 
 def test_bad_input_corrupt_and_crsless_rasters(data):
     (data / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 200)
-    msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "corrupt.tif")})), data)
+    msg = _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "corrupt.tif")})),
+        data,
+    )
     assert "corrupt.tif" in msg
     with rasterio.open(
-        data / "nocrs.tif", "w", driver="GTiff", height=4, width=4, count=1, dtype="uint8", transform=from_origin(0, 4, 1, 1)
+        data / "nocrs.tif",
+        "w",
+        driver="GTiff",
+        height=4,
+        width=4,
+        count=1,
+        dtype="uint8",
+        transform=from_origin(0, 4, 1, 1),
     ) as ds:
         ds.write(np.ones((4, 4), dtype=np.uint8), 1)
-    assert "no CRS" in _fail(runner.invoke(app, _args(data, "x.parquet", **{"--climate": str(data / "nocrs.tif")})), data)
+    assert "no CRS" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--climate": str(data / "nocrs.tif")})), data
+    )
 
 
 def test_bad_input_footprints(data):
     (data / "empty.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
-    msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--footprints": str(data / "empty.geojson")})), data)
+    msg = _fail(
+        runner.invoke(
+            app, _args(data, "x.parquet", **{"--footprints": str(data / "empty.geojson")})
+        ),
+        data,
+    )
     assert "empty" in msg.lower() or "no footprints" in msg.lower()
     geoms = [shapely.box(X0, Y0 - 100, X0 + 100, Y0)] * 2
-    gpd.GeoDataFrame({"tile_id": ["a", "a"]}, geometry=geoms, crs=32633).to_file(data / "dup.geojson")
-    assert "duplicate" in _fail(runner.invoke(app, _args(data, "x.parquet", **{"--footprints": str(data / "dup.geojson")})), data).lower()
-    gpd.GeoDataFrame({"tile_id": ["a", None]}, geometry=geoms, crs=32633).to_file(data / "nullid.geojson")
-    msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--footprints": str(data / "nullid.geojson")})), data)
+    gpd.GeoDataFrame({"tile_id": ["a", "a"]}, geometry=geoms, crs=32633).to_file(
+        data / "dup.geojson"
+    )
+    assert (
+        "duplicate"
+        in _fail(
+            runner.invoke(
+                app, _args(data, "x.parquet", **{"--footprints": str(data / "dup.geojson")})
+            ),
+            data,
+        ).lower()
+    )
+    gpd.GeoDataFrame({"tile_id": ["a", None]}, geometry=geoms, crs=32633).to_file(
+        data / "nullid.geojson"
+    )
+    msg = _fail(
+        runner.invoke(
+            app, _args(data, "x.parquet", **{"--footprints": str(data / "nullid.geojson")})
+        ),
+        data,
+    )
     assert "empty" in msg or "missing" in msg
     msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--id-column": "nope"})), data)
     assert "nope" in msg
 
 
 def test_bad_input_legends(data):
-    msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--landcover-legend": "landsat"})), data)
+    msg = _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--landcover-legend": "landsat"})), data
+    )
     assert "unknown landcover legend 'landsat'" in msg and "worldcover" in msg
-    msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--climate-legend": "koppen"})), data)
+    msg = _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--climate-legend": "koppen"})), data
+    )
     assert "koppen-rubel" in msg
     (data / "leg.csv").write_text("value;label\n1;x\n")
-    assert "code,name" in _fail(runner.invoke(app, _args(data, "x.parquet", **{"--landcover-legend": str(data / "leg.csv")})), data)
+    assert "code,name" in _fail(
+        runner.invoke(
+            app, _args(data, "x.parquet", **{"--landcover-legend": str(data / "leg.csv")})
+        ),
+        data,
+    )

@@ -35,7 +35,12 @@ def _raster(path, data, transform, crs="EPSG:32633", nodata=None, **kw):
 
 
 def _legend(codes, nodata=()):
-    return Legend("t", "landcover", tuple(LegendClass(c, c, f"class {c}") for c in codes), nodata=tuple(nodata))
+    return Legend(
+        "t",
+        "landcover",
+        tuple(LegendClass(c, c, f"class {c}") for c in codes),
+        nodata=tuple(nodata),
+    )
 
 
 def _describe(geoms, crs, info, legend):
@@ -71,7 +76,10 @@ def test_coverage_matches_brute_force():
         poly = shapely.orient_polygons(poly, exterior_cw=False)
         got = coverage(boundary_pieces(poly), 0, 11, 0, 11)
         want = np.array(
-            [[poly.intersection(shapely.box(c, r, c + 1, r + 1)).area for c in range(11)] for r in range(11)]
+            [
+                [poly.intersection(shapely.box(c, r, c + 1, r + 1)).area for c in range(11)]
+                for r in range(11)
+            ]
         )
         np.testing.assert_allclose(got, want, atol=1e-12)
 
@@ -79,9 +87,15 @@ def test_coverage_matches_brute_force():
 def test_aligned_squares(quadrants):
     geoms = [_px_box(0, 0, 4, 4), _px_box(2, 2, 6, 6), _px_box(3, 0, 5, 2), _px_box(0, 0, 8, 8)]
     df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
-    np.testing.assert_allclose(df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [1, 0, 0, 0])
-    np.testing.assert_allclose(df.loc[1, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4)
-    np.testing.assert_allclose(df.loc[2, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.5, 0.5, 0, 0])
+    np.testing.assert_allclose(
+        df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [1, 0, 0, 0]
+    )
+    np.testing.assert_allclose(
+        df.loc[1, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4
+    )
+    np.testing.assert_allclose(
+        df.loc[2, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.5, 0.5, 0, 0]
+    )
     assert df["lc_valid_frac"].tolist() == pytest.approx([1, 1, 1, 1])
     assert df["lc_major"].tolist() == [1, 1, 1, 1]  # ties go to the first class in legend order
     assert df.loc[1, "lc_entropy"] == pytest.approx(np.log(4), rel=1e-6)
@@ -94,19 +108,27 @@ def test_subpixel_offsets(quadrants):
     geoms = [_px_box(3.5, 3.25, 4.5, 4.25)]
     df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
     np.testing.assert_allclose(
-        df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.375, 0.375, 0.125, 0.125], atol=1e-6
+        df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float),
+        [0.375, 0.375, 0.125, 0.125],
+        atol=1e-6,
     )
 
 
 def test_rotated_footprint(quadrants):
     # a diamond centred on the quadrant corner: each quadrant gets exactly a quarter
     centre = shapely.Point(X0 + 40, Y0 - 40)
-    diamond = shapely.affinity.rotate(shapely.box(centre.x - 20, centre.y - 20, centre.x + 20, centre.y + 20), 45)
+    diamond = shapely.affinity.rotate(
+        shapely.box(centre.x - 20, centre.y - 20, centre.x + 20, centre.y + 20), 45
+    )
     # a rotated rectangle over the left half only (classes 1 and 3), 30 degrees
     rect = shapely.affinity.rotate(shapely.box(X0 + 12, Y0 - 60, X0 + 28, Y0 - 20), 30)
     df, _ = _describe([diamond, rect], "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
-    np.testing.assert_allclose(df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4, atol=1e-6)
-    assert df.loc[1, "lc_1"] == pytest.approx(0.5, abs=1e-6)  # rotated about its centre, on the row line
+    np.testing.assert_allclose(
+        df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4, atol=1e-6
+    )
+    assert df.loc[1, "lc_1"] == pytest.approx(
+        0.5, abs=1e-6
+    )  # rotated about its centre, on the row line
     assert df.loc[1, "lc_3"] == pytest.approx(0.5, abs=1e-6)
 
 
@@ -135,7 +157,11 @@ def test_nodata_and_legend_nodata(tmp_path):
     assert df.loc[0, "lc_valid_frac"] == pytest.approx(6 / 16)
     assert df.loc[0, "lc_1"] == 1.0 and df.loc[0, "lc_2"] == 0.0
     assert df.loc[1, "lc_valid_frac"] == 0.0
-    assert np.isnan(df.loc[1, "lc_1"]) and pd.isna(df.loc[1, "lc_major"]) and np.isnan(df.loc[1, "lc_entropy"])
+    assert (
+        np.isnan(df.loc[1, "lc_1"])
+        and pd.isna(df.loc[1, "lc_major"])
+        and np.isnan(df.loc[1, "lc_entropy"])
+    )
     assert ca.unknown == {}
 
 
@@ -150,7 +176,9 @@ def test_off_raster(quadrants):
 def test_unknown_codes_are_counted(tmp_path):
     data = np.array([[1, 1], [9, 9]], dtype=np.uint8)
     info = _raster(tmp_path / "u.tif", data, from_origin(X0, Y0, RES, RES))
-    df, ca = _describe([_px_box(0, 0, 2, 2), _px_box(0, 0, 2, 1)], "EPSG:32633", info, _legend([1, 2]))
+    df, ca = _describe(
+        [_px_box(0, 0, 2, 2), _px_box(0, 0, 2, 1)], "EPSG:32633", info, _legend([1, 2])
+    )
     assert ca.unknown == {9: pytest.approx(2.0)}
     assert ca.unknown_rows == 1
     # unknown pixels are not valid area (fractions still sum to 1 over what the legend knows)
@@ -176,23 +204,31 @@ def test_antimeridian_on_geographic_raster(tmp_path):
     # written "the long way round" in lon/lat, and as a UTM zone 60 square across the dateline
     ll = shapely.box(179.5, 10.2, 180.5, 10.8)
     utm = shapely.box(806000, 1150000, 851000, 1175000)  # zone 60N, about 179.8 E .. 179.8 W
-    df, ca = footprint_descriptors(np.array([ll, utm], dtype=object), ["EPSG:4326", "EPSG:32660"], info, _legend([1, 2, 3]))
+    df, ca = footprint_descriptors(
+        np.array([ll, utm], dtype=object), ["EPSG:4326", "EPSG:32660"], info, _legend([1, 2, 3])
+    )
     assert df.loc[0, "lc_1"] == pytest.approx(0.5, abs=1e-6)
     assert df.loc[0, "lc_2"] == pytest.approx(0.5, abs=1e-6)
     assert df.loc[0, "lc_valid_frac"] == pytest.approx(1.0)
-    assert 0.4 < df.loc[1, "lc_1"] < 0.6 and 0.4 < df.loc[1, "lc_2"] < 0.6 and df.loc[1, "lc_3"] == 0
+    assert (
+        0.4 < df.loc[1, "lc_1"] < 0.6 and 0.4 < df.loc[1, "lc_2"] < 0.6 and df.loc[1, "lc_3"] == 0
+    )
     assert df.loc[1, "lc_valid_frac"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_climate_columns_use_symbols(tmp_path):
-    data = np.array([[15, 15], [8, 0]], dtype=np.uint8)  # Beck codes: 15 Cfb, 8 Csa, 0 ocean/no data
+    data = np.array(
+        [[15, 15], [8, 0]], dtype=np.uint8
+    )  # Beck codes: 15 Cfb, 8 Csa, 0 ocean/no data
     info = _raster(tmp_path / "kg.tif", data, from_origin(X0, Y0, 1000, 1000))
     legend = load_legend("koppen-beck", "climate")
     whole = shapely.box(X0, Y0 - 2000, X0 + 2000, Y0)
     small = shapely.box(X0 + 100, Y0 - 300, X0 + 300, Y0 - 100)
     df, _ = _describe([whole, small], "EPSG:32633", info, legend)
     assert "kg_Cfb" in df.columns and "kg_Ocean" not in df.columns
-    assert df.loc[0, "kg_Cfb"] == pytest.approx(2 / 3) and df.loc[0, "kg_Csa"] == pytest.approx(1 / 3)
+    assert df.loc[0, "kg_Cfb"] == pytest.approx(2 / 3) and df.loc[0, "kg_Csa"] == pytest.approx(
+        1 / 3
+    )
     assert df.loc[0, "kg_valid_frac"] == pytest.approx(0.75)
     assert df["kg_major"].tolist() == ["Cfb", "Cfb"]
     assert df.loc[1, "kg_Cfb"] == 1.0
@@ -209,7 +245,9 @@ def test_accuracy_against_exactextract(tmp_path):
     # ~ 1 km pixels around 48 N, 14 E, random classes 0..5, a block of nodata
     data = rng.integers(0, 6, size=(120, 160)).astype(np.uint8)
     data[:20, :30] = 255
-    info = _raster(tmp_path / "acc.tif", data, from_origin(13.0, 49.0, 0.01, 0.01), crs="EPSG:4326", nodata=255)
+    info = _raster(
+        tmp_path / "acc.tif", data, from_origin(13.0, 49.0, 0.01, 0.01), crs="EPSG:4326", nodata=255
+    )
     legend = _legend(list(range(6)))
     geoms = []
     for _ in range(120):
@@ -221,7 +259,9 @@ def test_accuracy_against_exactextract(tmp_path):
     df, _ = footprint_descriptors(geoms, ["EPSG:32633"] * len(geoms), info, legend)
     in_raster = transform_geometries(geoms, "EPSG:32633", "EPSG:4326")
     gdf = gpd.GeoDataFrame({"i": np.arange(len(geoms))}, geometry=list(in_raster), crs=4326)
-    ee = exactextract.exact_extract(str(tmp_path / "acc.tif"), gdf, ["unique", "frac"], output="pandas")
+    ee = exactextract.exact_extract(
+        str(tmp_path / "acc.tif"), gdf, ["unique", "frac"], output="pandas"
+    )
     l1, agree, n = [], 0, 0
     for i in range(len(geoms)):
         ref = np.zeros(6)
@@ -247,7 +287,13 @@ def test_inspect_raster_errors(tmp_path):
     with pytest.raises(CsmoeDataError, match="raster"):
         inspect_raster(bad)
     with rasterio.open(
-        tmp_path / "nocrs.tif", "w", driver="GTiff", height=2, width=2, count=1, dtype="uint8",
+        tmp_path / "nocrs.tif",
+        "w",
+        driver="GTiff",
+        height=2,
+        width=2,
+        count=1,
+        dtype="uint8",
         transform=from_origin(0, 2, 1, 1),
     ) as ds:
         ds.write(np.ones((2, 2), dtype=np.uint8), 1)
@@ -258,3 +304,35 @@ def test_inspect_raster_errors(tmp_path):
 def test_class_areas_handles_missing_geometries(quadrants):
     ca = class_areas(np.array([None, shapely.Polygon()], dtype=object), quadrants, _legend([1]))
     assert ca.total.tolist() == [0.0, 0.0] and ca.valid.tolist() == [0.0, 0.0]
+
+
+def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
+    """Row strips (huge windows), several piece batches and per-tile shared reads change nothing."""
+    from csmoe_data import descriptors
+
+    rng = np.random.default_rng(11)
+    data = rng.integers(1, 5, size=(60, 80)).astype(np.uint8)
+    info = _raster(tmp_path / "s.tif", data, from_origin(X0, Y0, RES, RES))
+    geoms = [
+        shapely.affinity.rotate(_px_box(x, y, x + s, y + s * 0.6), a)
+        for x, y, s, a in zip(
+            rng.uniform(-5, 70, 40),
+            rng.uniform(-5, 50, 40),
+            rng.uniform(0.5, 30, 40),
+            rng.uniform(0, 90, 40),
+            strict=True,
+        )
+    ]
+    legend = _legend([1, 2, 3, 4])
+    ref, _ = _describe(geoms, "EPSG:32633", info, legend)
+    cols = ["lc_1", "lc_2", "lc_3", "lc_4", "lc_valid_frac", "lc_entropy"]
+    for patch in (
+        {"PIECES_PER_BATCH": 50, "TILE": 8},
+        {"PIXELS_PER_BATCH": 90},
+        {"MAX_WINDOW_PIXELS": 37},
+    ):
+        for name, value in patch.items():
+            monkeypatch.setattr(descriptors, name, value)
+        got, _ = _describe(geoms, "EPSG:32633", info, legend)
+        np.testing.assert_allclose(got[cols].to_numpy(float), ref[cols].to_numpy(float), atol=1e-6)
+        assert got["lc_major"].tolist() == ref["lc_major"].tolist()

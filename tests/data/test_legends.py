@@ -30,7 +30,9 @@ def test_builtins(name, n, first, last, nodata):
     assert legend.columns[0] == first and legend.columns[-1] == last
     assert legend.nodata == nodata
     assert legend.reference
-    assert all(c.color is None or (c.color.startswith("#") and len(c.color) == 7) for c in legend.classes)
+    assert all(
+        c.color is None or (c.color.startswith("#") and len(c.color) == 7) for c in legend.classes
+    )
 
 
 def test_koppen_symbols_and_groups():
@@ -66,7 +68,11 @@ def test_user_json_forms(tmp_path):
     simple = tmp_path / "simple.json"
     simple.write_text(json.dumps({"1": "forest", "2": "water"}))
     rich = tmp_path / "rich.json"
-    rich.write_text(json.dumps({"5": {"name": "crops", "color": "#FFAA00"}, "9": {"name": "fill", "nodata": True}}))
+    rich.write_text(
+        json.dumps(
+            {"5": {"name": "crops", "color": "#FFAA00"}, "9": {"name": "fill", "nodata": True}}
+        )
+    )
     a = load_legend(simple, "landcover")
     assert a.columns == ["lc_1", "lc_2"] and a.source.endswith("simple.json") and a.name == "simple"
     b = load_legend(str(rich), "landcover")

@@ -47,7 +47,10 @@ def test_roundtrip_keeps_types_and_metadata(tmp_path):
     assert gdf.crs.to_epsg() == 4326
     assert list(gdf["patch_id"]) == ["a", "b"]
     assert gdf["lc_10"].dtype == np.float32
-    assert str(gdf["lc_major"].dtype) == "Int32" and gdf["lc_major"].isna().tolist() == [False, True]
+    assert str(gdf["lc_major"].dtype) == "Int32" and gdf["lc_major"].isna().tolist() == [
+        False,
+        True,
+    ]
     assert list(gdf["labels"][0]) == ["x", "y"]
     assert "bbox" not in gdf.columns
     assert read_manifest_metadata(out) == meta

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from csmoe_cli.data_app import app
 from typer.testing import CliRunner
 
-from csmoe_cli.data_app import app
 from csmoe_data.manifest import read_manifest
 
 # expected from /work/shared/data/README.md (patch centres checked against the maps)
@@ -45,7 +45,9 @@ def test_climate_and_landcover_of_real_patches(manifest):
         assert row["kg_major"] == climate, row["patch_id"]
         assert row[f"kg_{climate}"] > 0.5
         assert row["lc_major"] == igbp, row["patch_id"]
-        assert row["kg_valid_frac"] == pytest.approx(1.0) and row["lc_valid_frac"] == pytest.approx(1.0)
+        assert row["kg_valid_frac"] == pytest.approx(1.0) and row["lc_valid_frac"] == pytest.approx(
+            1.0
+        )
 
 
 def test_real_manifest_columns_and_metadata(manifest):
@@ -61,3 +63,29 @@ def test_real_manifest_columns_and_metadata(manifest):
     assert meta["inputs"]["landcover"]["resolution"] == [0.05, 0.05]
     assert meta["legends"]["climate"]["nodata"] == [32]
     assert meta["unknown_codes"]["landcover"]["values"] == {}
+
+
+def test_bundled_manifest_is_reproducible(manifest, repo_root):
+    """data_manifests/bigearthnet_sample.parquet holds what the command in its README builds."""
+    import numpy as np
+
+    bundled, meta = read_manifest(repo_root / "data_manifests" / "bigearthnet_sample.parquet")
+    fresh, fresh_meta = manifest
+    cols = ["patch_id", "crs", "lc_major", "kg_major"] + [
+        c for c in fresh.columns if c[:3] in ("lc_", "kg_")
+    ]
+    cols = list(dict.fromkeys(cols))
+    assert list(bundled.columns) == list(fresh.columns)
+    for c in cols:
+        a, b = bundled[c].to_numpy(), fresh[c].to_numpy()
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        else:
+            assert list(a) == list(b), c
+    assert (
+        meta["legends"] == fresh_meta["legends"]
+        and meta["inputs"]["climate"]["sha256"] == fresh_meta["inputs"]["climate"]["sha256"]
+    )
+    # imagery of the embedded samples resolves from the bundled manifest's folder
+    folder = repo_root / "data_manifests"
+    assert all((folder / p).is_dir() for p in bundled["s2_path"])

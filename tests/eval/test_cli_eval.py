@@ -28,7 +28,13 @@ def test_eval_retrieval_cli_writes_json_markdown_and_plots(emb_file: Path, tmp_p
     assert (tmp_path / "plots" / "precision_at_k.png").is_file()
     assert "Retrieval at k = 10" in res.output
     # a second run refuses to overwrite, in one line, and leaves the files as they were
+    before = out.read_text()
+    res = runner.invoke(app, ["eval", "retrieval", "-e", str(emb_file), "--json", str(tmp_path / "new.json"),
+                              "--plots", str(tmp_path / "plots")])  # fmt: skip
+    assert res.exit_code == 1 and "precision_at_k.png exists" in res.output
+    assert not (tmp_path / "new.json").exists()  # checked before any work or writing
     res = runner.invoke(app, ["eval", "retrieval", "-e", str(emb_file), "--json", str(out)])
+    assert out.read_text() == before
     assert res.exit_code == 1
     assert "exists; pass --overwrite" in res.output and "Traceback" not in res.output
     res = runner.invoke(
@@ -55,13 +61,14 @@ def test_eval_probe_cli(emb_file: Path, tmp_path: Path) -> None:
     res = runner.invoke(
         app,
         ["eval", "probe", "--embeddings", str(emb_file), "--labels-column", "labels19",
-         "--sensor", "both", "--json", str(out)],
+         "--sensor", "both", "--c-values", "0.01,1", "--json", str(out)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert set(data) == {"linear", "knn", "meta"}
     assert data["linear"]["macro_map"] > 0.95 and data["knn"]["macro_map"] > 0.95
     assert data["meta"]["sensor"] == "both"
+    assert set(data["linear"]["val_macro_map"]) == {"0.01", "1.0"}
     assert "kNN (k = 20)" in (tmp_path / "probe.md").read_text()
 
 
@@ -76,6 +83,8 @@ def test_eval_errors_are_one_line(emb_file: Path, tmp_path: Path) -> None:
         res = runner.invoke(app, args)
         assert res.exit_code == 1, args
         assert msg in res.output and "Traceback" not in res.output, res.output
+    res = runner.invoke(app, ["eval", "probe", "-e", str(emb_file), "--c-values", "0,1"])
+    assert res.exit_code == 2 and "must be > 0" in res.output  # a usage error
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
     res = runner.invoke(app, ["eval", "probe", "-e", str(bad)])

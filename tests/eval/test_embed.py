@@ -20,52 +20,50 @@ from csmoe_model.eval.embed import load_model
 from csmoe_model.eval.embeddings import read_embeddings
 
 runner = CliRunner()
-SPLITS = ["train", "train", "val", "test", "train", "test"]
 
-
-def _sample_manifest(path: Path) -> Path:
-    """A manifest of the 6 real pairs (S1 paired to S2 through its metadata), with labels19."""
-    from csmoe_data.labels import to_labels19
-    from csmoe_data.samples import resolve_path
-
-    root = resolve_path("sample:bigearthnet")
-    rows = []
-    for d1 in sorted((root / "S1").iterdir()):
-        meta = json.loads(next(d1.glob("*_labels_metadata.json")).read_text())
-        s2 = meta["corresponding_s2_patch"]
-        rows.append((s2, str(root / "S2" / s2), str(d1), meta["labels"]))
-    table = pa.table(
-        {
-            "patch_id": [r[0] for r in rows],
-            "s2_path": [r[1] for r in rows],
-            "s1_path": [r[2] for r in rows],
-            "split": SPLITS,
-            "labels": pa.array([r[3] for r in rows], pa.list_(pa.string())),
-            "labels19": pa.array([to_labels19(r[3]) for r in rows], pa.list_(pa.string())),
-        }
-    )
-    pq.write_table(table, path)
-    return path
+#: the README's full path on the 6 real BigEarthNet pairs (tests add --device cpu, a private
+#: --cache-dir, --no-progress and fewer steps)
+BUILD = ["build-manifest", "--footprints", "sample:bigearthnet",
+         "--landcover", "sample:modis-igbp", "--landcover-legend", "modis-igbp",
+         "--climate", "sample:koppen-rubel", "--climate-legend", "koppen-rubel",
+         "--split", "train=0.5,val=0.17,test=0.33"]  # fmt: skip
+TRAIN = [
+    "train",
+    "--model",
+    "csmoe-tiny",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "2",
+    "--split",
+    "train",
+]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from csmoe_cli.data_app import app as data_app
+
     tmp = tmp_path_factory.mktemp("embed")
-    manifest = _sample_manifest(tmp / "m.parquet")
+    manifest = tmp / "manifest.parquet"
+    res = runner.invoke(data_app, [*BUILD, "--out", str(manifest)])
+    assert res.exit_code == 0, res.output
+    run = tmp / "run"
+    res = runner.invoke(
+        app,
+        [*TRAIN, "--manifest", str(manifest), "--out", str(run), "--device", "cpu",
+         "--workers", "0", "--cache-dir", str(tmp / "cache"), "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
     torch.manual_seed(0)
     model = build_model("csmoe-tiny")
     weights = tmp / "tiny.safetensors"
     save_file(model.encoder_state_dict(), str(weights))
-    # a real (tiny) training run: the --run path of the README
-    run = tmp / "run"
-    res = runner.invoke(
-        app,
-        ["train", "--manifest", str(manifest), "--model", "csmoe-tiny", "--out", str(run),
-         "--max-steps", "2", "--batch-size", "2", "--split", "train", "--device", "cpu",
-         "--workers", "0", "--cache-dir", str(tmp / "cache"), "--no-progress"],
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
     return {"tmp": tmp, "weights": weights, "run": run, "manifest": manifest}
+
+
+def _splits(setup: dict[str, Path]) -> list[str]:
+    return pq.read_table(setup["manifest"], columns=["split"]).column("split").to_pylist()
 
 
 def _embed(setup: dict[str, Path], out: Path, *extra: str) -> object:
@@ -86,8 +84,11 @@ def test_embed_weights_then_eval(setup: dict[str, Path]) -> None:
     emb = read_embeddings(out)
     manifest = pq.read_table(setup["manifest"])
     assert list(emb.patch_id) == manifest.column("patch_id").to_pylist()
-    assert list(emb.split) == SPLITS
+    splits = _splits(setup)
+    assert sorted(set(splits)) == ["test", "train", "val"]
+    assert list(emb.split) == splits
     assert emb.labels["labels19"] == manifest.column("labels19").to_pylist()
+    assert all(emb.labels["labels19"])  # every real patch has BigEarthNet-19 labels
     assert emb.labels["labels"] == manifest.column("labels").to_pylist()
     assert np.isfinite(emb.emb["s1"]).all() and np.isfinite(emb.emb["s2"]).all()
     assert emb.metadata["model"] == "csmoe-tiny" and emb.metadata["normalisation"] == "cache"
@@ -109,27 +110,19 @@ def test_embed_weights_then_eval(setup: dict[str, Path]) -> None:
     np.testing.assert_allclose(emb.emb["s1"][batch.index.numpy()], s1, atol=1e-5)
     np.testing.assert_allclose(emb.emb["s2"][batch.index.numpy()], s2, atol=1e-5)
 
-    # and the embeddings feed both evaluations (README example)
+    # split selection on real embeddings
     res = runner.invoke(
         app,
-        ["eval", "retrieval", "--embeddings", str(out), "--k", "3",
-         "--json", str(setup["tmp"] / "ret.json")],
+        ["eval", "retrieval", "--embeddings", str(out), "--queries", "val", "--archive", "test",
+         "--k", "3", "--json", str(setup["tmp"] / "ret_val_test.json")],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    ret = json.loads((setup["tmp"] / "ret.json").read_text())
+    ret = json.loads((setup["tmp"] / "ret_val_test.json").read_text())
     assert ret["meta"]["counts"]["s1->s2"] == {
-        "queries": 6,
-        "archive": 6,
+        "queries": splits.count("val"),
+        "archive": splits.count("test"),
         "queries_without_labels": 0,
     }
-    res = runner.invoke(
-        app,
-        ["eval", "probe", "--embeddings", str(out), "--sensor", "both",
-         "--json", str(setup["tmp"] / "probe.json")],
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    probe = json.loads((setup["tmp"] / "probe.json").read_text())
-    assert probe["meta"]["rows"] == {"train": 3, "val": 1, "test": 2}
 
 
 def test_embed_run_dir_and_split(setup: dict[str, Path]) -> None:
@@ -137,7 +130,7 @@ def test_embed_run_dir_and_split(setup: dict[str, Path]) -> None:
     res = _embed(setup, out, "--run", str(setup["run"]), "--split", "test")
     assert res.exit_code == 0, res.output
     emb = read_embeddings(out)
-    assert list(emb.split) == ["test", "test"]
+    assert list(emb.split) == ["test"] * _splits(setup).count("test")
     full = setup["tmp"] / "emb_full.parquet"
     assert _embed(setup, full, "--run", str(setup["run"])).exit_code == 0
     ref = read_embeddings(full)
@@ -155,6 +148,8 @@ def test_embed_errors_are_one_line(setup: dict[str, Path]) -> None:
         (("--weights", str(setup["weights"]), "--model", "nope"), "unknown model"),
         (("--run", str(setup["tmp"])), "no config.json"),
         (("--run", str(setup["run"]), "--split", "holdout"), "holdout"),
+        (("--run", str(setup["run"]), "--labels-column", "nope"), "label column 'nope'"),
+        (("--run", str(setup["run"]), "--labels-column", "tile"), "not a list of strings"),
     ]
     for extra, msg in cases:
         res = _embed(setup, out, *extra)
@@ -187,6 +182,33 @@ def test_run_uses_its_statistics_and_cache(setup: dict[str, Path]) -> None:
         a = loaded.model.encode(s2=x)["s2"]
         b = loaded_w.model.encode(s2=x)["s2"]
     torch.testing.assert_close(a, b)
+
+    # the README's evaluation commands on the run's embeddings
+    tmp = setup["tmp"]
+    res = runner.invoke(
+        app,
+        ["eval", "retrieval", "--embeddings", str(out), "--labels-column", "labels19", "--k", "10",
+         "--json", str(tmp / "retrieval.json"), "--plots", str(tmp / "plots")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ret = json.loads((tmp / "retrieval.json").read_text())
+    assert ret["meta"]["counts"]["s1->s2"] == {
+        "queries": 6,
+        "archive": 6,
+        "queries_without_labels": 0,
+    }
+    for direction in ("s1->s1", "s2->s2", "s1->s2", "s2->s1"):
+        assert 0.0 <= ret[direction]["map@10"] <= 1.0
+    assert (tmp / "retrieval.md").is_file() and (tmp / "plots" / "precision_at_k.png").is_file()
+    res = runner.invoke(
+        app,
+        ["eval", "probe", "--embeddings", str(out), "--sensor", "both", "--json", str(tmp / "probe.json")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    probe = json.loads((tmp / "probe.json").read_text())
+    splits = _splits(setup)
+    assert probe["meta"]["rows"] == {n: splits.count(n) for n in ("train", "val", "test")}
+    assert set(probe) == {"linear", "knn", "meta"}
 
 
 def test_weights_may_hold_the_full_model(setup: dict[str, Path]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -67,19 +66,6 @@ def write_manifest(path: Path, rows: list[dict], splits: list[str] | None = None
         gdf["split"] = splits
     gdf.to_parquet(path)
     return path
-
-
-def sample_rows() -> list[dict]:
-    """The 6 real BigEarthNet pairs (absolute paths), paired through the S1 metadata."""
-    from csmoe_data.samples import resolve_path
-
-    root = resolve_path("sample:bigearthnet")
-    rows = []
-    for d1 in sorted((root / "S1").iterdir()):
-        meta = json.loads(next(d1.glob("*_labels_metadata.json")).read_text())
-        s2 = meta["corresponding_s2_patch"]
-        rows.append({"patch_id": s2, "s2_path": str(root / "S2" / s2), "s1_path": str(d1)})
-    return rows
 
 
 @pytest.fixture

@@ -95,6 +95,10 @@ def test_cache_is_reused_and_invalidated(patches, cache_dir, tmp_path) -> None:
     smaller = write_manifest(tmp_path / "m2.parquet", rows[:-1], ["train"] * 12 + ["val"] * 3)
     other = open_cache(smaller, cache_dir, log=notes.append)
     assert other.path != first.path and len(other) == 15
+    # new splits change the training rows, hence the statistics: a different cache too
+    resplit = write_manifest(tmp_path / "m3.parquet", rows, ["val"] * 4 + ["train"] * 12)
+    third = open_cache(resplit, cache_dir)
+    assert third.path != first.path and third.stats["s2_mean"] != first.stats["s2_mean"]
     # a changed imagery file rebuilds the cache in place
     band = next((manifest.parent / rows[0]["s2_path"]).glob("*_B02.tif"))
     import rasterio
@@ -218,3 +222,26 @@ def test_cache_survives_missing_imagery_on_a_training_host(patches, cache_dir) -
     cache = open_cache(manifest, cache_dir, log=notes.append)
     assert len(cache) == 16 and "not reachable" in notes[0]
     assert os.path.isdir(cache.path)
+
+
+def _open_and_report(manifest: str, cache_dir: str) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    cache = open_cache(manifest, cache_dir, log=notes.append)
+    return str(cache.path), notes
+
+
+def test_concurrent_processes_build_the_cache_once(patches, cache_dir) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    manifest, _ = patches
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = list(pool.map(_open_and_report, [str(manifest)] * 2, [str(cache_dir)] * 2))
+    assert results[0][0] == results[1][0]
+    notes = [n for _, ns in results for n in ns]
+    assert (
+        sum(n.startswith("built") for n in notes) == 1 and sum("reusing" in n for n in notes) == 1
+    )
+    assert [p.name for p in cache_dir.iterdir() if not p.name.startswith(".")] == [
+        Path(results[0][0]).name
+    ]

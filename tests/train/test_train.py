@@ -18,8 +18,6 @@ from csmoe_model.train.checkpoint import list_checkpoints
 from csmoe_model.train.loop import NonFiniteLoss
 from csmoe_model.train.schedule import build_optimizer, lr_factor
 
-from .conftest import sample_rows, write_manifest
-
 runner = CliRunner()
 
 
@@ -86,7 +84,14 @@ def test_cli_train_on_generated_patches(patches, cache_dir, tmp_path) -> None:
 
 
 def test_readme_examples_on_the_real_sample(tmp_path, cache_dir) -> None:
-    manifest = write_manifest(tmp_path / "bigearthnet.parquet", sample_rows())
+    from csmoe_cli.data_app import app as data_app
+
+    # the manifest as csmoe-data writes it (the contract between the two halves)
+    manifest = tmp_path / "bigearthnet.parquet"
+    res = runner.invoke(data_app, ["build-manifest", "--footprints", "sample:bigearthnet", "--landcover",
+                                   "sample:modis-igbp", "--landcover-legend", "modis-igbp", "--climate",
+                                   "sample:koppen-rubel", "--climate-legend", "koppen-rubel", "--out", str(manifest)])  # fmt: skip
+    assert res.exit_code == 0, res.output
     res = runner.invoke(
         app, ["cache", "--manifest", str(manifest), "--cache-dir", str(cache_dir), "--workers", "2"]
     )
@@ -95,9 +100,11 @@ def test_readme_examples_on_the_real_sample(tmp_path, cache_dir) -> None:
     run = tmp_path / "runs" / "tiny"
     res = runner.invoke(app, ["train", "--manifest", str(manifest), "--model", "csmoe-tiny", "--out", str(run),
                               "--max-steps", "3", "--batch-size", "6", "--lr", "1e-3", "--device", "cpu",
-                              "--cache-dir", str(cache_dir), "--workers", "0"])  # fmt: skip
+                              "--cache-dir", str(cache_dir)])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "reusing imagery cache" in res.output
+    ids = json.loads((run / "config.json").read_text())["data"]
+    assert ids["rows"] == 6 and ids["cache_size"] == 120
     # the exported encoder loads into the preset as it is (the loader resized 120 px to 32 px)
     from safetensors.torch import load_file
 
@@ -136,14 +143,15 @@ def test_resume_continues_exactly(patches, cache_dir, tmp_path) -> None:
         a.encoder_state_dict().items(), b.encoder_state_dict().values(), strict=True
     ):
         torch.testing.assert_close(v, w, msg=k)
-
-
-def test_resume_refuses_other_settings(patches, cache_dir, tmp_path) -> None:
-    manifest, _ = patches
-    cfg = _cfg(manifest, tmp_path / "r", cache_dir, max_steps=2)
-    train(cfg, log=lambda m: None, progress=False)
-    with pytest.raises(CsmoeError, match="lr"):
-        train(cfg, resume=True, given={"lr": 0.1}, log=lambda m: None, progress=False)
+    # a resumed run keeps its own settings: changing one that alters the computation is refused
+    with pytest.raises(CsmoeError, match=r"lr \(0.0005 in the run, 0.1 given\)"):
+        train(
+            _cfg(manifest, part, cache_dir),
+            resume=True,
+            given={"lr": 0.1},
+            log=lambda m: None,
+            progress=False,
+        )
 
 
 def test_checkpoint_survives_a_kill_while_writing(
@@ -167,15 +175,17 @@ def test_checkpoint_survives_a_kill_while_writing(
 
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(manifest, run, cache_dir), log=lambda m: None, progress=False)
+        train(_cfg(manifest, run, cache_dir, max_steps=4), log=lambda m: None, progress=False)
     monkeypatch.setattr(torch, "save", real_save)
     ckpts = run / "checkpoints"
     assert [p.name for p in ckpts.iterdir() if p.name.endswith(".tmp")] == []
     path, ckpt = load_latest_checkpoint(ckpts)
     assert path.name == "step_00000002.pt" and ckpt["step"] == 2
     assert (ckpts / "latest").read_text().strip() == "step_00000002.pt"
-    done = train(_cfg(manifest, run, cache_dir), resume=True, log=lambda m: None, progress=False)
-    assert done.steps == 6 and (run / "model.safetensors").is_file()
+    done = train(
+        _cfg(manifest, run, cache_dir, max_steps=4), resume=True, log=lambda m: None, progress=False
+    )
+    assert done.steps == 4 and (run / "model.safetensors").is_file()
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
@@ -197,7 +207,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(CSMoE, "forward", forward)
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLoss, match=r"nan before step 3.*last good checkpoint"):
-        train(_cfg(manifest, run, cache_dir), log=lambda m: None, progress=False)
+        train(_cfg(manifest, run, cache_dir, max_steps=4), log=lambda m: None, progress=False)
     path, ckpt = load_latest_checkpoint(run / "checkpoints")
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
@@ -235,3 +245,37 @@ def test_config_file_and_command_line(patches, cache_dir, tmp_path) -> None:
     res = runner.invoke(app, ["train", "--manifest", str(manifest), "--out", str(tmp_path / "x"),
                               "--max-steps", "2", "--epochs", "1"])  # fmt: skip
     assert res.exit_code != 0 and "not both" in res.output
+
+
+def test_cli_cache_warns_about_damaged_images_and_strict_stops(patches, cache_dir) -> None:
+    manifest, rows = patches
+    next((manifest.parent / rows[5]["s1_path"]).glob("*_VV.tif")).write_bytes(b"\x00" * 64)
+    base = [
+        "cache",
+        "--manifest",
+        str(manifest),
+        "--cache-dir",
+        str(cache_dir),
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
+    res = runner.invoke(app, [*base, "--strict"])
+    assert (
+        res.exit_code == 1
+        and "damaged image in row 5" in res.output
+        and "Traceback" not in res.output
+    )
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0, res.output
+    assert (
+        "16 rows (15 usable)" in res.output and "warning: 1 damaged image(s) skipped" in res.output
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(patches, cache_dir, tmp_path) -> None:
+    manifest, _ = patches
+    res = runner.invoke(app, ["train", "--manifest", str(manifest), "--model", "csmoe-tiny", "--out",
+                              str(tmp_path / "r"), "--device", "cuda", "--cache-dir", str(cache_dir)])  # fmt: skip
+    assert res.exit_code == 1 and "no CUDA device" in res.output
