@@ -63,7 +63,9 @@ def generated_pool(rows: int, seed: int = 0) -> gpd.GeoDataFrame:
     kg_major = rng.choice(len(KG_SYMBOLS), size=rows, p=kg_p / kg_p.sum())
     lc = _mix(rng, rows, len(LC_CODES), lc_major)
     kg = _mix(rng, rows, len(KG_SYMBOLS), kg_major)
-    data: dict[str, object] = {"patch_id": pd.array([f"p{i:07d}" for i in range(rows)], dtype="string")}
+    data: dict[str, object] = {
+        "patch_id": pd.array([f"p{i:07d}" for i in range(rows)], dtype="string")
+    }
     for j, c in enumerate(LC_CODES):
         data[f"lc_{c}"] = lc[:, j]
     data["lc_valid_frac"] = np.ones(rows, dtype=np.float32)
@@ -98,9 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     runs = [(name, SamplingOptions(n=n, strategy=name, seed=args.seed)) for name in STRATEGIES]
     runs.append(
-        ("thematic-climatic + split", SamplingOptions(n=n, seed=args.seed, split={"train": 0.8, "val": 0.1, "test": 0.1}))
+        (
+            "thematic-climatic + split",
+            SamplingOptions(n=n, seed=args.seed, split={"train": 0.8, "val": 0.1, "test": 0.1}),
+        )
     )
-    runs.append(("thematic-climatic + min_distance 5 km", SamplingOptions(n=n, seed=args.seed, min_distance=5000.0)))
+    runs.append(
+        (
+            "thematic-climatic + min_distance 5 km",
+            SamplingOptions(n=n, seed=args.seed, min_distance=5000.0),
+        )
+    )
     print(f"{'strategy':40s} {'seconds':>8s} {'rows':>8s} {'strata hit':>10s}")
     for label, opts in runs:
         t = time.perf_counter()

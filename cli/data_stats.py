@@ -25,7 +25,15 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _distribution_table(title: str, means: dict[str, dict[str, float]], sample: Any, pool: Any, major: str, names: dict[str, str], top: int) -> Any:
+def _distribution_table(
+    title: str,
+    means: dict[str, dict[str, float]],
+    sample: Any,
+    pool: Any,
+    major: str,
+    names: dict[str, str],
+    top: int,
+) -> Any:
     """Rich table: mean fraction and majority rows of each class, sample next to pool."""
     from rich.table import Table
 
@@ -62,16 +70,30 @@ def stats(
     manifest: Annotated[Path, typer.Argument(help="A sampled manifest (GeoParquet).")],
     pool: Annotated[
         Path | None,
-        typer.Option("--pool", help="The pool it was sampled from (default: the pool named in its metadata, else the manifest itself)."),
+        typer.Option(
+            "--pool",
+            help="The pool it was sampled from (default: the pool named in its metadata, else the manifest itself).",
+        ),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
-    plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG figures into this folder.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures as JSON here.")
+    ] = None,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Write PNG figures into this folder.")
+    ] = None,
     all_rows: Annotated[
         bool,
-        typer.Option("--all-pool-rows", help="Judge against every pool row, not only those passing the recorded --min-valid-frac/--where."),
+        typer.Option(
+            "--all-pool-rows",
+            help="Judge against every pool row, not only those passing the recorded --min-valid-frac/--where.",
+        ),
     ] = False,
-    top: Annotated[int, typer.Option("--top", help="Classes shown per distribution table.", min=1)] = 20,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --json / --plots outputs.")] = False,
+    top: Annotated[
+        int, typer.Option("--top", help="Classes shown per distribution table.", min=1)
+    ] = 20,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing --json / --plots outputs.")
+    ] = False,
 ) -> None:
     """Report rows, splits, class distributions and quality figures of a sampled manifest.
 
@@ -101,7 +123,9 @@ def stats(
     figures["manifest"] = str(manifest)
     figures["pool"] = str(pool_path) if pool_path is not None else None
     if isinstance(meta.get("sampling"), dict):
-        figures["sampling"] = {k: meta["sampling"].get(k) for k in ("strategy", "seed", "pool_size", "pool_checksum")}
+        figures["sampling"] = {
+            k: meta["sampling"].get(k) for k in ("strategy", "seed", "pool_size", "pool_checksum")
+        }
 
     pool_view = sample if pool_df is None else pool_df
     _, names = legend_info({**pool_meta, **meta})
@@ -115,11 +139,15 @@ def stats(
         summary.add_row("rows (pool)", f"{figures['pool_rows']:,} eligible of {pool_total:,}")
     else:
         summary.add_row("rows (pool)", _fmt(figures["pool_rows"]))
-    summary.add_row("strata (sample / pool)", f"{figures['strata_sample']} / {figures['strata_pool']}")
+    summary.add_row(
+        "strata (sample / pool)", f"{figures['strata_sample']} / {figures['strata_pool']}"
+    )
     for name, count in figures["splits"].items():
         summary.add_row(f"split {name}", _fmt(count))
     if "sampling" in figures:
-        summary.add_row("strategy (seed)", f"{figures['sampling']['strategy']} ({figures['sampling']['seed']})")
+        summary.add_row(
+            "strategy (seed)", f"{figures['sampling']['strategy']} ({figures['sampling']['seed']})"
+        )
     console.print(summary)
 
     quality = Table(title="quality (vs pool)", title_justify="left")
@@ -135,8 +163,16 @@ def stats(
     ):
         quality.add_row(key, _fmt(figures[key]))
     console.print(quality)
-    console.print(_distribution_table("climate", figures["climate_mean"], sample, pool_view, "kg_major", names, top))
-    console.print(_distribution_table("land cover", figures["landcover_mean"], sample, pool_view, "lc_major", names, top))
+    console.print(
+        _distribution_table(
+            "climate", figures["climate_mean"], sample, pool_view, "kg_major", names, top
+        )
+    )
+    console.print(
+        _distribution_table(
+            "land cover", figures["landcover_mean"], sample, pool_view, "lc_major", names, top
+        )
+    )
 
     if plots is not None:
         written = make_plots(sample, pool_df, plots, {**pool_meta, **meta}, overwrite=overwrite)

@@ -109,15 +109,27 @@ def plot_class_distributions(
         CsmoeDataError: if ``path`` exists and ``overwrite`` is false.
     """
     colors, names = legend_info(metadata)
-    groups = [("land cover", landcover_columns(pool.columns)), ("climate", climate_columns(pool.columns))]
+    groups = [
+        ("land cover", landcover_columns(pool.columns)),
+        ("climate", climate_columns(pool.columns)),
+    ]
     groups = [(t, c) for t, c in groups if c]
-    fig, axes = plt.subplots(len(groups) or 1, 1, figsize=(12, 4.2 * max(1, len(groups))), squeeze=False)
+    fig, axes = plt.subplots(
+        len(groups) or 1, 1, figsize=(12, 4.2 * max(1, len(groups))), squeeze=False
+    )
     for ax, (title, cols) in zip(axes[:, 0], groups, strict=False):
         p = descriptor_matrix(pool, cols).mean(axis=0) if len(pool) else np.zeros(len(cols))
         s = descriptor_matrix(sample, cols).mean(axis=0) if len(sample) else np.zeros(len(cols))
         x = np.arange(len(cols))
         ax.bar(x - 0.2, p, 0.4, color="0.8", edgecolor="0.4", label=f"pool ({len(pool):,} rows)")
-        ax.bar(x + 0.2, s, 0.4, color=_colour_list(cols, colors), edgecolor="0.2", label=f"sample ({len(sample):,} rows)")
+        ax.bar(
+            x + 0.2,
+            s,
+            0.4,
+            color=_colour_list(cols, colors),
+            edgecolor="0.2",
+            label=f"sample ({len(sample):,} rows)",
+        )
         ax.set_xticks(x, [_label(c, names) for c in cols], rotation=60, ha="right", fontsize=8)
         ax.set_ylabel("mean fraction")
         ax.set_title(f"{title}: mean class fractions, sample vs pool")
@@ -128,9 +140,22 @@ def plot_class_distributions(
 
 
 def _strata_table(df: pd.DataFrame) -> pd.DataFrame:
-    kg = df["kg_major"].astype(object).where(df["kg_major"].notna(), MISSING) if "kg_major" in df else MISSING
-    lc = df["lc_major"].astype(object).where(df["lc_major"].notna(), MISSING) if "lc_major" in df else MISSING
-    t = pd.DataFrame({"kg": pd.Series(kg, index=df.index).astype(str), "lc": pd.Series(lc, index=df.index).astype(str)})
+    kg = (
+        df["kg_major"].astype(object).where(df["kg_major"].notna(), MISSING)
+        if "kg_major" in df
+        else MISSING
+    )
+    lc = (
+        df["lc_major"].astype(object).where(df["lc_major"].notna(), MISSING)
+        if "lc_major" in df
+        else MISSING
+    )
+    t = pd.DataFrame(
+        {
+            "kg": pd.Series(kg, index=df.index).astype(str),
+            "lc": pd.Series(lc, index=df.index).astype(str),
+        }
+    )
     return t.value_counts().unstack(fill_value=0) if len(t) else pd.DataFrame()
 
 
@@ -158,12 +183,20 @@ def plot_heatmap(
     cols = sorted(set(pt.columns) | set(st.columns), key=_lc_sort_key)
     pt = pt.reindex(index=rows, columns=cols, fill_value=0)
     st = st.reindex(index=rows, columns=cols, fill_value=0)
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.45 * len(cols) * 2 + 3), max(4, 0.28 * len(rows) + 2)))
+    fig, axes = plt.subplots(
+        1, 2, figsize=(max(8, 0.45 * len(cols) * 2 + 3), max(4, 0.28 * len(rows) + 2))
+    )
     for ax, table, title in ((axes[0], pt, "pool"), (axes[1], st, "sample")):
         data = table.to_numpy(dtype=float)
         masked = np.ma.masked_where(data <= 0, data)
         vmax = max(1.0, float(data.max()) if data.size else 1.0)
-        im = ax.imshow(masked, aspect="auto", cmap="viridis", norm=LogNorm(vmin=1, vmax=vmax), interpolation="nearest")
+        im = ax.imshow(
+            masked,
+            aspect="auto",
+            cmap="viridis",
+            norm=LogNorm(vmin=1, vmax=vmax),
+            interpolation="nearest",
+        )
         ax.set_xticks(range(len(cols)), cols, fontsize=7, rotation=90)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_xlabel("dominant land cover (lc_major)")
@@ -174,9 +207,13 @@ def plot_heatmap(
     # strata of the pool that the sample misses
     missed = np.argwhere((pt.to_numpy() > 0) & (st.to_numpy() == 0))
     for r, c in missed:
-        axes[1].add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=0.8))
+        axes[1].add_patch(
+            plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=0.8)
+        )
     if len(missed):
-        axes[1].set_title(axes[1].get_title() + f"; red: {len(missed)} pool strata missed", fontsize=9)
+        axes[1].set_title(
+            axes[1].get_title() + f"; red: {len(missed)} pool strata missed", fontsize=9
+        )
     fig.tight_layout()
     return _save(fig, Path(path), overwrite)
 
@@ -235,17 +272,40 @@ def plot_world_map(
     fig, ax = plt.subplots(figsize=(13, 6.8))
     land = _landcover_background(metadata)
     if land is not None:
-        ax.imshow(np.where(land, 0.88, 1.0), extent=(-180, 180, -90, 90), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(
+            np.where(land, 0.88, 1.0),
+            extent=(-180, 180, -90, 90),
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
     ax.set_facecolor("#f4f8fb")
     plon, plat = _centres(pool)
     if len(plon) and pool is not sample:
         ax.scatter(plon, plat, s=2, c="0.6", alpha=0.5, linewidths=0, label=f"pool ({len(pool):,})")
     slon, slat = _centres(sample)
-    kg = sample["kg_major"].astype(object).where(sample["kg_major"].notna(), MISSING).astype(str).to_numpy() if "kg_major" in sample else np.full(len(slon), MISSING)
+    kg = (
+        sample["kg_major"]
+        .astype(object)
+        .where(sample["kg_major"].notna(), MISSING)
+        .astype(str)
+        .to_numpy()
+        if "kg_major" in sample
+        else np.full(len(slon), MISSING)
+    )
     if len(slon) == len(kg):
         for sym in sorted(set(kg.tolist())):
             m = kg == sym
-            ax.scatter(slon[m], slat[m], s=9, color=colors.get(f"kg_{sym}", "black"), edgecolors="0.15", linewidths=0.2, label=f"{sym} ({int(m.sum())})")
+            ax.scatter(
+                slon[m],
+                slat[m],
+                s=9,
+                color=colors.get(f"kg_{sym}", "black"),
+                edgecolors="0.15",
+                linewidths=0.2,
+                label=f"{sym} ({int(m.sum())})",
+            )
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
     ax.set_aspect("equal")
@@ -255,7 +315,15 @@ def plot_world_map(
     ax.set_title(f"selected footprints ({len(sample):,}) by majority climate")
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, ncol=1 + len(labels) // 28, markerscale=1.5)
+        ax.legend(
+            handles,
+            labels,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+            fontsize=7,
+            ncol=1 + len(labels) // 28,
+            markerscale=1.5,
+        )
     return _save(fig, Path(path), overwrite)
 
 

@@ -118,11 +118,9 @@ def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dic
     covered = pool_set & set(sample_strata.tolist())
     coverage = len(covered) / len(pool_set) if pool_set else 0.0
 
-    if own_pool:
-        radii = np.zeros(len(pool_X))
-    else:
-        radii = nearest_distances(pool_X, sample_X)
+    radii = np.zeros(len(pool_X)) if own_pool else nearest_distances(pool_X, sample_X)
     nl = len(lc_cols)
+
     def mean(X: np.ndarray) -> np.ndarray:
         return X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
 
@@ -132,7 +130,10 @@ def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dic
     class_counts = {c: int((sample_X[:, j] >= CLASS_PRESENCE).sum()) for j, c in enumerate(cols)}
     splits: dict[str, int] = {}
     if "split" in sample.columns:
-        splits = {str(k): int(v) for k, v in sample["split"].astype(str).value_counts().sort_index().items()}
+        splits = {
+            str(k): int(v)
+            for k, v in sample["split"].astype(str).value_counts().sort_index().items()
+        }
 
     def finite(x: float) -> float | None:
         return float(x) if np.isfinite(x) else None
@@ -152,10 +153,12 @@ def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dic
         "strata_sample": len(set(sample_strata.tolist())),
         "splits": splits,
         "landcover_mean": {
-            c: {"sample": float(lc_sample[j]), "pool": float(lc_pool[j])} for j, c in enumerate(lc_cols)
+            c: {"sample": float(lc_sample[j]), "pool": float(lc_pool[j])}
+            for j, c in enumerate(lc_cols)
         },
         "climate_mean": {
-            c: {"sample": float(kg_sample[j]), "pool": float(kg_pool[j])} for j, c in enumerate(kg_cols)
+            c: {"sample": float(kg_sample[j]), "pool": float(kg_pool[j])}
+            for j, c in enumerate(kg_cols)
         },
     }
 
@@ -178,13 +181,16 @@ def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.
     from csmoe_data.sampling.options import SamplingOptions
 
     opts = SamplingOptions(
-        min_valid_frac=float(options.get("min_valid_frac", 0.0) or 0.0), where=options.get("where") or None
+        min_valid_frac=float(options.get("min_valid_frac", 0.0) or 0.0),
+        where=options.get("where") or None,
     )
     keep = _filter(pool, opts)
     return pool if len(keep) == len(pool) else pool.iloc[keep]
 
 
-def pool_path_from_metadata(metadata: Mapping[str, Any], manifest_path: str | Path | None = None) -> Path | None:
+def pool_path_from_metadata(
+    metadata: Mapping[str, Any], manifest_path: str | Path | None = None
+) -> Path | None:
     """Where the pool of a sampled manifest lies, if its metadata says so and the file exists.
 
     Looks at ``pool`` (written by ``build-manifest --pool``), ``sampling.pool_path`` /

@@ -8,6 +8,9 @@ even for the B presets. Figures are per S1+S2 pair (the count at batch ``batch``
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -168,11 +171,19 @@ def count_params(model: CSMoE) -> dict[str, float]:
 def model_report(name: str, batch: int = 2, device: str = "meta", **overrides: Any) -> ModelReport:
     """Build preset ``name`` (with ``overrides``) on ``device`` and report its parameters and FLOPs.
 
+    Reports are deterministic, so they are cached per process (a copy is returned).
+
     Raises:
         CsmoeError: for an unknown preset or a bad override.
     """
+    key = json.dumps(overrides, sort_keys=True, default=str)
+    return copy.deepcopy(_cached_report(name, batch, device, key))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_report(name: str, batch: int, device: str, overrides_json: str) -> ModelReport:
     with torch.device(device):
-        model = build_model(name, **overrides)
+        model = build_model(name, **json.loads(overrides_json))
     params = count_params(model)
     return ModelReport(
         name=name,

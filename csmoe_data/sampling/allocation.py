@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _water_fill(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float) -> np.ndarray:
+def _water_fill(
+    weights: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float
+) -> np.ndarray:
     """Continuous x_s = clip(c * w_s, lower_s, upper_s) with sum x = total (c by bisection).
 
     The returned sum never exceeds ``total`` (the lower end of the bisection bracket is kept),

@@ -40,7 +40,9 @@ def pool_checksum(gdf: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     ids = gdf["patch_id"] if "patch_id" in gdf.columns else pd.Series(gdf.index)
     digest.update("\x1f".join(ids.astype(str).tolist()).encode("utf-8"))
-    cols = class_columns(gdf.columns) + [c for c in ("lc_valid_frac", "kg_valid_frac") if c in gdf.columns]
+    cols = class_columns(gdf.columns) + [
+        c for c in ("lc_valid_frac", "kg_valid_frac") if c in gdf.columns
+    ]
     digest.update("\x1f".join(cols).encode("utf-8"))
     if cols:
         values = descriptor_matrix(gdf, cols)  # NaN -> 0 ...
@@ -72,7 +74,9 @@ def _validate(options: SamplingOptions) -> Strategy:
     if options.min_distance is not None and not (options.min_distance >= 0):
         raise CsmoeDataError(f"--min-distance must be >= 0 metres, not {options.min_distance}")
     if options.climate_level not in ("symbol", "group"):
-        raise CsmoeDataError(f"--climate-level must be symbol or group, not {options.climate_level!r}")
+        raise CsmoeDataError(
+            f"--climate-level must be symbol or group, not {options.climate_level!r}"
+        )
     if options.split is not None:
         total = sum(options.split.values())
         if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
@@ -85,7 +89,9 @@ def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
     keep = np.ones(len(pool), dtype=bool)
     for col in ("lc_valid_frac", "kg_valid_frac"):
         if col in pool.columns and options.min_valid_frac > 0:
-            v = pd.to_numeric(pool[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            v = pd.to_numeric(pool[col], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
             keep &= np.nan_to_num(v, nan=-1.0) >= options.min_valid_frac
     if options.where:
         try:
@@ -93,12 +99,20 @@ def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
         except Exception as exc:  # pandas raises many types for a bad expression
             msg = " ".join(str(exc).split()) or type(exc).__name__
             raise CsmoeDataError(f"bad --where expression {options.where!r}: {msg}") from None
-        if not isinstance(mask, pd.Series) or len(mask) != len(pool) or not pd.api.types.is_bool_dtype(mask):
-            raise CsmoeDataError(f"--where expression {options.where!r} does not give one boolean per row")
+        if (
+            not isinstance(mask, pd.Series)
+            or len(mask) != len(pool)
+            or not pd.api.types.is_bool_dtype(mask)
+        ):
+            raise CsmoeDataError(
+                f"--where expression {options.where!r} does not give one boolean per row"
+            )
         try:
             keep &= mask.fillna(False).to_numpy(dtype=bool)
         except (TypeError, ValueError):
-            raise CsmoeDataError(f"--where expression {options.where!r} is not a boolean condition") from None
+            raise CsmoeDataError(
+                f"--where expression {options.where!r} is not a boolean condition"
+            ) from None
     return np.flatnonzero(keep)
 
 
@@ -155,7 +169,9 @@ def _select(
         for g in np.flatnonzero(want > 0):
             rows = members[g][available[members[g]]]
             if len(rows):
-                picks[int(g)] = strategy.pick(ctx, rows, int(want[g]), group_rng(options.seed, names[g], round_))
+                picks[int(g)] = strategy.pick(
+                    ctx, rows, int(want[g]), group_rng(options.seed, names[g], round_)
+                )
         if round_ == 0 and picks:  # the global pass sees the first, complete set of picks
             keys = sorted(picks)
             flat = strategy.refine(ctx, np.concatenate([picks[g] for g in keys]), codes)
@@ -209,7 +225,9 @@ def sample_manifest(
     """
     strategy = _validate(options)
     if not class_columns(pool.columns):
-        raise CsmoeDataError("the pool has no descriptor columns (lc_<code> / kg_<symbol>); is it a descriptor manifest?")
+        raise CsmoeDataError(
+            "the pool has no descriptor columns (lc_<code> / kg_<symbol>); is it a descriptor manifest?"
+        )
     needs_geometry = bool(options.min_distance) or options.split is not None
     geoms = None
     if needs_geometry:
@@ -222,7 +240,9 @@ def sample_manifest(
 
     positions = _filter(pool, options)
     rows = pool.iloc[positions].reset_index(drop=True)
-    groups_map = load_landcover_groups(options.landcover_groups) if options.landcover_groups else None
+    groups_map = (
+        load_landcover_groups(options.landcover_groups) if options.landcover_groups else None
+    )
     columns = class_columns(rows.columns)
     ctx = SamplingContext(
         rows=rows,
@@ -233,7 +253,11 @@ def sample_manifest(
     )
     n = len(rows) if options.n is None else int(options.n)
     codes, names = strategy.groups(ctx, n)
-    sizes = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(len(names), dtype=np.int64)
+    sizes = (
+        np.bincount(codes, minlength=len(names))
+        if len(codes)
+        else np.zeros(len(names), dtype=np.int64)
+    )
     weights = strategy.allocation_weights(ctx, codes, len(names)) if len(codes) else None
     counts = allocate(sizes, n, options.alpha if strategy.uses_alpha else 1.0, weights)
     if needs_geometry:
@@ -241,7 +265,9 @@ def sample_manifest(
     chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms))
 
     out = rows.iloc[chosen].reset_index(drop=True)
-    out["stratum"] = pd.array(strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string")
+    out["stratum"] = pd.array(
+        strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
+    )
     if options.split is not None:
         blocks = spatial_blocks(np.asarray(out.geometry.values, dtype=object), DEFAULT_BLOCK_SIZE_M)
         split = assign_splits(blocks, options.split, options.seed)

@@ -20,7 +20,9 @@ import numpy as np
 KMEANS_MAX_FIT = 5_000
 #: medoids minimise sum(d) + MAX_WEIGHT * rows * max(d) over their rows: a little weight on the
 #: farthest row trades a hair of mean distance for a clearly smaller maximum
-MAX_WEIGHT = 0.0
+MAX_WEIGHT = 0.2
+#: tolerances tried in turn by the balancing passes of :func:`refine_medoids`
+BALANCE_STEPS = (0.025, 0.05, 0.1, 0.15, 0.2)
 #: rows farthest-point traversal scans at most
 KCENTER_MAX_ROWS = 200_000
 
@@ -36,7 +38,10 @@ def central_row(X: np.ndarray) -> int:
 
 
 def kcenter_greedy(
-    X: np.ndarray, k: int, start: list[int] | np.ndarray | None = None, rng: np.random.Generator | None = None
+    X: np.ndarray,
+    k: int,
+    start: list[int] | np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Farthest-point traversal: each next pick is the row farthest from all picks so far.
 
@@ -81,7 +86,11 @@ def _kmeans_pp(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     d2 = _sqdist(X, X[seeds[0]]).astype(np.float64)
     for _ in range(1, k):
         total = d2.sum()
-        j = int(rng.integers(m)) if total <= 0 else int(np.searchsorted(np.cumsum(d2), rng.random() * total))
+        j = (
+            int(rng.integers(m))
+            if total <= 0
+            else int(np.searchsorted(np.cumsum(d2), rng.random() * total))
+        )
         j = min(j, m - 1)
         seeds.append(j)
         np.minimum(d2, _sqdist(X, X[j]), out=d2)
@@ -99,7 +108,9 @@ def _assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return lab, np.maximum(d[np.arange(len(X)), lab], 0.0)
 
 
-def lloyd(X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 15) -> tuple[np.ndarray, np.ndarray]:
+def lloyd(
+    X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 15
+) -> tuple[np.ndarray, np.ndarray]:
     """Plain k-means (k-means++ seeds, Lloyd steps) in numpy: centres (k, D) and labels.
 
     Small problems (one stratum) run much faster here than through scikit-learn's per-call
@@ -122,7 +133,11 @@ def lloyd(X: np.ndarray, k: int, rng: np.random.Generator, iters: int = 15) -> t
 
 
 def medoid(
-    X: np.ndarray, members: np.ndarray, rng: np.random.Generator, max_candidates: int = 32, max_members: int = 512
+    X: np.ndarray,
+    members: np.ndarray,
+    rng: np.random.Generator,
+    max_candidates: int = 32,
+    max_members: int = 512,
 ) -> int:
     """Row of ``members`` minimising the summed (not squared) distance to the others.
 
@@ -135,9 +150,14 @@ def medoid(
     cand = np.argsort(_sqdist(Xm, Xm.mean(axis=0)), kind="stable")[:max_candidates]
     ref = Xm if len(Xm) <= max_members else Xm[rng.choice(len(Xm), max_members, replace=False)]
     C = Xm[cand]
-    d = np.sqrt(np.maximum(
-        np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ ref.T + np.einsum("ij,ij->i", ref, ref)[None, :], 0.0
-    ))
+    d = np.sqrt(
+        np.maximum(
+            np.einsum("ij,ij->i", C, C)[:, None]
+            - 2.0 * C @ ref.T
+            + np.einsum("ij,ij->i", ref, ref)[None, :],
+            0.0,
+        )
+    )
     return int(members[cand[int(np.argmin(d.sum(axis=1) + MAX_WEIGHT * len(ref) * d.max(axis=1)))]])
 
 
@@ -179,7 +199,9 @@ def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
     return picks_a
 
 
-def hybrid_cover(X: np.ndarray, k: int, rng: np.random.Generator, medoid_share: float = 0.5) -> np.ndarray:
+def hybrid_cover(
+    X: np.ndarray, k: int, rng: np.random.Generator, medoid_share: float = 0.5
+) -> np.ndarray:
     """``ceil(medoid_share * k)`` k-means medoids, then farthest points for the rest."""
     m = len(X)
     k = min(k, m)
@@ -196,7 +218,13 @@ def hybrid_cover(X: np.ndarray, k: int, rng: np.random.Generator, medoid_share: 
     return kcenter_greedy(X, k, start=start, rng=rng)
 
 
-def cover(X: np.ndarray, k: int, rng: np.random.Generator, method: str = "hybrid", medoid_share: float = 0.5) -> np.ndarray:
+def cover(
+    X: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    method: str = "hybrid",
+    medoid_share: float = 0.5,
+) -> np.ndarray:
     """Dispatch to one of the covering methods (``kmeans``, ``kcenter``, ``hybrid``).
 
     Raises:
@@ -250,6 +278,7 @@ def refine_medoids(
     max_members: int = 512,
     parts: list[slice] | None = None,
     balance_tol: float = 0.0,
+    balance_target: float = 0.0,
 ) -> np.ndarray:
     """Alternating k-medoids over the whole pool, keeping every pick inside its own group.
 
@@ -260,10 +289,12 @@ def refine_medoids(
     never increases. Runs on a random subset of pool rows so that rows x picks stays under
     ``budget``; skipped when that subset would be smaller than five rows per pick.
 
-    With ``balance_tol`` > 0 a last pass lets each pick move to a candidate whose cell cost is
-    at most ``balance_tol`` above the current one when that brings the sample's mean fractions
-    closer to the pool's (sum over ``parts`` of the JS divergences): among near-equivalent
-    covers, the one that keeps the class distribution representative.
+    With ``balance_tol`` > 0 further passes let each pick move to a candidate whose cell cost is
+    at most ``tol`` above the current one when that brings the sample's mean fractions closer
+    to the pool's (sum over ``parts`` of the JS divergences): among near-equivalent covers, the
+    one that keeps the class distribution representative. ``tol`` steps through
+    :data:`BALANCE_STEPS` up to ``balance_tol`` and stops as soon as the divergence is at most
+    ``balance_target``, so a sample that is representative already loses no coverage.
 
     Returns:
         The refined picks, position by position (priority order kept).
@@ -284,7 +315,9 @@ def refine_medoids(
         order = np.argsort(lab, kind="stable")
         return order, np.searchsorted(lab[order], np.arange(n + 1))
 
-    def costs(j: int, order: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def costs(
+        j: int, order: np.ndarray, bounds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Candidates of pick j and the cell cost of [current, *candidates]."""
         members = rows[order[bounds[j] : bounds[j + 1]]]
         if len(members) < 2:
@@ -295,11 +328,15 @@ def refine_medoids(
         Xm = X[members]
         ref = Xm if len(Xm) <= max_members else Xm[rng.choice(len(Xm), max_members, replace=False)]
         if len(cand) > max_candidates:
-            cand = cand[np.argsort(_sqdist(X[cand], ref.mean(axis=0)), kind="stable")[:max_candidates]]
+            cand = cand[
+                np.argsort(_sqdist(X[cand], ref.mean(axis=0)), kind="stable")[:max_candidates]
+            ]
         C = np.vstack([X[sel[j]][None, :], X[cand]])
         d = np.sqrt(
             np.maximum(
-                np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ ref.T + np.einsum("ij,ij->i", ref, ref)[None, :],
+                np.einsum("ij,ij->i", C, C)[:, None]
+                - 2.0 * C @ ref.T
+                + np.einsum("ij,ij->i", ref, ref)[None, :],
                 0.0,
             )
         )
@@ -333,20 +370,24 @@ def refine_medoids(
         def divergence(vec: np.ndarray) -> float:
             return sum(_js_bits(vec[p], target[p]) for p in parts)
 
-        order, bounds = cells()
-        for j in rng.permutation(n):
-            got = costs(int(j), order, bounds)
-            if got is None:
-                continue
-            cand, d = got
-            ok = np.flatnonzero(d[1:] <= d[0] * (1.0 + balance_tol))
-            if len(ok) == 0:
-                continue
-            base = total - X[sel[j]]
-            now = divergence(total)
-            scores = [divergence(base + X[cand[k]]) for k in ok]
-            k = int(np.argmin(scores))
-            if scores[k] < now - 1e-12:
-                total = base + X[cand[ok[k]]]
-                move(int(j), int(cand[ok[k]]))
+        # escalate the tolerance only while the sample is still off the pool's distribution
+        for tol in [t for t in BALANCE_STEPS if t < balance_tol] + [balance_tol]:
+            if divergence(total) <= balance_target:
+                break
+            order, bounds = cells()
+            for j in rng.permutation(n):
+                got = costs(int(j), order, bounds)
+                if got is None:
+                    continue
+                cand, d = got
+                ok = np.flatnonzero(d[1:] <= d[0] * (1.0 + tol))
+                if len(ok) == 0:
+                    continue
+                base = total - X[sel[j]]
+                now = divergence(total)
+                scores = [divergence(base + X[cand[k]]) for k in ok]
+                k = int(np.argmin(scores))
+                if scores[k] < now - 1e-12:
+                    total = base + X[cand[ok[k]]]
+                    move(int(j), int(cand[ok[k]]))
     return sel

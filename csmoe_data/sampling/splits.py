@@ -56,7 +56,9 @@ def spatial_blocks(
         dlat = np.degrees(block_size / EARTH_RADIUS_M)
         band = np.floor((lat + 90.0) / dlat).astype(np.int64)
         band_lat = np.clip(-90.0 + (band + 0.5) * dlat, -89.9, 89.9)
-        per_band = np.maximum(1, np.floor(360.0 * np.cos(np.radians(band_lat)) / dlat)).astype(np.int64)
+        per_band = np.maximum(1, np.floor(360.0 * np.cos(np.radians(band_lat)) / dlat)).astype(
+            np.int64
+        )
         col = np.floor((lon + 180.0) / 360.0 * per_band).astype(np.int64) % per_band
         cell_key = band * 1_000_000 + col
         _, cell = np.unique(cell_key, return_inverse=True)
@@ -71,9 +73,7 @@ def spatial_blocks(
     return block.astype(np.int64)
 
 
-def assign_splits(
-    blocks: np.ndarray, fractions: Mapping[str, float], seed: int = 0
-) -> np.ndarray:
+def assign_splits(blocks: np.ndarray, fractions: Mapping[str, float], seed: int = 0) -> np.ndarray:
     """Assign whole blocks to splits so that row counts follow ``fractions``.
 
     Args:

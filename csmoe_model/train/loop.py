@@ -197,7 +197,9 @@ def train(
     try:
         cfg, resuming = prepare_run_dir(cfg, resume, overwrite, given or {})
         out = Path(cfg.out)
-        if env.is_main and not resuming and out.exists() and overwrite:
+        if resume and not resuming:
+            say(f"nothing to resume in {out} (no checkpoint yet); starting a new run")
+        if env.is_main and not resuming and out.exists() and (overwrite or resume):
             _clear_run_dir(out)
         barrier(env)
         return _train(
@@ -383,7 +385,6 @@ def _train(
     last_loss: float | None = None
     acc: dict[str, torch.Tensor] = {}
     acc_n = 0
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     t_interval = time.perf_counter()
     t_start = time.perf_counter()
     done = start
@@ -398,10 +399,10 @@ def _train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
                 optimizer.step()
                 scheduler.step()
                 done = batch.step + 1
-                nonfinite |= ~torch.isfinite(loss.detach())
                 terms = {
                     "loss": loss.detach().float(),
                     **{k: v.detach().float() for k, v in res.losses.items()},
@@ -413,9 +414,8 @@ def _train(
                 want_ckpt = done % cfg.checkpoint_every == 0 or done == total
                 if done % cfg.log_every == 0 or want_ckpt or on_step is not None:
                     vals = _reduce_mean(acc, acc_n, env)
-                    if bool(nonfinite) or not all(
-                        math.isfinite(v) for k, v in vals.items() if k != "grad_norm"
-                    ):
+                    # a NaN/inf loss of any step (any rank) makes the interval mean non-finite
+                    if not all(math.isfinite(v) for k, v in vals.items() if k != "grad_norm"):
                         raise NonFiniteLoss(
                             f"the loss became {vals['loss']} before step {done}; training stopped. The last good "
                             f"checkpoint is kept in {out / 'checkpoints'} (lower --lr or check the data)"
@@ -427,12 +427,9 @@ def _train(
                         "step": done,
                         "epoch": batch.epoch,
                         **vals,
-                        "lr": scheduler.get_last_lr()[0],
+                        "lr": lr,
                         "pairs_per_s": rate,
                         "elapsed_s": elapsed,
-                    }
-                    row = {k: row[k] for k in ("step", "epoch", "loss")} | {
-                        k: v for k, v in row.items() if k not in ("step", "epoch", "loss")
                     }
                     metrics.write(row)
                     first_loss = vals["loss"] if first_loss is None else first_loss

@@ -34,7 +34,9 @@ def small_pool(rows: int = 60) -> gpd.GeoDataFrame:
     )
     lon = rng.uniform(-170, 170, rows)
     lat = rng.uniform(-60, 70, rows)
-    return gpd.GeoDataFrame(df, geometry=shapely.box(lon, lat, lon + 0.1, lat + 0.1), crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        df, geometry=shapely.box(lon, lat, lon + 0.1, lat + 0.1), crs="EPSG:4326"
+    )
 
 
 def assert_png(path) -> None:
@@ -68,7 +70,14 @@ def test_make_plots_writes_pngs(tmp_path) -> None:
 
 def test_legend_info_reads_metadata_and_falls_back() -> None:
     colors, names = legend_info(
-        {"legends": {"lc": {"kind": "landcover", "classes": [{"code": 12, "name": "Croplands", "color": "#c24f44"}]}}}
+        {
+            "legends": {
+                "lc": {
+                    "kind": "landcover",
+                    "classes": [{"code": 12, "name": "Croplands", "color": "#c24f44"}],
+                }
+            }
+        }
     )
     assert colors["lc_12"] == "#c24f44" and names["lc_12"] == "Croplands"
     assert colors.get("kg_Cfb", "").startswith("#")  # built-in Köppen palette
@@ -79,8 +88,16 @@ def test_world_map_draws_a_landcover_background(tmp_path) -> None:
     data = np.zeros((90, 180), dtype=np.uint8)
     data[20:60, 30:120] = 10  # one "continent"
     with rasterio.open(
-        raster, "w", driver="GTiff", width=180, height=90, count=1, dtype="uint8", crs="EPSG:4326",
-        transform=Affine(2, 0, -180, 0, -2, 90), nodata=255,
+        raster,
+        "w",
+        driver="GTiff",
+        width=180,
+        height=90,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=Affine(2, 0, -180, 0, -2, 90),
+        nodata=255,
     ) as ds:
         ds.write(data, 1)
     pool = small_pool()
@@ -92,4 +109,8 @@ def test_world_map_draws_a_landcover_background(tmp_path) -> None:
     assert_png(with_bg)
     assert plain.read_bytes() != with_bg.read_bytes()
     # an unreadable raster just means no background
-    assert_png(plot_world_map(pool, pool, tmp_path / "x.png", {"inputs": {"landcover": {"path": "/nope.tif"}}}))
+    assert_png(
+        plot_world_map(
+            pool, pool, tmp_path / "x.png", {"inputs": {"landcover": {"path": "/nope.tif"}}}
+        )
+    )

@@ -59,7 +59,9 @@ def make_pool(rows: int = 400, seed: int = 0, cell: float = 0.1) -> gpd.GeoDataF
     side = int(np.ceil(np.sqrt(rows)))
     x = (np.arange(rows) % side) * cell + 10.0
     y = (np.arange(rows) // side) * cell + 45.0
-    return gpd.GeoDataFrame(pd.DataFrame(data), geometry=shapely.box(x, y, x + cell, y + cell), crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        pd.DataFrame(data), geometry=shapely.box(x, y, x + cell, y + cell), crs="EPSG:4326"
+    )
 
 
 # --- allocation ------------------------------------------------------------------------
@@ -314,7 +316,9 @@ def test_bad_options() -> None:
     with pytest.raises(CsmoeDataError, match="descriptor columns"):
         sample_manifest(pool[["patch_id", "geometry"]], SamplingOptions(n=5))
     with pytest.raises(CsmoeDataError, match="geometry"):
-        sample_manifest(pd.DataFrame(pool.drop(columns="geometry")), SamplingOptions(n=5, min_distance=10.0))
+        sample_manifest(
+            pd.DataFrame(pool.drop(columns="geometry")), SamplingOptions(n=5, min_distance=10.0)
+        )
 
 
 def test_climate_level_group_and_landcover_groups(tmp_path) -> None:
@@ -333,7 +337,10 @@ def test_metadata_and_checksum() -> None:
     out, meta = sample_manifest(pool, SamplingOptions(n=10, seed=7))
     assert meta["strategy"] == "thematic-climatic" and meta["seed"] == 7
     assert meta["pool_size"] == 100 and meta["selected"] == 10
-    assert meta["pool_checksum"] == pool_checksum(pool) and meta["pool_checksum_of"] == "ids+descriptors"
+    assert (
+        meta["pool_checksum"] == pool_checksum(pool)
+        and meta["pool_checksum_of"] == "ids+descriptors"
+    )
     assert meta["options"]["n"] == 10
     json.dumps(meta)  # JSON-serialisable
     _, meta2 = sample_manifest(pool, SamplingOptions(n=10), pool_checksum="abc")
@@ -359,4 +366,3 @@ def test_checksum_is_stable_and_sensitive() -> None:
     moved = pool.copy()
     moved["cloud"] = 0.0
     assert pool_checksum(moved) == c
-

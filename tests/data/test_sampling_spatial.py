@@ -17,7 +17,9 @@ LC = [1, 2, 3]
 KG = ["Cfb", "Dfb"]
 
 
-def make_pool(side: int = 20, cell: float = 0.01, seed: int = 0, gap: float = 0.0) -> gpd.GeoDataFrame:
+def make_pool(
+    side: int = 20, cell: float = 0.01, seed: int = 0, gap: float = 0.0
+) -> gpd.GeoDataFrame:
     """side x side square cells (touching when gap == 0) near 45 N, 10 E."""
     rng = np.random.default_rng(seed)
     rows = side * side
@@ -36,7 +38,9 @@ def make_pool(side: int = 20, cell: float = 0.01, seed: int = 0, gap: float = 0.
     step = cell + gap
     x = 10.0 + (np.arange(rows) % side) * step
     y = 45.0 + (np.arange(rows) // side) * step
-    return gpd.GeoDataFrame(pd.DataFrame(data), geometry=shapely.box(x, y, x + cell, y + cell), crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        pd.DataFrame(data), geometry=shapely.box(x, y, x + cell, y + cell), crs="EPSG:4326"
+    )
 
 
 def exact_gap_m(a: shapely.Geometry, b: shapely.Geometry) -> float:
@@ -44,7 +48,9 @@ def exact_gap_m(a: shapely.Geometry, b: shapely.Geometry) -> float:
     lat0 = np.radians((a.centroid.y + b.centroid.y) / 2)
 
     def proj(g: shapely.Geometry) -> shapely.Geometry:
-        return shapely.transform(g, lambda c: np.column_stack([c[:, 0] * np.cos(lat0), c[:, 1]]) * 111_195.0)
+        return shapely.transform(
+            g, lambda c: np.column_stack([c[:, 0] * np.cos(lat0), c[:, 1]]) * 111_195.0
+        )
 
     return float(proj(a).distance(proj(b)))
 
@@ -62,7 +68,9 @@ def test_footprint_circles_cover_the_footprint() -> None:
     corner = haversine(lon[0], lat[0], 10.0, 45.0)
     assert r[0] >= corner
     # a footprint split at the antimeridian stays small
-    split = shapely.MultiPolygon([shapely.box(179.995, 0, 180, 0.01), shapely.box(-180, 0, -179.995, 0.01)])
+    split = shapely.MultiPolygon(
+        [shapely.box(179.995, 0, 180, 0.01), shapely.box(-180, 0, -179.995, 0.01)]
+    )
     lon, _, r = footprint_circles(np.array([split]))
     assert abs(abs(lon[0]) - 180.0) < 1e-6 and r[0] < 2_000
 
@@ -71,7 +79,9 @@ def test_footprint_circles_cover_the_footprint() -> None:
 def test_min_distance_holds(strategy: str) -> None:
     pool = make_pool(side=30)  # 900 touching ~0.8 x 1.1 km cells
     d = 1_500.0
-    out, meta = sample_manifest(pool, SamplingOptions(n=40, strategy=strategy, min_distance=d, seed=1))
+    out, meta = sample_manifest(
+        pool, SamplingOptions(n=40, strategy=strategy, min_distance=d, seed=1)
+    )
     assert 0 < len(out) <= 40
     geoms = list(out.geometry)
     for a, b in itertools.combinations(geoms, 2):

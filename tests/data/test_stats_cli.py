@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from csmoe_cli.data_app import app
 from typer.testing import CliRunner
 
-from csmoe_cli.data_app import app
 from csmoe_data.manifest import read_manifest, write_manifest
 from csmoe_data.sampling import SamplingOptions, sample_manifest
 from csmoe_data.stats import compute_stats
@@ -26,7 +26,9 @@ def pool_file(tmp_path):
     rows = 300
     lc = rng.dirichlet(np.ones(len(LC)) * 0.5, size=rows)
     kg = rng.dirichlet(np.ones(len(KG)) * 0.5, size=rows)
-    data: dict[str, object] = {"patch_id": pd.array([f"c{i:04d}" for i in range(rows)], dtype="string")}
+    data: dict[str, object] = {
+        "patch_id": pd.array([f"c{i:04d}" for i in range(rows)], dtype="string")
+    }
     data["crs"] = pd.array(["EPSG:4326"] * rows, dtype="string")
     for j, c in enumerate(LC):
         data[f"lc_{c}"] = lc[:, j].astype(np.float32)
@@ -38,7 +40,9 @@ def pool_file(tmp_path):
     data["kg_major"] = pd.array(np.asarray(KG)[kg.argmax(1)], dtype="string")
     x = (np.arange(rows) % 20) * 0.5
     y = (np.arange(rows) // 20) * 0.5 + 40
-    gdf = gpd.GeoDataFrame(pd.DataFrame(data), geometry=shapely.box(x, y, x + 0.2, y + 0.2), crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        pd.DataFrame(data), geometry=shapely.box(x, y, x + 0.2, y + 0.2), crs="EPSG:4326"
+    )
     path = tmp_path / "pool.parquet"
     write_manifest(gdf, path, {"tool": {"name": "csmoe"}})
     return path
@@ -58,10 +62,14 @@ def test_readme_examples_pool_reuse_then_stats(pool_file, tmp_path) -> None:
     assert r.exit_code == 0, r.output
     sample, meta = read_manifest(train)
     assert len(sample) == 40 and {"stratum", "split"} <= set(sample.columns)
-    assert meta["sampling"]["strategy"] == "thematic-climatic" and meta["sampling"]["pool_size"] == 300
+    assert (
+        meta["sampling"]["strategy"] == "thematic-climatic" and meta["sampling"]["pool_size"] == 300
+    )
     # the same call on the read pool gives the same rows (pool reuse is deterministic)
     pool, _ = read_manifest(pool_file)
-    again, _ = sample_manifest(pool, SamplingOptions(n=40, split={"train": 0.8, "val": 0.1, "test": 0.1}))
+    again, _ = sample_manifest(
+        pool, SamplingOptions(n=40, split={"train": 0.8, "val": 0.1, "test": 0.1})
+    )
     assert again["patch_id"].tolist() == sample["patch_id"].tolist()
     assert again["split"].tolist() == sample["split"].tolist()
 

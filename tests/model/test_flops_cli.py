@@ -87,6 +87,19 @@ def test_active_parameters_per_token() -> None:
     assert pm["active_per_token"] == pytest.approx(expected)
 
 
+def test_readme_examples(comparison: dict) -> None:
+    table = runner.invoke(app, ["model-info"])
+    assert table.exit_code == 0, table.output
+    assert "csmoe-b" in table.output and "0.436x" in table.output
+    detail = runner.invoke(app, ["model-info", "csmoe-b"])
+    assert detail.exit_code == 0 and "sensor_ffn" in detail.output and "485.0" in detail.output
+    p14 = runner.invoke(app, ["model-info", "csmoe-b", "--json", "--set", "patch_size=14"])
+    assert p14.exit_code == 0, p14.output
+    data = json.loads(p14.output)
+    assert (data["img_size"], data["tokens_per_sensor"]) == (126, 81)
+    assert data["encode"]["flops"] > comparison["csmoe-b"]["encode"]["flops"]
+
+
 def test_model_info_detail_and_overrides() -> None:
     result = runner.invoke(app, ["model-info", "csmoe-tiny"])
     assert result.exit_code == 0, result.output
