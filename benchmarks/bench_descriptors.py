@@ -280,7 +280,7 @@ def cli_startup(tmp: Path, path: Path, frame: gpd.GeoDataFrame, repeats: int) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-a", type=int, default=20000, help="footprints in scenario (a) (CLI runs)")
-    ap.add_argument("--n-b", type=int, default=10000, help="tiles in scenario (b) (CLI runs)")
+    ap.add_argument("--n-b", type=int, default=20000, help="tiles in scenario (b) (CLI runs)")
     ap.add_argument(
         "--peer-max",
         type=int,

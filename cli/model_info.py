@@ -86,18 +86,21 @@ def _comparison(reports: list[Any]) -> Table:
     cols = ["model", "img/patch", "tokens", "MoE blocks", "params M", "encoder M", "active/token M"]
     cols += ["encode GFLOPs", "encode GMACs", "train GFLOPs"]
     if base is not None:
-        cols += [f"encode FLOPs / {BASELINE}", f"params / {BASELINE}"]
+        cols += [f"encode / {BASELINE}", f"train / {BASELINE}", f"params / {BASELINE}"]
     for i, c in enumerate(cols):
         table.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in reports:
         row = [r.name, f"{r.img_size}/{r.patch_size}", str(r.tokens_per_sensor), str(r.moe_blocks)]
         row += [_m(r.params_total), _m(r.params_encoder), _m(r.params_active_per_token)]
         row += [_g(r.encode.total), _g(r.encode.total / 2), _g(r.train.total)]
-        if base is not None:
+        if base is not None and (r.img_size, r.patch_size) == (base.img_size, base.patch_size):
             row += [
                 f"{r.encode.total / base.encode.total:.3f}x",
+                f"{r.train.total / base.train.total:.3f}x",
                 f"{r.params_total / base.params_total:.2f}x",
             ]
+        elif base is not None:
+            row += ["-", "-", "-"]  # ratios only at the same image and patch size
         table.add_row(*row)
     return table
 
@@ -124,8 +127,11 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=1, help="Batch size for the count (FLOPs are per pair).")
         ] = 2,
     ) -> None:
-        """Parameters (total, active per token) and FLOPs per pair (encoder inference, training step),
-        counted with torch's FlopCounterMode on the meta device, broken down by component."""
+        """Show a preset's parameters and FLOPs per S1+S2 pair, or compare all presets.
+
+        Parameters: total, encoder, and active per token; FLOPs (FlopCounterMode on the meta device,
+        2 per multiply-add; GMACs = half) for encoder inference and one training step, by component.
+        """
         from csmoe_model.flops import compare_presets, model_report
 
         kwargs = parse_overrides(overrides)

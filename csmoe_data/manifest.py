@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +133,7 @@ def write_manifest(
             pq.write_table(table, tmp, compression="zstd")
         except OSError as exc:
             raise CsmoeDataError(f"cannot write {path}: {exc}") from exc
-        _default_permissions(tmp)
     return Path(path)
-
-
-def _default_permissions(path: Path) -> None:
-    """Give the file the permissions a plain ``open`` would (temporary files are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def read_manifest_metadata(path: str | Path) -> dict[str, Any]:

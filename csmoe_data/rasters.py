@@ -418,12 +418,15 @@ def coverage_batch(pieces: Pieces, windows: NDArray[np.int64]) -> NDArray[np.flo
     c = np.where(right, w[k], c)  # right of the window: the row's bucket
     part = np.where(right, 0.0, part)
     key = cell_base[k] + r * ww[k] + c
-    counts = np.bincount(key, minlength=int(cell_base[-1]))
     # every row of every window ends in its bucket (column w)
     row_k = np.repeat(np.arange(m), h)
     row_r = np.arange(int(row_base[-1])) - row_base[row_k]
-    counts[cell_base[row_k] + row_r * ww[row_k] + w[row_k]] += 1
-    cells = np.flatnonzero(counts)  # sorted by window, row, column
+    # distinct cells, sorted by window, row, column (sorting the few keys beats a dense count
+    # over all cells of all windows)
+    cells = np.sort(np.concatenate([key, cell_base[row_k] + row_r * ww[row_k] + w[row_k]]))
+    distinct = np.ones(len(cells), dtype=bool)
+    np.not_equal(cells[1:], cells[:-1], out=distinct[1:])
+    cells = cells[distinct]
     which = np.searchsorted(cells, key)
     dsum = np.bincount(which, weights=dy, minlength=len(cells))
     psum = np.bincount(which, weights=part, minlength=len(cells))

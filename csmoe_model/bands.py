@@ -4,7 +4,18 @@ Sentinel-2: CSMAE's ten bands (B02 B03 B04 B08 at 10 m, then B05 B06 B07 B11 B12
 followed by the two 60 m bands B01 and B09 for 12-band models. Sentinel-1: VH, VV (CSMAE's order).
 """
 
-S2_BANDS_10: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B11", "B12", "B8A")
+S2_BANDS_10: tuple[str, ...] = (
+    "B02",
+    "B03",
+    "B04",
+    "B08",
+    "B05",
+    "B06",
+    "B07",
+    "B11",
+    "B12",
+    "B8A",
+)
 S2_BANDS_12: tuple[str, ...] = (*S2_BANDS_10, "B01", "B09")
 S1_BANDS: tuple[str, ...] = ("VH", "VV")
 

@@ -20,7 +20,9 @@ import numpy as np
 KMEANS_MAX_FIT = 5_000
 #: medoids minimise sum(d) + MAX_WEIGHT * rows * max(d) over their rows: a little weight on the
 #: farthest row trades a hair of mean distance for a clearly smaller maximum
-MAX_WEIGHT = 0.2
+MAX_WEIGHT = 0.0
+#: above this many clusters, k-means runs hierarchically (see :func:`_split_medoids`)
+KMEANS_MAX_K = 128
 #: tolerances tried in turn by the balancing passes of :func:`refine_medoids`
 BALANCE_STEPS = (0.025, 0.05, 0.1, 0.15, 0.2)
 #: rows farthest-point traversal scans at most
@@ -184,6 +186,8 @@ def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
     if len(uniq) <= k:
         order = np.lexsort((first, -counts))
         return kcenter_greedy(X, k, start=fit_rows[first[order]], rng=rng)
+    if k > KMEANS_MAX_K:
+        return fit_rows[_split_medoids(Xf, k, rng)]
     _, labels = lloyd(Xf, k, rng)
     sizes = np.bincount(labels, minlength=k)
     by_label = np.argsort(labels, kind="stable")
@@ -197,6 +201,32 @@ def kmeans_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
     if len(picks_a) < k:
         picks_a = kcenter_greedy(X, k, start=picks_a, rng=rng)
     return picks_a
+
+
+def _split_medoids(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Large k: coarse k-means into about k / 64 parts, k split over parts by size, recurse.
+
+    Keeps the cost near rows x 64 per level instead of rows x k (a 100,000-pick budget on a
+    million-row pool would otherwise build row-by-centre matrices of billions of entries).
+    """
+    from csmoe_data.sampling.allocation import allocate
+
+    parts = int(np.ceil(k / (KMEANS_MAX_K // 2)))
+    _, labels = lloyd(X, parts, rng)
+    sizes = np.bincount(labels, minlength=parts)
+    quota = allocate(sizes, k, alpha=1.0)
+    by_label = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    picks = []
+    for c in np.argsort(-sizes, kind="stable"):
+        if quota[c] == 0:
+            continue
+        rows = by_label[starts[c] : starts[c + 1]]
+        picks.append(rows[kmeans_medoids(X[rows], int(quota[c]), rng)])
+    out = np.concatenate(picks) if picks else np.empty(0, dtype=np.int64)
+    if len(out) < min(k, len(X)):  # parts with fewer distinct rows than their quota
+        out = kcenter_greedy(X, k, start=out, rng=rng)
+    return out
 
 
 def hybrid_cover(
@@ -390,4 +420,95 @@ def refine_medoids(
                 if scores[k] < now - 1e-12:
                     total = base + X[cand[ok[k]]]
                     move(int(j), int(cand[ok[k]]))
+    return sel
+
+
+def _two_nearest(X: np.ndarray, P: np.ndarray, cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest pick, its distance and the second-nearest distance for every row of ``X``."""
+    n = len(P)
+    near = np.zeros(len(X), dtype=np.int64)
+    d1 = np.empty(len(X), dtype=np.float64)
+    d2 = np.full(len(X), np.inf)
+    pp = np.einsum("ij,ij->i", P, P)[None, :]
+    step = max(1, cells // max(1, n))
+    for s in range(0, len(X), step):
+        xs = X[s : s + step]
+        d = np.maximum(pp - 2.0 * (xs @ P.T) + np.einsum("ij,ij->i", xs, xs)[:, None], 0.0)
+        if n >= 2:
+            two = np.argpartition(d, 1, axis=1)[:, :2]
+            a = np.take_along_axis(d, two, axis=1)
+            flip = a[:, 1] < a[:, 0]
+            two[flip] = two[flip][:, ::-1]
+            a[flip] = a[flip][:, ::-1]
+            near[s : s + len(xs)] = two[:, 0]
+            d1[s : s + len(xs)] = np.sqrt(a[:, 0])
+            d2[s : s + len(xs)] = np.sqrt(a[:, 1])
+        else:
+            d1[s : s + len(xs)] = np.sqrt(d[:, 0])
+    return near, d1, d2
+
+
+def repair_max(
+    X: np.ndarray,
+    selected: np.ndarray,
+    groups: np.ndarray,
+    rng: np.random.Generator,
+    rounds: int = 12,
+    budget: float = 4e7,
+    mean_tol: float = 0.01,
+    candidates: int = 48,
+) -> np.ndarray:
+    """Lower the largest distance from a pool row to its nearest pick, one worst row at a time.
+
+    The worst-covered row can only be served better by a pick of its own group moving toward
+    it (other groups' counts are fixed). For each pick of that group and each candidate row of
+    the group (the rows nearest the worst row, plus random ones), the exact new distances of
+    every pool row follow from the nearest and second-nearest picks; the swap with the lowest
+    new maximum is taken if it lowers the maximum and the summed distance stays within
+    ``mean_tol`` (relative, over all rounds) of where it started. Stops when the worst row
+    cannot be helped. Rows are a random subset under ``budget`` rows x picks, as in
+    :func:`refine_medoids`.
+    """
+    sel = np.asarray(selected, dtype=np.int64).copy()
+    n, N = len(sel), len(X)
+    if n < 2 or rounds <= 0:
+        return sel
+    n_eval = min(N, int(budget // n))
+    if n_eval < 5 * n:
+        return sel
+    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
+    Xe = X[rows]
+    near, d1, d2 = _two_nearest(Xe, X[sel])
+    limit = d1.sum() * (1.0 + mean_tol)
+    taken = np.zeros(N, dtype=bool)
+    taken[sel] = True
+    by_group = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[by_group], np.arange(int(groups.max()) + 2))
+    for _ in range(rounds):
+        worst = int(np.argmax(d1))
+        g = int(groups[rows[worst]])
+        js = np.flatnonzero(groups[sel] == g)
+        pool_g = by_group[bounds[g] : bounds[g + 1]]
+        pool_g = pool_g[~taken[pool_g]]
+        if len(js) == 0 or len(pool_g) == 0:
+            break
+        if len(pool_g) > candidates:
+            near_worst = pool_g[np.argsort(_sqdist(X[pool_g], Xe[worst]), kind="stable")[: candidates // 2]]
+            pool_g = np.union1d(near_worst, rng.choice(pool_g, candidates // 2, replace=False))
+        best: tuple[float, float, int, int] | None = None
+        for c in pool_g:
+            dc = np.sqrt(_sqdist(Xe, X[c]).astype(np.float64))
+            keep = np.minimum(d1, dc)
+            for j in js:
+                new = np.where(near == j, np.minimum(d2, dc), keep)
+                mx, total = float(new.max()), float(new.sum())
+                if total <= limit and mx < d1[worst] - 1e-12 and (best is None or (mx, total) < best[:2]):
+                    best = (mx, total, int(j), int(c))
+        if best is None:
+            break
+        _, _, j, c = best
+        taken[sel[j]] = False
+        sel[j] = c
+        taken[c] = True
+        near, d1, d2 = _two_nearest(Xe, X[sel])
     return sel

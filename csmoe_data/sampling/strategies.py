@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from csmoe_data.sampling.coverage import cover, lloyd, refine_medoids
+from csmoe_data.sampling.coverage import cover, lloyd, refine_medoids, repair_max
 from csmoe_data.sampling.options import SamplingOptions
 
 #: name -> strategy instance
@@ -167,9 +167,10 @@ class ThematicClimatic(Strategy):
         medoid_share: float = 0.5,
         spread_beta: float = 0.0,
         refine: bool = True,
-        balance_tol: float = 0.075,
+        balance_tol: float = 0.05,
         balance: str = "landcover",
         balance_target: float = 0.03,
+        max_repairs: int = 12,
     ):
         self.within = within
         self.medoid_share = medoid_share
@@ -178,6 +179,7 @@ class ThematicClimatic(Strategy):
         self.balance_tol = balance_tol
         self.balance = balance
         self.balance_target = balance_target
+        self.max_repairs = max_repairs
 
     def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         if not self.global_refine:
@@ -188,15 +190,17 @@ class ThematicClimatic(Strategy):
             if self.balance == "landcover"
             else [slice(0, n_lc), slice(n_lc, len(ctx.columns))]
         )
-        return refine_medoids(
+        rng = group_rng(ctx.options.seed, "refine")
+        picks = refine_medoids(
             ctx.X,
             picks,
             codes,
-            group_rng(ctx.options.seed, "refine"),
+            rng,
             parts=parts,
             balance_tol=self.balance_tol,
             balance_target=self.balance_target,
         )
+        return repair_max(ctx.X, picks, codes, rng, rounds=self.max_repairs)
 
     def allocation_weights(
         self, ctx: SamplingContext, codes: np.ndarray, n_groups: int

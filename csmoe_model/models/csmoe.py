@@ -294,15 +294,18 @@ class CsmoeEncoder(nn.Module):
         self.norm = nn.LayerNorm(d, eps=1e-6)  # tokens handed to the decoder
         self.fc_norm = nn.LayerNorm(d, eps=1e-6)  # pooled embedding
 
-    def forward_tokens(
+    def forward_sensor_part(
         self, sensor: str, img: torch.Tensor, keep: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Encode one sensor's image: (B, C, H, W) -> (B, 1 + K, D) tokens before the final norm.
+        """Patch embedding, positions, masking, CLS token and the sensor-specific blocks.
 
         Args:
             sensor: ``"s1"`` or ``"s2"``.
-            img: normalised image at the model's ``img_size``.
+            img: (B, C, H, W) normalised image at the model's ``img_size``.
             keep: (B, K) indices of the visible patches, or ``None`` for all.
+
+        Returns:
+            (B, 1 + K, D) tokens, CLS first.
         """
         x = self.patch_embed[sensor](img) + self.pos_embed.to(img.dtype)
         if keep is not None:
@@ -310,9 +313,41 @@ class CsmoeEncoder(nn.Module):
         x = torch.cat([self.cls_token[sensor].expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         for blk in self.sensor_blocks[sensor]:
             x = blk(x)
+        return x
+
+    def forward_shared_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared blocks; every sequence is processed on its own (attention, Soft MoE routing)."""
         for blk in self.shared_blocks:
             x = blk(x)
         return x
+
+    def forward_tokens(
+        self, sensor: str, img: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Encode one sensor's image: (B, C, H, W) -> (B, 1 + K, D) tokens before the final norm."""
+        return self.forward_shared_part(self.forward_sensor_part(sensor, img, keep))
+
+    def forward_sensors(
+        self,
+        imgs: dict[str, torch.Tensor | None],
+        keep: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Tokens before the final norm for each given sensor.
+
+        When both sensors' sequences have the same length, the shared blocks run once on them
+        stacked along the batch: the same result as two calls (each sequence is processed on its
+        own), with twice-as-large matrix products and half the kernel launches.
+        """
+        x = {
+            s: self.forward_sensor_part(s, img, None if keep is None else keep[s])
+            for s, img in imgs.items()
+            if img is not None
+        }
+        if len(x) == 2 and len(self.shared_blocks) and x["s1"].shape[1:] == x["s2"].shape[1:]:
+            sizes = [v.shape[0] for v in x.values()]
+            out = self.forward_shared_part(torch.cat(list(x.values())))
+            return dict(zip(x, out.split(sizes), strict=True))
+        return {s: self.forward_shared_part(v) for s, v in x.items()}
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Pooled embedding: norm of the mean of the patch tokens (CLS excluded), (B, D)."""
@@ -322,8 +357,8 @@ class CsmoeEncoder(nn.Module):
         self, s1: torch.Tensor | None = None, s2: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Pooled (B, D) embedding per given sensor (all patches visible)."""
-        imgs = {"s1": s1, "s2": s2}
-        return {s: self.pool(self.forward_tokens(s, x)) for s, x in imgs.items() if x is not None}
+        tokens = self.forward_sensors({"s1": s1, "s2": s2})
+        return {s: self.pool(t) for s, t in tokens.items()}
 
 
 class Decoder(nn.Module):
@@ -357,9 +392,17 @@ class Decoder(nn.Module):
         self.heads = nn.ModuleDict({t: nn.Linear(dim, n) for t, n in targets.items()})
 
     def forward(
-        self, latent: torch.Tensor, keep: torch.Tensor, num_patches: int, targets: list[str]
-    ) -> dict[str, torch.Tensor]:
-        """Decode ``latent`` (B, 1 + K, D_enc), visible at ``keep`` (B, K), into (B, L, p*p*C) per target."""
+        self,
+        latent: torch.Tensor,
+        keep: torch.Tensor,
+        num_patches: int,
+        targets: list[list[str]],
+    ) -> list[dict[str, torch.Tensor]]:
+        """Decode ``latent`` (B, 1 + K, D_enc), visible at ``keep`` (B, K), into pixels.
+
+        The batch holds ``len(targets)`` equal chunks (e.g. the S1- and the S2-sourced latents);
+        chunk ``i`` gets the heads named in ``targets[i]``: (B / len(targets), L, p*p*C) each.
+        """
         x = self.embed(latent)
         b, _, d = x.shape
         full = self.mask_token.to(x.dtype).expand(b, num_patches, d).clone()
@@ -367,8 +410,8 @@ class Decoder(nn.Module):
         x = torch.cat([x[:, :1], full], dim=1) + self.pos_embed.to(x.dtype)
         for blk in self.blocks:
             x = blk(x)
-        x = self.norm(x)[:, 1:]
-        return {t: self.heads[t](x) for t in targets}
+        feats = self.norm(x)[:, 1:].chunk(len(targets))
+        return [{t: self.heads[t](f) for t in ts} for f, ts in zip(feats, targets, strict=True)]
 
 
 def nt_xent(
@@ -491,12 +534,36 @@ class CSMoE(nn.Module):
         return (per_patch * m).sum() / m.sum().clamp_min(1.0)
 
     def _decode(
-        self, source: str, latent: torch.Tensor, keep: torch.Tensor, targets: list[str]
-    ) -> dict[str, torch.Tensor]:
+        self,
+        latent: dict[str, torch.Tensor],
+        keep: dict[str, torch.Tensor],
+        targets: dict[str, list[str]],
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """Predicted patches ``pred[source][target]`` (B, L, p*p*C) from each source's latent.
+
+        Passes on the same decoder run once with the sources stacked along the batch. With the
+        common decoder one pass per source serves both its uni- and cross-sensor head (CSMAE's
+        code runs it twice).
+        """
+        pred: dict[str, dict[str, torch.Tensor]] = {s: {} for s in latent}
         if "common" in self.decoders:
-            # one pass serves the uni- and the cross-sensor head (CSMAE runs it twice)
-            return self.decoders["common"](latent, keep, self.num_patches, targets)
-        return {t: self.decoders[t](latent, keep, self.num_patches, [t])[t] for t in targets}
+            runs = {"common": [s for s in latent if targets[s]]}
+        else:
+            runs = {t: [s for s in latent if t in targets[s]] for t in SENSORS}
+        for dec_name, sources in runs.items():
+            if not sources:
+                continue
+            dec = self.decoders[dec_name]
+            heads = [[t for t in targets[s] if dec_name in ("common", t)] for s in sources]
+            out = dec(
+                torch.cat([latent[s] for s in sources]),
+                torch.cat([keep[s] for s in sources]),
+                self.num_patches,
+                heads,
+            )
+            for src, preds in zip(sources, out, strict=True):
+                pred[src].update(preds)
+        return pred
 
     def forward(
         self,
@@ -519,20 +586,25 @@ class CSMoE(nn.Module):
         if s1.shape[0] != s2.shape[0]:
             raise CsmoeError(f"s1 and s2 batch sizes differ: {s1.shape[0]} vs {s2.shape[0]}")
         keep, masks = self.sample_masks(s1.shape[0], s1.device)
-        tokens = {s: self.encoder.forward_tokens(s, imgs[s], keep[s]) for s in SENSORS}
+        tokens = self.encoder.forward_sensors(imgs, keep)
         losses: dict[str, torch.Tensor] = {}
         weighted: list[torch.Tensor] = []
         if cfg.w_uni > 0 or cfg.w_cross > 0:
+            other = {"s1": "s2", "s2": "s1"}
+            targets = {
+                src: ([src] if cfg.w_uni > 0 else []) + ([other[src]] if cfg.w_cross > 0 else [])
+                for src in SENSORS
+            }
+            latent = {s: self.encoder.norm(tokens[s]) for s in SENSORS}
+            pred = self._decode(latent, keep, targets)
             for src in SENSORS:
-                dst = "s2" if src == "s1" else "s1"
-                targets = ([src] if cfg.w_uni > 0 else []) + ([dst] if cfg.w_cross > 0 else [])
-                pred = self._decode(src, self.encoder.norm(tokens[src]), keep[src], targets)
+                dst = other[src]
                 # both targets are scored on the patches the source sensor did not see
                 if cfg.w_uni > 0:
-                    losses[f"uni_{src}"] = self._recon_loss(pred[src], imgs[src], masks[src])
+                    losses[f"uni_{src}"] = self._recon_loss(pred[src][src], imgs[src], masks[src])
                     weighted.append(cfg.w_uni * losses[f"uni_{src}"])
                 if cfg.w_cross > 0:
-                    losses[f"cross_{dst}"] = self._recon_loss(pred[dst], imgs[dst], masks[src])
+                    losses[f"cross_{dst}"] = self._recon_loss(pred[src][dst], imgs[dst], masks[src])
                     weighted.append(cfg.w_cross * losses[f"cross_{dst}"])
         emb = {s: self.encoder.pool(tokens[s]) for s in SENSORS}
         if cfg.w_contrastive > 0:
@@ -564,12 +636,8 @@ class CSMoE(nn.Module):
         """
         if s1 is None and s2 is None:
             raise CsmoeError("encode_tokens needs s1, s2 or both")
-        imgs = {"s1": s1, "s2": s2}
-        return {
-            s: self.encoder.norm(self.encoder.forward_tokens(s, x))
-            for s, x in imgs.items()
-            if x is not None
-        }
+        tokens = self.encoder.forward_sensors({"s1": s1, "s2": s2})
+        return {s: self.encoder.norm(t) for s, t in tokens.items()}
 
     @property
     def embed_dim(self) -> int:

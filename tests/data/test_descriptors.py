@@ -336,3 +336,61 @@ def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
         got, _ = _describe(geoms, "EPSG:32633", info, legend)
         np.testing.assert_allclose(got[cols].to_numpy(float), ref[cols].to_numpy(float), atol=1e-6)
         assert got["lc_major"].tolist() == ref["lc_major"].tolist()
+
+
+def test_south_up_raster(tmp_path):
+    """A raster whose rows go north (positive y pixel size) gives the same areas."""
+    from affine import Affine
+
+    data = np.zeros((4, 4), dtype=np.uint8)
+    data[:2] = 1  # first rows: the southern half here
+    data[2:] = 2
+    info = _raster(tmp_path / "south.tif", data, Affine(RES, 0, X0, 0, RES, Y0))
+    south = shapely.box(X0, Y0, X0 + 40, Y0 + 10)  # first row
+    mixed = shapely.box(X0, Y0 + 15, X0 + 40, Y0 + 30)  # half of row 1, all of row 2
+    df, _ = _describe([south, mixed], "EPSG:32633", info, _legend([1, 2]))
+    assert df.loc[0, "lc_1"] == pytest.approx(1.0)
+    assert df.loc[1, "lc_1"] == pytest.approx(1 / 3) and df.loc[1, "lc_2"] == pytest.approx(2 / 3)
+
+
+def test_coverage_batch_equals_single_windows():
+    from csmoe_data.rasters import coverage_batch
+
+    rng = np.random.default_rng(5)
+    polys, wins = [], []
+    for x, y, s, a in zip(
+        rng.uniform(-3, 20, 40),
+        rng.uniform(-3, 20, 40),
+        rng.uniform(0.3, 12, 40),
+        rng.uniform(0, 90, 40),
+        strict=True,
+    ):
+        p = shapely.orient_polygons(
+            shapely.affinity.rotate(shapely.box(x, y, x + s, y + 0.7 * s), a), exterior_cw=False
+        )
+        b = p.bounds
+        # windows clipped to a 22 x 25 px raster, as for footprints partly off the raster
+        win = [
+            max(0, int(np.floor(b[1]))),
+            min(25, int(np.ceil(b[3]))),
+            max(0, int(np.floor(b[0]))),
+            min(22, int(np.ceil(b[2]))),
+        ]
+        if win[1] > win[0] and win[3] > win[2]:
+            polys.append(p)
+            wins.append(win)
+    pieces = boundary_pieces(np.array(polys, dtype=object))
+    flat = coverage_batch(pieces, np.array(wins))
+    pos = 0
+    for k, (p, (r0, r1, c0, c1)) in enumerate(zip(polys, wins, strict=True)):
+        want = np.array(
+            [
+                [p.intersection(shapely.box(c, r, c + 1, r + 1)).area for c in range(c0, c1)]
+                for r in range(r0, r1)
+            ]
+        )
+        got = flat[pos : pos + want.size].reshape(want.shape)
+        np.testing.assert_allclose(got, want, atol=1e-12, err_msg=str(k))
+        np.testing.assert_allclose(coverage(pieces.of(k), r0, r1, c0, c1), want, atol=1e-12)
+        pos += want.size
+    assert pos == len(flat)

@@ -187,6 +187,16 @@ def test_kmeans_medoids_one_per_blob_and_duplicates() -> None:
     assert {tuple(dup[p]) for p in picks} == {tuple(r) for r in np.eye(3)}
 
 
+def test_kmeans_medoids_large_k_runs_hierarchically() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((3000, 3)).astype(np.float32)
+    picks = kmeans_medoids(X, 300, np.random.default_rng(1))  # > KMEANS_MAX_K: split first
+    assert len(picks) == 300 and len(set(picks.tolist())) == 300
+    # spread over the cube: every octant holds a fair share of the picks
+    octant = (X[picks] > 0.5).astype(int) @ np.array([1, 2, 4])
+    assert np.bincount(octant, minlength=8).min() >= 20
+
+
 def test_refine_keeps_groups_and_never_worsens() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((600, 3)).astype(np.float32)

@@ -112,3 +112,34 @@ def test_stats_missing_manifest_is_one_line(tmp_path) -> None:
     r = run("stats", str(tmp_path / "nope.parquet"))
     assert r.exit_code != 0
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_stats_judges_against_the_eligible_pool(pool_file, tmp_path) -> None:
+    pool, meta = read_manifest(pool_file)
+    ocean = pool.copy()
+    ocean.loc[:99, "kg_valid_frac"] = 0.0  # "ocean" rows the sampler may not choose
+    ocean.loc[
+        :99,
+        [
+            c
+            for c in ocean.columns
+            if c.startswith("kg_") and c not in ("kg_valid_frac", "kg_major")
+        ],
+    ] = np.nan
+    ocean.loc[:99, "kg_major"] = pd.NA
+    p = tmp_path / "ocean_pool.parquet"
+    write_manifest(ocean, p, meta)
+    r = run("build-manifest", "--pool", str(p), "--n", "30", "--out", str(tmp_path / "s.parquet"))
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "s.json"
+    r = run("stats", str(tmp_path / "s.parquet"), "--json", str(out))
+    assert r.exit_code == 0, r.output
+    figures = json.loads(out.read_text())
+    assert figures["pool_rows"] == 200 and figures["pool_rows_total"] == 300
+    assert figures["strata_coverage"] == 1.0  # the ocean's "no climate" stratum is not counted
+    r = run(
+        "stats", str(tmp_path / "s.parquet"), "--json", str(out), "--overwrite", "--all-pool-rows"
+    )
+    assert r.exit_code == 0, r.output
+    everything = json.loads(out.read_text())
+    assert everything["pool_rows"] == 300 and everything["strata_coverage"] < 1.0

@@ -307,3 +307,32 @@ def test_no_weight_decay_names() -> None:
         "encoder.sensor_blocks.s1.0.ffn.phi",
     ):
         assert decayed not in skip
+
+
+def test_stacked_shared_blocks_equal_separate_calls() -> None:
+    torch.manual_seed(0)
+    model = build_model("csmoe-tiny").eval()
+    s1, s2 = _batch(model, b=3)
+    keep, _ = model.sample_masks(3, "cpu")
+    joint = model.encoder.forward_sensors({"s1": s1, "s2": s2}, keep)
+    for s, img in (("s1", s1), ("s2", s2)):
+        alone = model.encoder.forward_tokens(s, img, keep[s])
+        torch.testing.assert_close(joint[s], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", ["common", "specific"])
+def test_batched_decoder_passes_equal_one_pass_per_source(decoder: str) -> None:
+    torch.manual_seed(0)
+    model = build_model("csmoe-tiny", decoder=decoder).eval()
+    s1, s2 = _batch(model, b=2)
+    keep, _ = model.sample_masks(2, "cpu")
+    tokens = model.encoder.forward_sensors({"s1": s1, "s2": s2}, keep)
+    latent = {s: model.encoder.norm(t) for s, t in tokens.items()}
+    targets = {"s1": ["s1", "s2"], "s2": ["s2", "s1"]}
+    pred = model._decode(latent, keep, targets)
+    for src in ("s1", "s2"):
+        for t in targets[src]:
+            dec = model.decoders["common" if decoder == "common" else t]
+            alone = dec(latent[src], keep[src], model.num_patches, [[t]])[0][t]
+            torch.testing.assert_close(pred[src][t], alone, rtol=1e-5, atol=1e-5)
+            assert pred[src][t].shape == (2, model.num_patches, 64 * model.in_chans[t])
