@@ -423,7 +423,9 @@ def refine_medoids(
     return sel
 
 
-def _two_nearest(X: np.ndarray, P: np.ndarray, cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _two_nearest(
+    X: np.ndarray, P: np.ndarray, cells: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest pick, its distance and the second-nearest distance for every row of ``X``."""
     n = len(P)
     near = np.zeros(len(X), dtype=np.int64)
@@ -493,7 +495,9 @@ def repair_max(
         if len(js) == 0 or len(pool_g) == 0:
             break
         if len(pool_g) > candidates:
-            near_worst = pool_g[np.argsort(_sqdist(X[pool_g], Xe[worst]), kind="stable")[: candidates // 2]]
+            near_worst = pool_g[
+                np.argsort(_sqdist(X[pool_g], Xe[worst]), kind="stable")[: candidates // 2]
+            ]
             pool_g = np.union1d(near_worst, rng.choice(pool_g, candidates // 2, replace=False))
         best: tuple[float, float, int, int] | None = None
         for c in pool_g:
@@ -502,7 +506,11 @@ def repair_max(
             for j in js:
                 new = np.where(near == j, np.minimum(d2, dc), keep)
                 mx, total = float(new.max()), float(new.sum())
-                if total <= limit and mx < d1[worst] - 1e-12 and (best is None or (mx, total) < best[:2]):
+                if (
+                    total <= limit
+                    and mx < d1[worst] - 1e-12
+                    and (best is None or (mx, total) < best[:2])
+                ):
                     best = (mx, total, int(j), int(c))
         if best is None:
             break

@@ -21,7 +21,7 @@ from csmoe_data.sampling import (
     register_strategy,
     sample_manifest,
 )
-from csmoe_data.sampling.coverage import kcenter_greedy, kmeans_medoids, refine_medoids
+from csmoe_data.sampling.coverage import kcenter_greedy, kmeans_medoids, refine_medoids, repair_max
 from csmoe_data.sampling.features import (
     climate_columns,
     landcover_columns,
@@ -195,6 +195,27 @@ def test_kmeans_medoids_large_k_runs_hierarchically() -> None:
     # spread over the cube: every octant holds a fair share of the picks
     octant = (X[picks] > 0.5).astype(int) @ np.array([1, 2, 4])
     assert np.bincount(octant, minlength=8).min() >= 20
+
+
+def test_repair_max_lowers_the_worst_distance_within_groups() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 2)).astype(np.float32)
+    groups = (X[:, 0] > 0.5).astype(np.int64)
+    # picks bunched in one corner of each group: the far corners are badly covered
+    start = np.concatenate(
+        [
+            np.flatnonzero((groups == 0) & (X[:, 1] < 0.3))[:4],
+            np.flatnonzero((groups == 1) & (X[:, 1] < 0.3))[:4],
+        ]
+    )
+
+    def radii(sel: np.ndarray) -> np.ndarray:
+        return np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1)
+
+    out = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5)
+    assert (groups[out] == groups[start]).all() and len(set(out.tolist())) == len(out)
+    assert radii(out).max() < radii(start).max()
+    assert radii(out).sum() <= radii(start).sum() * 1.5
 
 
 def test_refine_keeps_groups_and_never_worsens() -> None:
