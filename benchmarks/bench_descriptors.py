@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -239,9 +240,11 @@ def run(
     sub = [full.iloc[:peer_n]]  # the peers' throughput does not depend on n; keep them short
     n = len(sub[0])
     best: dict[str, float] = {}
+    times: dict[str, list[float]] = {}
 
     def keep(key: str, seconds: float) -> None:
         best[key] = min(best.get(key, np.inf), seconds)
+        times.setdefault(key, []).append(seconds)
 
     n_rs = 0
     for _ in range(repeats):
@@ -253,10 +256,16 @@ def run(
         keep("rasterstats", t)
         if cli:
             for w in (1, 2):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 keep(f"cli_w{w}", cli_run(tmp, path, [full], w)[0])
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                times.setdefault(f"cli_w{w}_cpu", []).append(cpu)
     l1, agree = accuracy(ours_dfs, ee_dfs, legend)
     r = {
         "scenario": name,
+        "times": times,
+        "n_rs": n_rs,
         "n": n,
         "ours": n / best["ours"],
         "exactextract": n / best["exactextract"],
@@ -297,6 +306,7 @@ def main() -> None:
     if args.quick:
         args.n_a, args.n_b, args.rasterstats_max, args.repeats, args.peer_max = 200, 60, 60, 1, 200
     rng = np.random.default_rng(0)
+    print(f"load average at start: {os.getloadavg()}, CPUs: {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="csmoe-bench-") as d:
         tmp = Path(d)
         t = time.perf_counter()
@@ -325,6 +335,7 @@ def main() -> None:
             print(
                 f"\nfixed cost of a CLI run (1 footprint: start-up, checksums, write): {fixed:.2f} s"
             )
+    print(f"load average at end: {os.getloadavg()}", flush=True)
 
 
 def report(r: dict) -> None:
@@ -339,7 +350,15 @@ def report(r: dict) -> None:
         f"  rasterstats               {r['rasterstats']:10,.0f} patches/s   "
         f"ours/rasterstats  = {r['ours'] / r['rasterstats']:.1f}x"
     )
+    t = r["times"]
+    for key, count in (("ours", r["n"]), ("exactextract", r["n"]), ("rasterstats", r["n_rs"])):
+        rates = sorted(count / x for x in t[key])
+        print(f"    {key:13s} runs: " + ", ".join(f"{v:,.0f}" for v in rates) + " patches/s")
     if "cli_w1" in r:
+        for w in (1, 2):
+            walls = ", ".join(f"{x:.2f}" for x in t[f"cli_w{w}"])
+            cpus = ", ".join(f"{x:.2f}" for x in t[f"cli_w{w}_cpu"])
+            print(f"    CLI --workers {w}: wall s {walls}; CPU s (user+sys, all processes) {cpus}")
         for w in (1, 2):
             v = r[f"cli_w{w}"]
             print(

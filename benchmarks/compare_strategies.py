@@ -151,7 +151,11 @@ def real_pool(
 
 
 def evaluate(
-    pool: gpd.GeoDataFrame, strategies: list[str], budgets: list[int], seeds: list[int]
+    pool: gpd.GeoDataFrame,
+    strategies: list[str],
+    budgets: list[int],
+    seeds: list[int],
+    alpha: float = 0.5,
 ) -> pd.DataFrame:
     """Sample ``pool`` with every strategy, budget and seed; return one row of figures each."""
     records = []
@@ -160,7 +164,9 @@ def evaluate(
             base = None
             for name in ["random", *[s for s in strategies if s != "random"]]:
                 t0 = time.perf_counter()
-                sample, meta = sample_manifest(pool, SamplingOptions(n=n, strategy=name, seed=seed))
+                sample, meta = sample_manifest(
+                    pool, SamplingOptions(n=n, strategy=name, seed=seed, alpha=alpha)
+                )
                 dt = time.perf_counter() - t0
                 # judged against the rows the sampler may choose (as `csmoe-data stats` does)
                 st = compute_stats(sample, eligible_pool(pool, meta))
@@ -206,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         help="budgets as shares of the pool",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--alpha", type=float, default=0.5, help="stratum budget exponent")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     ap.add_argument("--pool", type=Path, help="use this pool manifest instead of building one")
     args = ap.parse_args(argv)
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(strata)} strata (built in {time.perf_counter() - t0:.1f} s)"
     )
     budgets = [max(1, round(f * len(eligible))) for f in args.fractions]
-    table = evaluate(pool, args.strategies, budgets, args.seeds)
+    table = evaluate(pool, args.strategies, budgets, args.seeds, args.alpha)
     agg = table.groupby(["n", "strategy"], sort=False).mean(numeric_only=True).drop(columns="seed")
     with pd.option_context(
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format

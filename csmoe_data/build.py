@@ -33,6 +33,8 @@ from csmoe_data.rasters import RasterInfo, inspect_raster
 DEFAULT_CHUNK_SIZE = 2000
 #: extra vertices per footprint edge before reprojection
 DENSIFY_PTS = 21
+#: columns holding imagery paths, written relative to the manifest where possible
+IMAGERY_COLUMNS = ("s1_path", "s2_path", "image_path")
 
 
 @dataclass(frozen=True)
@@ -266,22 +268,36 @@ def _run_dask(
         client.close()
 
 
-def _relative_paths(values: pd.Series, out_dir: Path, always: bool = False) -> pd.Series:
-    """Imagery paths relative to the manifest's folder when they lie below it, else absolute.
+def project_root(folder: Path) -> Path | None:
+    """The nearest folder at or above ``folder`` holding ``pyproject.toml`` or ``.git``."""
+    for d in (folder, *folder.parents):
+        if (d / "pyproject.toml").exists() or (d / ".git").exists():
+            return d
+    return None
 
-    With ``always`` (embedded samples, which move with the installation) paths are relative
-    even when they need ``..``.
+
+def relative_paths(values: pd.Series, out_dir: Path) -> pd.Series:
+    """Imagery paths as written into a manifest in ``out_dir``.
+
+    Relative to the manifest's folder when the imagery lies below it; also relative (with
+    ``..``) when the manifest and the imagery lie in the same project tree (below the nearest
+    folder above the manifest holding ``pyproject.toml`` or ``.git``), so that a manifest
+    committed beside its imagery, like the bundled ``data_manifests/bigearthnet_sample.parquet``,
+    stays valid wherever the tree is cloned; otherwise absolute (never ``../../..`` out of, say,
+    ``/tmp`` into an unrelated tree).
     """
     out_dir = out_dir.resolve()
+    root = project_root(out_dir)
 
     def rel(v: Any) -> Any:
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
             return None
         p = Path(str(v)).resolve()
-        try:
+        if p.is_relative_to(out_dir):
             return p.relative_to(out_dir).as_posix()
-        except ValueError:
-            return Path(os.path.relpath(p, out_dir)).as_posix() if always else str(p)
+        if root is not None and p.is_relative_to(root):
+            return Path(os.path.relpath(p, out_dir)).as_posix()
+        return str(p)
 
     return pd.Series([rel(v) for v in values], index=values.index, dtype="string")
 
@@ -376,7 +392,7 @@ def build_manifest(
     """
     from csmoe_data import __version__
     from csmoe_data.atomic import check_output_path
-    from csmoe_data.samples import is_sample, resolve_path
+    from csmoe_data.samples import resolve_path
 
     out = Path(out)
     if workers < 1:
@@ -482,9 +498,9 @@ def build_manifest(
     attrs = table.drop(columns=["geometry"]).reset_index(drop=True)
     clash = [c for c in descriptors.columns if c in attrs.columns]
     attrs = attrs.drop(columns=clash)  # computed descriptors win over same-named attributes
-    for col in ("s1_path", "s2_path"):
+    for col in IMAGERY_COLUMNS:
         if col in attrs.columns:
-            attrs[col] = _relative_paths(attrs[col], out.parent, always=is_sample(footprints))
+            attrs[col] = relative_paths(attrs[col], out.parent)
     front = ["patch_id", "crs"]
     attrs = attrs[front + [c for c in attrs.columns if c not in front]]
     attrs["patch_id"] = attrs["patch_id"].astype("string")

@@ -11,9 +11,11 @@ but counted per value and reported (:attr:`ClassAreas.unknown`), never dropped s
 
 Speed: footprints are processed in order of the raster tile (512 x 512 pixels) they start in;
 footprints sharing a tile are served by one windowed read; boundaries of thousands of
-footprints are cut at pixel lines in one vectorised pass; per footprint, coverage is expanded
-from per-row runs (interior pixels count fully) and the weights are summed per raw value with
-one ``np.bincount``, then mapped to classes through a lookup table.
+footprints are cut at pixel lines in one vectorised pass (crossings merged by a linear-time
+stable sort); per pixel row, coverage is a few runs of equal value (interior pixels count
+fully), kept in run-length form and expanded one window at a time right before that window's
+weighted histogram (one ``np.bincount`` over raw values, spread over sub-bins so that runs of
+one class do not serialise the additions), then mapped to classes through a lookup table.
 
 Columns (see ``data_manifests/README.md``):
 
@@ -38,8 +40,8 @@ from csmoe_data.legends import NODATA, UNKNOWN, Legend
 from csmoe_data.rasters import (
     RasterInfo,
     boundary_pieces,
-    coverage_batch,
     coverage_raw,
+    coverage_runs,
     read_window,
     to_pixel_space,
 )
@@ -52,6 +54,10 @@ MAX_WINDOW_PIXELS = 1 << 22
 PIECES_PER_BATCH = 1 << 20
 #: pixels of the windows processed in one vectorised batch
 PIXELS_PER_BATCH = 1 << 21
+#: sub-bins per raw value in the weighted histogram (see ClassMapper._histogram)
+LANES = 4
+#: windows larger than this use a plain weighted bincount (bounds the lane pattern's memory)
+MAX_LANE_PIXELS = 1 << 20
 #: areas (in pixels) below this are float noise of the exact coverage, not coverage
 EPS = 1e-9
 
@@ -89,6 +95,7 @@ class ClassMapper:
         self.nodata = info.nodata
         self.dtype = np.dtype(info.dtype)
         self.table: NDArray[np.int32] | None = None
+        self._lane: NDArray[np.intp] = np.arange(0, dtype=np.intp)
         if self.dtype in (np.uint8, np.uint16):
             self.table = legend.lookup_table(256 if self.dtype == np.uint8 else 65536)
             if (
@@ -138,31 +145,62 @@ class ClassMapper:
             unknown = dict(zip(vals.tolist(), sums.tolist(), strict=True))
         return per[2:], unknown
 
-    def batch_areas(
-        self, blocks: list[NDArray[Any]], weights: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
-        """:meth:`areas` for many windows; ``weights`` holds their coverages concatenated.
+    def _histogram(
+        self, blk: NDArray[Any], weights: NDArray[np.float64], nv: int
+    ) -> NDArray[np.float64]:
+        """Weighted count of each raw value ``< nv`` in ``blk``.
 
-        One ``np.bincount`` per window over its raw values (cheaper per pixel than one
-        bincount over composite keys), then one matrix product maps values to classes.
+        Neighbouring pixels mostly share a class, so a plain weighted bincount adds into the
+        same bin back to back and waits on each addition; spreading consecutive pixels over
+        ``LANES`` sub-bins (key ``value * LANES + i % LANES``) breaks that chain (about 1.6x
+        faster), and the sub-bins are summed afterwards.
         """
+        size = blk.size
+        if size > len(self._lane):
+            if size > MAX_LANE_PIXELS:
+                return np.bincount(blk.ravel(), weights=weights, minlength=nv)
+            self._lane = np.arange(size, dtype=np.intp) % LANES
+        key = blk.astype(np.intp).ravel()
+        key *= LANES
+        key += self._lane[:size]
+        hist = np.bincount(key, weights=weights, minlength=nv * LANES)
+        return hist.reshape(nv, LANES).sum(axis=1)
+
+    def batch_areas(
+        self,
+        blocks: list[NDArray[Any]],
+        runs: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]],
+    ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
+        """:meth:`areas` for many windows, given their coverages as runs
+        (:func:`csmoe_data.rasters.coverage_runs`).
+
+        Each window's coverage is expanded from its runs just before its histogram (still in
+        cache when the histogram reads it), then one weighted ``np.bincount`` per window over
+        its raw values (cheaper per pixel than one bincount over composite keys), and one
+        matrix product maps values to classes.
+        """
+        values, lengths, bounds = runs
         m = len(blocks)
-        sizes = np.array([blk.size for blk in blocks], dtype=np.int64)
-        ends = np.cumsum(sizes)
+
+        def weights(i: int) -> NDArray[np.float64]:
+            a, b = bounds[i], bounds[i + 1]
+            return np.repeat(values[a:b], lengths[a:b])
+
         if self.table is None:
             out = np.zeros((m, self.k))
             unknown: list[dict[int, float]] = []
             for i, blk in enumerate(blocks):
-                per, unk = self.areas(blk, weights[ends[i] - sizes[i] : ends[i]].reshape(blk.shape))
+                per, unk = self.areas(blk, weights(i).reshape(blk.shape))
                 out[i] = per
                 unknown.append(unk)
             return out, unknown
-        nv = max(int(blk.max()) for blk in blocks) + 1 if m else 1
+        if self.dtype == np.uint8:
+            nv = 256  # no scan for the largest value needed
+        else:
+            nv = max(int(blk.max()) for blk in blocks) + 1 if m else 1
         hist = np.empty((m, nv))
         for i, blk in enumerate(blocks):
-            hist[i] = np.bincount(
-                blk.ravel(), weights=weights[ends[i] - sizes[i] : ends[i]], minlength=nv
-            )
+            hist[i] = self._histogram(blk, weights(i), nv)
         onehot = np.zeros((nv, self.k + 2))
         onehot[np.arange(nv), self.shifted[:nv]] = 1.0
         per = hist @ onehot
@@ -304,7 +342,7 @@ def class_areas(geoms: NDArray[np.object_], info: RasterInfo, legend: Legend) ->
             pieces = boundary_pieces(parts[js])
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
             blocks = [reader.block(q) for q in qs]
-            per, unk = mapper.batch_areas(blocks, coverage_batch(pieces, windows))
+            per, unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows))
             add(js, per, unk)
             a = e
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches

@@ -274,25 +274,29 @@ def boundary_pieces(polygons: Any) -> Pieces:
     n_edges = len(x0)
     nx, ex, tx = _crossings(x0, x1)
     ny, ey, ty = _crossings(y0, y1)
-    # slots: each edge holds its start, its crossings merged by t (ties: x first), its end
+    # slots: each edge holds its start, its crossings merged by t (ties: x first), its end.
+    # Integer keys (edge, then t quantised to the bits the edge count leaves free, 2**-42 for a
+    # million edges) make the x and y crossings two sorted runs; a stable argsort merges them
+    # in linear time (timsort), ties keep x first. The quantisation only decides the order of
+    # crossings closer than that fraction of their edge (a piece of negligible length).
     n_pts = nx + ny + 2
     start = np.zeros(n_edges + 1, dtype=np.int64)
     np.cumsum(n_pts, out=start[1:])
-    xstart = np.cumsum(nx) - nx
-    ystart = np.cumsum(ny) - ny
-    xkey = ex + tx  # sorted: edges ascending, t ascending within an edge
-    ykey = ey + ty
-    jx = np.arange(len(ex)) - xstart[ex]
-    jy = np.arange(len(ey)) - ystart[ey]
-    pos_x = start[ex] + 1 + jx + (np.searchsorted(ykey, xkey, side="left") - ystart[ex])
-    pos_y = start[ey] + 1 + jy + (np.searchsorted(xkey, ykey, side="right") - xstart[ey])
+    t_all = np.concatenate([tx, ty])
+    e_all = np.concatenate([ex, ey])
+    shift = 62 - max(1, int(n_edges).bit_length())
+    scale = float(1 << shift)
+    q = np.minimum(np.floor(t_all * scale), scale - 1.0).astype(np.int64)
+    merge = np.argsort((e_all << shift) | q, kind="stable")
+    e_sorted = e_all[merge]
     total = int(start[-1])
     t = np.empty(total)
     eid = np.repeat(np.arange(n_edges), n_pts)
     t[start[:-1]] = 0.0
     t[start[1:] - 1] = 1.0
-    t[pos_x] = tx
-    t[pos_y] = ty
+    # the i-th crossing overall sits after its edge's start and the 2 endpoints of each edge
+    # before it
+    t[np.arange(len(merge)) + 2 * e_sorted + 1] = t_all[merge]
     px = x0[eid] + t * (x1 - x0)[eid]
     py = y0[eid] + t * (y1 - y0)[eid]
     keep = np.ones(total - 1, dtype=bool)
@@ -384,6 +388,22 @@ def coverage(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> NDAr
 def coverage_batch(pieces: Pieces, windows: NDArray[np.int64]) -> NDArray[np.float64]:
     """:func:`coverage_raw` for many polygons at once, each in its own window.
 
+    Args:
+        pieces: pieces of ``m`` polygons (``pieces.offsets`` has ``m + 1`` entries).
+        windows: ``(m, 4)`` rows ``(row0, row1, col0, col1)``, one window per polygon.
+
+    Returns:
+        The windows' coverages, each row-major, concatenated (length ``sum(h * w)``).
+    """
+    values, lengths, _ = coverage_runs(pieces, windows)
+    return np.repeat(values, lengths)
+
+
+def coverage_runs(
+    pieces: Pieces, windows: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """Run-length form of :func:`coverage_batch`: runs of equal coverage along pixel rows.
+
     The same row-run construction, vectorised over all polygons (numpy calls cost per call, so
     one call for a hundred footprints beats a hundred calls): cells are numbered across all
     windows, every window row ends in its own bucket, and the runs of all rows of all windows
@@ -394,7 +414,10 @@ def coverage_batch(pieces: Pieces, windows: NDArray[np.int64]) -> NDArray[np.flo
         windows: ``(m, 4)`` rows ``(row0, row1, col0, col1)``, one window per polygon.
 
     Returns:
-        The windows' coverages, each row-major, concatenated (length ``sum(h * w)``).
+        ``(values, lengths, bounds)``: ``np.repeat(values, lengths)`` is the windows'
+        coverages, each row-major, concatenated; the runs of window ``i`` are
+        ``[bounds[i], bounds[i + 1])``, so a caller can expand one window at a time while it
+        is hot in cache.
     """
     m = len(windows)
     r0, r1, c0, c1 = (windows[:, i].astype(np.int64) for i in range(4))
@@ -410,31 +433,37 @@ def coverage_batch(pieces: Pieces, windows: NDArray[np.int64]) -> NDArray[np.flo
     k = np.repeat(np.arange(m), np.diff(pieces.offsets))
     r = pieces.row - r0[k]
     c = pieces.col - c0[k]
+    wk = w[k]
+    dy, part = pieces.dy, pieces.partial
     sel = (r >= 0) & (r < h[k]) & (c >= 0)
-    k, r, c = k[sel], r[sel], c[sel]
-    dy = pieces.dy[sel]
-    part = pieces.partial[sel]
-    right = c >= w[k]
-    c = np.where(right, w[k], c)  # right of the window: the row's bucket
-    part = np.where(right, 0.0, part)
-    key = cell_base[k] + r * ww[k] + c
-    # every row of every window ends in its bucket (column w)
+    if not sel.all():  # windows clipped at the raster's edge (rare): drop pieces outside
+        k, r, c, wk = k[sel], r[sel], c[sel], wk[sel]
+        dy, part = dy[sel], part[sel]
+    right = c >= wk
+    if right.any():
+        c = np.where(right, wk, c)  # right of the window: the row's bucket
+        part = np.where(right, 0.0, part)
+    # every row of every window ends in its bucket (column w): appended as pieces without area
     row_k = np.repeat(np.arange(m), h)
     row_r = np.arange(int(row_base[-1])) - row_base[row_k]
-    # distinct cells, sorted by window, row, column (sorting the few keys beats a dense count
-    # over all cells of all windows)
-    cells = np.sort(np.concatenate([key, cell_base[row_k] + row_r * ww[row_k] + w[row_k]]))
-    distinct = np.ones(len(cells), dtype=bool)
-    np.not_equal(cells[1:], cells[:-1], out=distinct[1:])
-    cells = cells[distinct]
-    which = np.searchsorted(cells, key)
-    dsum = np.bincount(which, weights=dy, minlength=len(cells))
-    psum = np.bincount(which, weights=part, minlength=len(cells))
-    ck = np.searchsorted(cell_base, cells, side="right") - 1
-    local = cells - cell_base[ck]
-    cr = local // ww[ck]
-    cc = local - cr * ww[ck]
-    n = len(cells)
+    k = np.concatenate([k, row_k])
+    r = np.concatenate([r, row_r])
+    c = np.concatenate([c, w[row_k]])
+    dy = np.concatenate([dy, np.zeros(len(row_k))])
+    part = np.concatenate([part, np.zeros(len(row_k))])
+    # group by cell, ordered by window, row, column: the keys are nearly sorted already (each
+    # window's ring, then its row buckets), which a stable sort (timsort) exploits
+    key = cell_base[k] + r * ww[k] + c
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    distinct = np.ones(len(skey), dtype=bool)
+    np.not_equal(skey[1:], skey[:-1], out=distinct[1:])
+    which = np.cumsum(distinct) - 1  # cell of each sorted piece
+    n = int(which[-1]) + 1 if len(which) else 0
+    dsum = np.bincount(which, weights=dy[order], minlength=n)
+    psum = np.bincount(which, weights=part[order], minlength=n)
+    head = order[distinct]  # one piece per cell gives the cell's window, row and column
+    ck, cr, cc = k[head], r[head], c[head]
     rowid = row_base[ck] + cr
     suffix = np.cumsum(dsum[::-1])[::-1]
     first = np.ones(n, dtype=bool)
@@ -443,10 +472,21 @@ def coverage_batch(pieces: Pieces, windows: NDArray[np.int64]) -> NDArray[np.flo
     nxt = np.zeros(len(starts))
     nxt[:-1] = suffix[starts[1:]]
     value = suffix - np.repeat(nxt, np.diff(np.append(starts, n)))
+    # cell i covers columns [column of the previous cell in its row (or 0), its column) with
+    # value[i]; the first of them is the previous cell's own pixel, which also gets that cell's
+    # partial area: two runs per cell, expanded by one np.repeat
     prev = np.zeros(n, dtype=np.int64)
     prev[1:] = cc[:-1]
     prev[first] = 0
-    out = np.repeat(value, cc - prev)
-    inside = cc < w[ck]
-    out[pix_base[ck[inside]] + cr[inside] * w[ck[inside]] + cc[inside]] += psum[inside]
-    return out
+    own = np.ones(n, dtype=np.int64)
+    own[first] = 0
+    runs = np.empty((n, 2))
+    runs[:, 0] = value
+    runs[1:, 0] += psum[:-1]
+    runs[:, 1] = value
+    lengths = np.empty((n, 2), dtype=np.int64)
+    lengths[:, 0] = own
+    lengths[:, 1] = cc - prev - own
+    bounds = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(2 * np.bincount(ck, minlength=m), out=bounds[1:])
+    return runs.ravel(), lengths.ravel(), bounds

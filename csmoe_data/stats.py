@@ -27,7 +27,8 @@ strategy miss a "no climate" stratum. :func:`eligible_pool` applies the ``min_va
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from csmoe_data.sampling.features import (
     landcover_columns,
     strata_labels,
 )
+from csmoe_data.sampling.progress import progress_bar
 
 #: a class "covers" a row at this fraction or more, for ``class_counts``
 CLASS_PRESENCE = 0.05
@@ -64,8 +66,15 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
 
 
-def nearest_distances(pool_X: np.ndarray, sample_X: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distance from every pool row to its nearest sample row."""
+def nearest_distances(
+    pool_X: np.ndarray, sample_X: np.ndarray, advance: Callable[[int], Any] | None = None
+) -> np.ndarray:
+    """Exact Euclidean distance from every pool row to its nearest sample row.
+
+    Args:
+        pool_X, sample_X: descriptor matrices.
+        advance: called with the number of pool rows done after each chunk (progress bars).
+    """
     from sklearn.neighbors import NearestNeighbors
 
     if len(sample_X) == 0:
@@ -76,6 +85,8 @@ def nearest_distances(pool_X: np.ndarray, sample_X: np.ndarray) -> np.ndarray:
         chunk = pool_X[start : start + NN_CHUNK].astype(np.float64)
         d, _ = nn.kneighbors(chunk)
         out[start : start + len(chunk)] = d[:, 0]
+        if advance is not None:
+            advance(len(chunk))
     return out
 
 
@@ -89,12 +100,16 @@ def _normalized_entropy(labels: np.ndarray, n_strata: int) -> float:
     return float(-(p * np.log(p)).sum() / np.log(n_strata))
 
 
-def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dict[str, Any]:
+def compute_stats(
+    sample: pd.DataFrame, pool: pd.DataFrame | None = None, progress: bool | None = None
+) -> dict[str, Any]:
     """Quality figures of ``sample`` against ``pool`` (see the module docstring).
 
     Args:
         sample: the selected rows (a manifest).
         pool: the rows they were chosen from; default: the sample itself.
+        progress: show a progress bar for the nearest-neighbour search; None: only when
+            stderr is a terminal and the search is large (pool x sample >= 1e9).
 
     Returns:
         A JSON-serialisable dict with ``strata_coverage``, ``kcenter_mean_radius``,
@@ -118,7 +133,13 @@ def compute_stats(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dic
     covered = pool_set & set(sample_strata.tolist())
     coverage = len(covered) / len(pool_set) if pool_set else 0.0
 
-    radii = np.zeros(len(pool_X)) if own_pool else nearest_distances(pool_X, sample_X)
+    if own_pool:
+        radii = np.zeros(len(pool_X))
+    else:
+        big = len(pool_X) * len(sample_X) >= 1e9
+        show = progress if progress is not None else (big and sys.stderr.isatty())
+        with progress_bar(len(pool_X), "nearest selected row", "pool rows", bool(show)) as advance:
+            radii = nearest_distances(pool_X, sample_X, advance)
     nl = len(lc_cols)
 
     def mean(X: np.ndarray) -> np.ndarray:

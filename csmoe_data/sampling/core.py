@@ -1,8 +1,21 @@
-"""``sample_manifest``: filters, allocation, picks, ``min_distance``, splits, metadata."""
+"""``sample_manifest``: filters, allocation, picks, ``min_distance``, splits, metadata.
+
+Order of work: drop rows below ``min_valid_frac`` (land-cover or climate valid fraction; NaN
+fails) and rows failing ``where``; group the rest (strata, clusters) with the strategy; split
+the budget with :func:`~csmoe_data.sampling.allocation.allocate`; let the strategy pick rows in
+each group, then refine all picks at once. With ``min_distance`` the picks are thinned greedily
+(each group's first pick before any group's second) against the footprint distance of
+:mod:`csmoe_data.sampling.geo`, rows too close to a kept one leave the pool, and the missing
+picks are drawn again from what is left (groups that run dry pass their share on), for up to
+:data:`MAX_DISTANCE_ROUNDS` rounds; fewer rows than asked come back only when the pool cannot
+hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows;
+without ``split`` every row is ``train``. Output rows keep the pool's order.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from typing import Any
 
 import geopandas as gpd
@@ -19,6 +32,7 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
+from csmoe_data.sampling.progress import progress_bar
 from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
 from csmoe_data.sampling.strategies import STRATEGIES, SamplingContext, Strategy, group_rng
 
@@ -143,6 +157,7 @@ def _select(
     names: list[str],
     counts: np.ndarray,
     geoms: np.ndarray | None,
+    show: bool = False,
 ) -> np.ndarray:
     """Run the picks (with ``min_distance`` refills when asked); returns context row indices."""
     options = ctx.options
@@ -150,11 +165,13 @@ def _select(
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
     members = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
     if not options.min_distance or geoms is None:
-        picked = [
-            strategy.pick(ctx, members[g], int(counts[g]), group_rng(options.seed, names[g]))
-            for g in range(len(names))
-            if counts[g] > 0
-        ]
+        picked = []
+        with progress_bar(int(counts.sum()), "sampling strata", "picks", show) as advance:
+            for g in range(len(names)):
+                if counts[g] > 0:
+                    rng = group_rng(options.seed, names[g])
+                    picked.append(strategy.pick(ctx, members[g], int(counts[g]), rng))
+                    advance(int(counts[g]))
         if not picked:
             return np.empty(0, dtype=np.int64)
         return strategy.refine(ctx, np.concatenate(picked), codes)
@@ -204,6 +221,7 @@ def sample_manifest(
     pool: gpd.GeoDataFrame | pd.DataFrame,
     options: SamplingOptions,
     pool_checksum: str | None = None,
+    progress: bool | None = None,
 ) -> tuple[gpd.GeoDataFrame | pd.DataFrame, dict[str, Any]]:
     """Select rows of a descriptor pool.
 
@@ -213,6 +231,8 @@ def sample_manifest(
         options: what to select (see :class:`~csmoe_data.sampling.options.SamplingOptions`).
         pool_checksum: checksum to record for the pool, e.g. the sha256 of the pool file;
             default: :func:`pool_checksum` of the rows (ids + descriptors).
+        progress: progress bar over the picks; None: only when stderr is a terminal and the
+            pool has at least 200,000 rows.
 
     Returns:
         The selected rows in pool order (index reset) with ``stratum`` and ``split`` columns,
@@ -262,7 +282,8 @@ def sample_manifest(
     counts = allocate(sizes, n, options.alpha if strategy.uses_alpha else 1.0, weights)
     if needs_geometry:
         geoms = np.asarray(rows.geometry.values, dtype=object)
-    chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms))
+    show = progress if progress is not None else (len(rows) >= 200_000 and sys.stderr.isatty())
+    chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms, bool(show)))
 
     out = rows.iloc[chosen].reset_index(drop=True)
     out["stratum"] = pd.array(
@@ -288,5 +309,7 @@ def sample_manifest(
         "pool_checksum": checksum,
         "pool_checksum_of": checksum_of,
         "split_counts": {str(k): int(v) for k, v in out["split"].value_counts(sort=False).items()},
+        "split_block_m": DEFAULT_BLOCK_SIZE_M if options.split is not None else None,
+        "strategy_params": strategy.params(),
     }
     return out, metadata

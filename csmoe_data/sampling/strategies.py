@@ -20,6 +20,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,10 @@ class Strategy:
     ) -> np.ndarray:
         """``min(k, len(rows))`` of ``rows``, best first."""
         return rng.permutation(rows)[:k]
+
+    def params(self) -> dict[str, Any]:
+        """The strategy's own settings, for the manifest metadata (JSON-serialisable)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, str | int | float | bool)}
 
     def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Optional pass over all picks at once (same length, same groups); default: none."""

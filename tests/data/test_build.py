@@ -218,3 +218,42 @@ def test_bad_arguments(inputs, kw, match):
     with pytest.raises(CsmoeDataError, match=match):
         build_manifest(inputs / "fp.gpkg", inputs / "x.parquet", progress=False, **args)
     assert not (inputs / "x.parquet").exists()
+
+
+def test_imagery_paths_relative_below_or_in_same_project_else_absolute(tmp_path):
+    """Contract: relative below the manifest's folder; ``..`` only inside one project tree."""
+    import pandas as pd
+
+    from csmoe_data.build import relative_paths
+
+    proj = tmp_path / "proj"
+    (proj / "imgs" / "a").mkdir(parents=True)
+    (proj / "manifests").mkdir()
+    (proj / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    outside = tmp_path / "elsewhere" / "b"
+    outside.mkdir(parents=True)
+    vals = pd.Series([str(proj / "imgs" / "a"), str(outside), None])
+    # below the manifest's folder: relative, no ..
+    assert relative_paths(vals, proj).tolist()[:2] == ["imgs/a", str(outside.resolve())]
+    # same project tree (pyproject.toml above both): relative with ..
+    got = relative_paths(vals, proj / "manifests").tolist()
+    assert got[0] == "../imgs/a" and got[1] == str(outside.resolve()) and pd.isna(got[2])
+    # no project around the manifest (e.g. a scratch folder): absolute, never ../../..
+    from csmoe_data.build import project_root
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    if project_root(scratch) is not None:  # pragma: no cover - tmp inside a checkout
+        pytest.skip("the temporary folder lies inside a project tree")
+    assert relative_paths(vals, scratch).tolist()[0] == str((proj / "imgs" / "a").resolve())
+
+
+def test_image_path_column_written_relative(inputs):
+    """``image_path`` (folders of patch rasters) follows the same rule as s1/s2 paths."""
+    fp = gpd.read_file(inputs / "fp.gpkg")
+    (inputs / "out").mkdir()
+    fp["image_path"] = [str(inputs / "out" / f"{i}.tif") for i in fp["patch_id"]]
+    fp.to_file(inputs / "fp.gpkg")
+    _build(inputs, inputs / "out" / "m.parquet")
+    gdf, _ = read_manifest(inputs / "out" / "m.parquet")
+    assert sorted(gdf["image_path"]) == sorted(f"{i}.tif" for i in fp["patch_id"])

@@ -330,6 +330,7 @@ def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
         {"PIECES_PER_BATCH": 50, "TILE": 8},
         {"PIXELS_PER_BATCH": 90},
         {"MAX_WINDOW_PIXELS": 37},
+        {"MAX_LANE_PIXELS": 20},
     ):
         for name, value in patch.items():
             monkeypatch.setattr(descriptors, name, value)
@@ -394,3 +395,51 @@ def test_coverage_batch_equals_single_windows():
         np.testing.assert_allclose(coverage(pieces.of(k), r0, r1, c0, c1), want, atol=1e-12)
         pos += want.size
     assert pos == len(flat)
+
+
+def test_histogram_sub_bins_equal_plain_bincount():
+    """The sub-binned weighted histogram sums to the plain weighted bincount."""
+    from csmoe_data import descriptors
+
+    rng = np.random.default_rng(2)
+    info = descriptors.RasterInfo(
+        path="x", crs="EPSG:4326", transform=(1, 0, 0, 0, -1, 0), width=9, height=9,
+        dtype="uint8", nodata=None, res=(1, 1), block_shape=(9, 9), is_geographic=True,
+        bounds=(0, -9, 9, 0),
+    )  # fmt: skip
+    mapper = descriptors.ClassMapper(info, _legend([1, 2, 3]))
+    for shape in ((7, 5), (1, 1), (40, 33)):
+        blk = np.repeat(rng.integers(0, 6, size=(shape[0], 1)), shape[1], axis=1).astype(np.uint8)
+        w = rng.random(blk.size)
+        want = np.bincount(blk.ravel(), weights=w, minlength=256)
+        np.testing.assert_allclose(mapper._histogram(blk, w, 256), want, rtol=1e-13)
+        # a strided view (a window of a group's buffer) gives the same
+        big = np.zeros((shape[0] + 2, shape[1] + 3), dtype=np.uint8)
+        big[1:-1, 2:-1] = blk
+        np.testing.assert_allclose(mapper._histogram(big[1:-1, 2:-1], w, 256), want, rtol=1e-13)
+
+
+def test_coverage_with_vertices_a_hair_off_pixel_lines():
+    """Crossings closer than the merge key's resolution still give exact coverage."""
+    from csmoe_data.rasters import coverage_batch
+
+    eps = 1e-14
+    polys = [
+        shapely.Polygon([(1 - eps, 1 + eps), (4 + eps, 1 - eps), (4 - eps, 3 + eps), (1 + eps, 3)]),
+        shapely.Polygon([(0.5, 0.5), (3 - eps, 3 + eps), (0.5, 3 - eps)]),
+    ]
+    polys = [shapely.orient_polygons(p, exterior_cw=False) for p in polys]
+    wins = np.array([[0, 4, 0, 5], [0, 4, 0, 4]])
+    flat = coverage_batch(boundary_pieces(np.array(polys, dtype=object)), wins)
+    pos = 0
+    for p, (r0, r1, c0, c1) in zip(polys, wins, strict=True):
+        want = np.array(
+            [
+                [p.intersection(shapely.box(c, r, c + 1, r + 1)).area for c in range(c0, c1)]
+                for r in range(r0, r1)
+            ]
+        )
+        np.testing.assert_allclose(
+            flat[pos : pos + want.size].reshape(want.shape), want, atol=1e-12
+        )
+        pos += want.size

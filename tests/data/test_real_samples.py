@@ -20,7 +20,7 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
+def manifest_path(tmp_path_factory):
     out = tmp_path_factory.mktemp("real") / "bigearthnet_sample.parquet"
     # the README's example command
     res = CliRunner().invoke(
@@ -34,7 +34,12 @@ def manifest(tmp_path_factory):
         ],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    return read_manifest(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest(manifest_path):
+    return read_manifest(manifest_path)
 
 
 def test_climate_and_landcover_of_real_patches(manifest):
@@ -50,14 +55,25 @@ def test_climate_and_landcover_of_real_patches(manifest):
         )
 
 
-def test_real_manifest_columns_and_metadata(manifest):
+def test_real_manifest_columns_and_metadata(manifest, manifest_path):
     gdf, meta = manifest
     assert set(gdf["crs"]) == {"EPSG:32629", "EPSG:32633", "EPSG:32635"}
     # footprints are 1.2 km squares: 1.44 km2 whatever the zone (equal-area check in EPSG:6933)
     areas = gdf.to_crs("EPSG:6933").area / 1e6
     assert areas.between(1.43, 1.45).all()
-    # imagery of the embedded samples is referenced relative to the manifest
+    # imagery paths resolve from the manifest's folder; written outside any project tree (a
+    # temporary folder), they are absolute, not ../../.. into the package
     assert gdf["s2_path"].notna().all() and gdf["s1_path"].notna().all()
+    from pathlib import Path
+
+    from csmoe_data.build import project_root
+
+    folder = manifest_path.parent
+    for col in ("s1_path", "s2_path"):
+        for p in gdf[col]:
+            assert (folder / p).is_dir()
+            if project_root(folder) is None:
+                assert Path(p).is_absolute()
     assert all(len(list(labels)) >= 1 for labels in gdf["labels"])
     assert meta["inputs"]["climate"]["path"] == "sample:koppen-rubel"
     assert meta["inputs"]["landcover"]["resolution"] == [0.05, 0.05]

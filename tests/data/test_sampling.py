@@ -397,3 +397,10 @@ def test_checksum_is_stable_and_sensitive() -> None:
     moved = pool.copy()
     moved["cloud"] = 0.0
     assert pool_checksum(moved) == c
+
+
+def test_progress_bar_does_not_change_the_sample() -> None:
+    pool = make_pool(200)
+    quiet, _ = sample_manifest(pool, SamplingOptions(n=20), progress=False)
+    shown, _ = sample_manifest(pool, SamplingOptions(n=20), progress=True)
+    assert quiet["patch_id"].tolist() == shown["patch_id"].tolist()

@@ -131,3 +131,10 @@ def test_pool_path_from_metadata(tmp_path) -> None:
     )
     assert pool_path_from_metadata({"pool": {"path": str(tmp_path / "gone.parquet")}}) is None
     assert pool_path_from_metadata({}) is None
+
+
+def test_progress_bar_does_not_change_figures() -> None:
+    pool = hand_pool()
+    quiet = compute_stats(pool.iloc[[0, 1]], pool, progress=False)
+    shown = compute_stats(pool.iloc[[0, 1]], pool, progress=True)
+    assert quiet["kcenter_mean_radius"] == shown["kcenter_mean_radius"]
