@@ -38,7 +38,9 @@ csmoe train --manifest "$OUT/bigearthnet.parquet" --model csmoe-tiny --out "$OUT
 "$BIN/python" - "$OUT/run/metrics.csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-picks = rows[:: max(1, len(rows) // 8)] + [rows[-1]]
+picks = rows[:: max(1, len(rows) // 8)]
+if picks[-1] is not rows[-1]:
+    picks.append(rows[-1])
 print("step  loss")
 for r in picks:
     print(f"{int(r['step']):4d}  {float(r['loss']):.4f}")

@@ -1,0 +1,95 @@
+"""Every command in the README is checked against the CLI, and the whole path is run as written."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from csmoe_cli.data_app import app as data_app
+from csmoe_cli.model_app import app as model_app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands(section: str | None = None) -> list[list[str]]:
+    """Shell commands of the README's ```bash blocks (continuations joined, comments dropped)."""
+    text = README.read_text(encoding="utf-8")
+    if section is not None:
+        start = text.index(section)
+        end = text.find("\n## ", start + len(section))
+        text = text[start : end if end > 0 else None]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                commands.append(shlex.split(line))
+    return commands
+
+
+def _cli_args(argv: list[str]) -> tuple[object, list[str]] | None:
+    if argv[0] == "csmoe-data":
+        return typer.main.get_command(data_app), argv[1:]
+    if argv[0] == "csmoe":
+        return typer.main.get_command(model_app), argv[1:]
+    if argv[0] == "torchrun":  # torchrun ... -m csmoe_cli.model_app ARGS
+        return typer.main.get_command(model_app), argv[argv.index("csmoe_cli.model_app") + 1 :]
+    return None
+
+
+CLI_COMMANDS = [c for c in readme_commands() if _cli_args(c) is not None]
+
+
+def test_readme_has_commands() -> None:
+    names = {" ".join(c[:2]) for c in CLI_COMMANDS}
+    for expected in (
+        "csmoe-data build-manifest",
+        "csmoe-data stats",
+        "csmoe-data grid",
+        "csmoe train",
+    ):
+        assert expected in names
+
+
+@pytest.mark.parametrize("argv", CLI_COMMANDS, ids=lambda a: " ".join(a)[:60])
+def test_readme_command_options_exist(argv: list[str]) -> None:
+    group, args = _cli_args(argv)  # type: ignore[misc]
+    command = group
+    # typer vendors its own click: walk sub-commands through the group's own API
+    while hasattr(command, "get_command") and args and not args[0].startswith("-"):
+        sub = command.get_command(None, args[0])
+        assert sub is not None, f"unknown command {args[0]!r} in README line {' '.join(argv)}"
+        command, args = sub, args[1:]
+    known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    for token in args:
+        if token.startswith("--"):
+            assert token.split("=", 1)[0] in known, f"{token} is not an option of {argv[:3]}"
+
+
+def test_readme_whole_path_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSMOE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    commands = readme_commands("## The whole path in six commands")
+    assert len(commands) == 6
+    for argv in commands:
+        group, args = _cli_args(argv)  # type: ignore[misc]
+        app = data_app if argv[0] == "csmoe-data" else model_app
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, f"{' '.join(argv)}\n{result.output}"
+    for produced in (
+        "manifest.parquet",
+        "stats.json",
+        "run/model.safetensors",
+        "emb.parquet",
+        "retrieval.json",
+        "probe.json",
+    ):
+        assert (tmp_path / produced).exists(), produced
