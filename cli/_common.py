@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -64,6 +65,32 @@ def user_errors(func: F) -> F:
             raise fail("out of memory; try fewer --workers or a smaller chunk size") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        try:
+            version = importlib.metadata.version("csmoe")
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source tree
+            version = "0.0.0+unknown"
+        typer.echo(f"csmoe {version}")
+        raise typer.Exit()
+
+
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Root options."""
+
+
+def add_version_option(app: typer.Typer) -> None:
+    """Give ``app`` a root ``--version`` option (both apps belong to the ``csmoe`` distribution)."""
+    app.callback()(_root)
 
 
 def run_app(app: typer.Typer) -> None:

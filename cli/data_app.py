@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from csmoe_cli import data_build, data_grid, data_stats
-from csmoe_cli._common import run_app
+from csmoe_cli._common import add_version_option, run_app
 
 app = typer.Typer(
     name="csmoe-data",
@@ -18,22 +16,7 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        from csmoe_data import __version__
-
-        typer.echo(f"csmoe {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Root options."""
-
+add_version_option(app)
 
 for _module in (data_build, data_grid, data_stats):
     _module.register(app)

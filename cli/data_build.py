@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from csmoe_cli._common import console, fail, user_errors
 
 _SAMPLING = "Sampling (optional)"

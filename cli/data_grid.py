@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from csmoe_cli._common import console, user_errors
 
 

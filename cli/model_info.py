@@ -6,9 +6,10 @@ import json
 from typing import Annotated, Any
 
 import typer
-from csmoe_cli._common import user_errors
 from rich.console import Console
 from rich.table import Table
+
+from csmoe_cli._common import user_errors
 
 BASELINE = "csmae-b"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from csmoe_cli._common import console, err_console, user_errors
 
 

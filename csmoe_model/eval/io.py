@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from csmoe_model.data.atomic import atomic_file
 from csmoe_model.errors import CsmoeError
 
 __all__ = ["atomic_output", "check_output_path", "json_ready", "write_json", "write_text"]
@@ -46,17 +45,10 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         CsmoeError: see :func:`check_output_path`.
     """
     path = check_output_path(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_file(path) as tmp:
         yield tmp
         if path.exists() and not overwrite:  # appeared while we were working
             raise CsmoeError(f"{path} exists; pass --overwrite to replace it")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def json_ready(value: Any) -> Any:

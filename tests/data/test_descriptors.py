@@ -330,7 +330,6 @@ def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
         {"PIECES_PER_BATCH": 50, "TILE": 8},
         {"PIXELS_PER_BATCH": 90},
         {"MAX_WINDOW_PIXELS": 37},
-        {"MAX_LANE_PIXELS": 20},
     ):
         for name, value in patch.items():
             monkeypatch.setattr(descriptors, name, value)
@@ -397,26 +396,37 @@ def test_coverage_batch_equals_single_windows():
     assert pos == len(flat)
 
 
-def test_histogram_sub_bins_equal_plain_bincount():
-    """The sub-binned weighted histogram sums to the plain weighted bincount."""
+def test_histogram_sub_bins_equal_plain_bincount(monkeypatch):
+    """Sub-binned histograms (strided views, both dtypes) give the plain weighted areas."""
     from csmoe_data import descriptors
 
     rng = np.random.default_rng(2)
-    info = descriptors.RasterInfo(
-        path="x", crs="EPSG:4326", transform=(1, 0, 0, 0, -1, 0), width=9, height=9,
-        dtype="uint8", nodata=None, res=(1, 1), block_shape=(9, 9), is_geographic=True,
-        bounds=(0, -9, 9, 0),
-    )  # fmt: skip
-    mapper = descriptors.ClassMapper(info, _legend([1, 2, 3]))
-    for shape in ((7, 5), (1, 1), (40, 33)):
-        blk = np.repeat(rng.integers(0, 6, size=(shape[0], 1)), shape[1], axis=1).astype(np.uint8)
-        w = rng.random(blk.size)
-        want = np.bincount(blk.ravel(), weights=w, minlength=256)
-        np.testing.assert_allclose(mapper._histogram(blk, w, 256), want, rtol=1e-13)
-        # a strided view (a window of a group's buffer) gives the same
-        big = np.zeros((shape[0] + 2, shape[1] + 3), dtype=np.uint8)
-        big[1:-1, 2:-1] = blk
-        np.testing.assert_allclose(mapper._histogram(big[1:-1, 2:-1], w, 256), want, rtol=1e-13)
+    for dtype in ("uint8", "uint16"):
+        info = descriptors.RasterInfo(
+            path="x", crs="EPSG:4326", transform=(1, 0, 0, 0, -1, 0), width=99, height=99,
+            dtype=dtype, nodata=None, res=(1, 1), block_shape=(9, 9), is_geographic=True,
+            bounds=(0, -99, 99, 0),
+        )  # fmt: skip
+        mapper = descriptors.ClassMapper(info, _legend([1, 2, 3]))
+        monkeypatch.setattr(descriptors, "MAX_LANE_PIXELS", 100)  # larger: plain bincount
+        for shape in ((7, 5), (1, 1), (40, 33)):
+            rows = rng.integers(0, 6, size=(shape[0], 1))
+            blk = np.repeat(rows, shape[1], axis=1).astype(dtype)
+            w = rng.random(blk.size)
+            want, unk = mapper.areas(blk, w.reshape(blk.shape))
+            # a window of a wider read (a group's shared buffer) is a strided view
+            big = np.zeros((shape[0] + 2, shape[1] + 3), dtype=dtype)
+            big[1:-1, 2:-1] = blk
+            view = big[1:-1, 2:-1]
+            np.testing.assert_allclose(
+                mapper._histogram(view, w, 256)[:6],
+                np.bincount(blk.ravel(), weights=w, minlength=6),
+                rtol=1e-13,
+            )
+            runs = (w, np.ones(w.size, dtype=np.int64), np.array([0, w.size]))
+            got, got_unk = mapper.batch_areas([view], runs)
+            np.testing.assert_allclose(got[0], want, rtol=1e-13)
+            assert got_unk[0].keys() == unk.keys()
 
 
 def test_coverage_with_vertices_a_hair_off_pixel_lines():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from csmoe_cli.data_app import app
 from typer.testing import CliRunner
 
+from csmoe_cli.data_app import app
 from csmoe_data.manifest import read_manifest
 
 # expected from /work/shared/data/README.md (patch centres checked against the maps)
