@@ -214,7 +214,9 @@ def cli_run(tmp: Path, path: Path, fp_frames: list[gpd.GeoDataFrame], workers: i
         str(workers),
     ]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "TERM": "dumb"})
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TERM": "dumb"})
+    if res.returncode != 0:
+        raise RuntimeError(f"CLI run failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
     return time.perf_counter() - t, len(f)
 
 

@@ -33,16 +33,14 @@ from csmoe_model.data import open_cache, synthetic_cache
 from csmoe_model.train.config import TrainConfig
 from csmoe_model.train.schedule import build_optimizer
 
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 
+def run(model, opt, batches, steps: int, device: torch.device, compile_: bool, loader=None):
+    """Seconds per step over steps ``steps // 5 .. steps - 1`` and the loader wait in that window.
 
-def peak_flops(name: str, override: float | None) -> float | None:
-    if override:
-        return override * 1e12
-    return next((v for k, v in PEAK_BF16.items() if k in name), None)
-
-
-def run(model, opt, batches, steps: int, device: torch.device, compile_: bool) -> float:
+    The clock starts and stops after ``torch.cuda.synchronize()``, so the figure is GPU time, not
+    the time to queue kernels; nothing in the loop synchronises (no ``.item()``), so the CPU runs
+    ahead and a loader that keeps up costs the GPU nothing.
+    """
     fwd = torch.compile(model) if compile_ else model
     autocast = (
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
@@ -50,23 +48,29 @@ def run(model, opt, batches, steps: int, device: torch.device, compile_: bool) -
         else contextlib.nullcontext
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    t0 = None
+    skip = max(1, steps // 5)  # warm-up: allocator, cuDNN/cuBLAS heuristics, compilation
+    t0, wait0, done = None, 0.0, 0
     for i, (s1, s2) in enumerate(batches):
-        if i == 0 or i == steps // 5:  # skip the warm-up (allocator, kernels, compile)
+        if i == skip:
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            t0, start = time.perf_counter(), i
+            t0 = time.perf_counter()
+            wait0 = loader.wait_s if loader is not None else 0.0
         with autocast():
             out = fwd(s1, s2)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if i + 1 >= steps:
+        done = i + 1
+        if done >= steps:
             break
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / (steps - start)
+    if t0 is None or done <= skip:
+        raise SystemExit(f"only {done} steps ran; need more than {skip} (raise --steps or --pairs)")
+    wait = (loader.wait_s - wait0) if loader is not None else 0.0
+    return (time.perf_counter() - t0) / (done - skip), wait / (done - skip)
 
 
 def main() -> None:
@@ -83,6 +87,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--peak-tflops", type=float, default=None)
+    p.add_argument("--json", default=None, help="also write the figures here (JSON)")
     args = p.parse_args()
 
     device = torch.device(args.device)
@@ -107,12 +112,13 @@ def main() -> None:
     loader = cache.loader(rows, args.batch, device=device, img_size=model.img_size, augment=True, shuffle=True,
                           drop_last=True, seed=0, num_steps=args.steps, workers=args.workers)  # fmt: skip
 
-    t_loader = run(model, opt, ((b.s1, b.s2) for b in loader), args.steps, device, args.compile)
-    wait_share = loader.wait_s / max(t_loader * args.steps, 1e-9)
+    t_loader, wait_per_step = run(
+        model, opt, ((b.s1, b.s2) for b in loader), args.steps, device, args.compile, loader
+    )
     first = next(
         iter(cache.loader(rows[: args.batch], args.batch, device=device, img_size=model.img_size))
     )
-    t_compute = run(
+    t_compute, _ = run(
         model,
         opt,
         ((first.s1, first.s2) for _ in range(args.steps)),
@@ -121,11 +127,12 @@ def main() -> None:
         args.compile,
     )
 
-    from csmoe_model.flops import model_report
+    from csmoe_model.flops import bf16_peak_flops, model_report
 
-    flops = model_report(args.model).train.total  # per pair, forward + backward
+    flops = model_report(args.model).train.total  # per pair, forward + backward (FlopCounterMode)
     pairs_s = args.batch / t_loader
-    peak = peak_flops(name, args.peak_tflops)
+    peak = bf16_peak_flops(name, args.peak_tflops) if device.type == "cuda" else None
+    share = max(0.0, 1 - t_compute / t_loader)
     print(
         f"\nmodel {args.model} at {model.img_size} px, batch {args.batch}, {flops / 1e9:.1f} GFLOP per pair (train)"
     )
@@ -136,9 +143,37 @@ def main() -> None:
     ):
         mfu = f"{flops * args.batch / t / peak:6.1%}" if peak else "   n/a"
         print(f"{label:34s} {t:8.4f} {args.batch / t:9,.0f} {mfu:>7s}")
-    print(f"GPU data-wait share: {max(0.0, 1 - t_compute / t_loader):.1%} (goal < 5%); "
-          f"CPU time blocked on the loader: {wait_share:.1%} of the loop")  # fmt: skip
+    print(f"GPU data-wait share: {share:.1%} (goal < 5%); "
+          f"CPU time blocked on the loader: {wait_per_step / t_loader:.1%} of the loop")  # fmt: skip
     print(f"pairs/s per loader worker needed at this speed: {pairs_s / max(args.workers, 1):,.0f}")
+    if args.json:
+        import json
+        from pathlib import Path
+
+        res = {
+            "device": name,
+            "torch": torch.__version__,
+            "model": args.model,
+            "img_size": model.img_size,
+            "batch": args.batch,
+            "steps": args.steps,
+            "workers": args.workers,
+            "compile": args.compile,
+            "train_gflops_per_pair": flops / 1e9,
+            "peak_flops": peak,
+            "s_per_step_loader": t_loader,
+            "s_per_step_no_data": t_compute,
+            "pairs_per_s_loader": pairs_s,
+            "pairs_per_s_no_data": args.batch / t_compute,
+            "mfu_loader": flops * args.batch / t_loader / peak if peak else None,
+            "mfu_no_data": flops * args.batch / t_compute / peak if peak else None,
+            "gpu_data_wait_share": share,
+            "cpu_blocked_share": wait_per_step / t_loader,
+        }
+        out = Path(args.json)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(res, indent=2))
+        tmp.replace(out)
 
 
 if __name__ == "__main__":

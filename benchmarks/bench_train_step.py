@@ -25,21 +25,7 @@ from typing import Any
 import torch
 
 from csmoe_model import build_model
-from csmoe_model.flops import count_flops
-
-#: dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, matched in order against the device name
-BF16_PEAK_TFLOPS: list[tuple[str, float]] = [
-    ("H200", 989.4),
-    ("H100 PCIe", 756.0),
-    ("H100 NVL", 835.0),
-    ("H100", 989.4),  # SXM5 / HBM3
-    ("GH200", 989.4),
-    ("A100", 312.0),
-    ("L40S", 362.1),
-    ("L4", 121.0),
-    ("A10G", 70.0),
-    ("A10", 125.0),
-]
+from csmoe_model.flops import bf16_peak_flops, count_flops
 
 
 def device_peak(device: torch.device, override: float | None) -> tuple[str, float | None]:
@@ -50,12 +36,7 @@ def device_peak(device: torch.device, override: float | None) -> tuple[str, floa
             None,
         )
     name = torch.cuda.get_device_name(device)
-    if override:
-        return name, override * 1e12
-    for key, tflops in BF16_PEAK_TFLOPS:
-        if key in name:
-            return name, tflops * 1e12
-    return name, None
+    return name, bf16_peak_flops(name, override)
 
 
 def _sync(device: torch.device) -> None:

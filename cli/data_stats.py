@@ -99,8 +99,11 @@ def stats(
     """Report rows, splits, class distributions and quality figures of a sampled manifest.
 
     Quality figures (defined in csmoe_data.stats): strata coverage, k-center mean/max radius of
-    the pool to the sample, land-cover and climate JS divergence, normalised strata entropy and,
-    per class, the selected rows where it covers >= 5%.
+    the pool to the sample, land-cover and climate JS divergence (base 2), normalised strata
+    entropy (entropy of the sample's strata / log of the pool's strata count; the evenness over
+    the strata present is shown as strata_evenness) and, per class, the selected rows where it
+    covers >= 5%. By default the pool is the rows the sampler could choose (the recorded
+    --min-valid-frac and --where applied; see --all-pool-rows).
     """
     from rich.table import Table
 
@@ -161,6 +164,7 @@ def stats(
         "landcover_js_divergence",
         "climate_js_divergence",
         "normalized_entropy",
+        "strata_evenness",
     ):
         quality.add_row(key, _fmt(figures[key]))
     console.print(quality)

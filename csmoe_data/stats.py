@@ -12,7 +12,12 @@ Definitions (the same for every strategy):
 - ``landcover_js_divergence`` / ``climate_js_divergence``: Jensen-Shannon divergence, base 2
   (so in [0, 1]), between the mean fraction vectors of sample and pool, each normalised to sum 1;
 - ``normalized_entropy``: Shannon entropy of the sample's strata distribution divided by
-  log(number of pool strata) (1.0 when the pool has a single stratum);
+  log(number of pool strata) (1.0 when the pool has a single stratum). The normaliser is the
+  size of the distribution's alphabet, the pool's strata, which is the standard normalised
+  (Shannon) entropy / efficiency: 1 means the sample spreads evenly over every stratum of the
+  pool, and missing strata lower it. Pielou's evenness divides by log(strata present in the
+  sample) instead, which would reward a sample that covers few strata evenly; it is reported
+  as the extra ``strata_evenness`` (1.0 when the sample holds a single stratum);
 - ``class_counts``: per class column (``lc_<code>``, ``kg_<symbol>``), the number of selected
   rows where that class covers >= 5%.
 
@@ -90,12 +95,14 @@ def nearest_distances(
     return out
 
 
-def _normalized_entropy(labels: np.ndarray, n_strata: int) -> float:
+def _normalized_entropy(labels: np.ndarray, n_strata: int | None = None) -> float:
+    """Shannon entropy of the labels / log(n_strata) (default: the distinct labels present)."""
     if len(labels) == 0:
         return 0.0
+    _, counts = np.unique(labels.astype(str), return_counts=True)
+    n_strata = len(counts) if n_strata is None else n_strata
     if n_strata <= 1:
         return 1.0
-    _, counts = np.unique(labels.astype(str), return_counts=True)
     p = counts / counts.sum()
     return float(-(p * np.log(p)).sum() / np.log(n_strata))
 
@@ -114,7 +121,7 @@ def compute_stats(
     Returns:
         A JSON-serialisable dict with ``strata_coverage``, ``kcenter_mean_radius``,
         ``kcenter_max_radius``, ``landcover_js_divergence``, ``climate_js_divergence``,
-        ``normalized_entropy``, ``class_counts`` and extras: ``rows``, ``pool_rows``,
+        ``normalized_entropy``, ``class_counts`` and extras: ``strata_evenness``, ``rows``, ``pool_rows``,
         ``strata_pool``, ``strata_sample``, ``splits`` (rows per split), ``landcover_mean``
         and ``climate_mean`` (mean fractions of sample and pool, per class).
     """
@@ -166,6 +173,7 @@ def compute_stats(
         "landcover_js_divergence": js_divergence(lc_sample, lc_pool) if nl else None,
         "climate_js_divergence": js_divergence(kg_sample, kg_pool) if kg_cols else None,
         "normalized_entropy": _normalized_entropy(sample_strata, len(pool_set)),
+        "strata_evenness": _normalized_entropy(sample_strata),
         "class_counts": class_counts,
         "rows": int(len(sample)),
         "pool_rows": int(len(pool)),

@@ -201,6 +201,38 @@ def _cached_report(name: str, batch: int, device: str, overrides_json: str) -> M
     )
 
 
+#: dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, matched in order against the GPU's name
+#: (more specific names first: "H100 PCIe" before "H100"); H200 is the H100 SXM chip with more memory
+BF16_PEAK_TFLOPS: list[tuple[str, float]] = [
+    ("GH200", 989.4),
+    ("H200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),  # SXM5
+    ("H800", 989.4),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+]
+
+
+def bf16_peak_flops(device_name: str, override_tflops: float | None = None) -> float | None:
+    """Dense bf16 peak of a GPU in FLOP/s from its name (``torch.cuda.get_device_name``).
+
+    ``None`` for an unknown device (then pass ``override_tflops``); MFU = model FLOPs (as counted
+    by :func:`count_flops`) per second / this peak.
+    """
+    if override_tflops:
+        return float(override_tflops) * 1e12
+    for key, tflops in BF16_PEAK_TFLOPS:
+        if key in device_name:
+            return tflops * 1e12
+    return None
+
+
 def compare_presets(
     names: list[str] | None = None, batch: int = 2, **overrides: Any
 ) -> list[ModelReport]:

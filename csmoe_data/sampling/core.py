@@ -279,7 +279,9 @@ def sample_manifest(
         else np.zeros(len(names), dtype=np.int64)
     )
     weights = strategy.allocation_weights(ctx, codes, len(names)) if len(codes) else None
-    counts = allocate(sizes, n, options.alpha if strategy.uses_alpha else 1.0, weights)
+    alpha = options.alpha if strategy.uses_alpha else 1.0
+    planned = allocate(sizes, n, alpha, weights)
+    counts = strategy.adjust_counts(ctx, codes, planned) if len(codes) else planned
     if needs_geometry:
         geoms = np.asarray(rows.geometry.values, dtype=object)
     show = progress if progress is not None else (len(rows) >= 200_000 and sys.stderr.isatty())
@@ -304,6 +306,7 @@ def sample_manifest(
         "pool_size": int(len(pool)),
         "eligible": int(len(rows)),
         "selected": int(len(out)),
+        "budget_moved": int(np.abs(counts - planned).sum() // 2),
         "groups": int((sizes > 0).sum()),
         "groups_selected": int(selected_strata),
         "pool_checksum": checksum,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from csmoe_data.sampling.coverage import cover, lloyd, refine_medoids, repair_max
+from csmoe_data.sampling.coverage import cover, lloyd, medoid, refine_medoids, repair_max
 from csmoe_data.sampling.options import SamplingOptions
 
 #: name -> strategy instance
@@ -78,6 +78,12 @@ class Strategy:
     ) -> np.ndarray | None:
         """Extra allocation factor per group (None: plain N_s ** alpha)."""
         return None
+
+    def adjust_counts(
+        self, ctx: SamplingContext, codes: np.ndarray, counts: np.ndarray
+    ) -> np.ndarray:
+        """Last word on the per-group budget after :func:`allocate` (default: unchanged)."""
+        return counts
 
     def pick(
         self, ctx: SamplingContext, rows: np.ndarray, k: int, rng: np.random.Generator
@@ -135,6 +141,95 @@ def group_spread(X: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
     return np.sqrt(np.maximum(sq / safe - mean_sq, 0.0))
 
 
+def _js_rows(P: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """JS divergence (bits) of every row of ``P`` (normalised here) to the distribution ``q``."""
+    P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
+    M = 0.5 * (P + q[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(P > 0, P * np.log2(P / M), 0.0).sum(axis=1)
+        b = np.where(q[None, :] > 0, q[None, :] * np.log2(q[None, :] / M), 0.0).sum(axis=1)
+    return np.maximum(0.5 * a + 0.5 * b, 0.0)
+
+
+def js_bounded_counts(
+    X: np.ndarray,
+    codes: np.ndarray,
+    counts: np.ndarray,
+    bound: float,
+    single: np.ndarray | None = None,
+    max_moves: int = 4000,
+) -> np.ndarray:
+    """Move budget between groups until the predicted divergence of the sample is <= ``bound``.
+
+    The prediction is the JS divergence (bits) between the sample's mean descriptor and the
+    pool's, where a group with c >= 2 picks contributes c times its mean descriptor and a group
+    with one pick contributes ``single`` (the row a one-pick group actually gets, its medoid:
+    often purer than the mean, which is what makes many singleton strata skew the sample).
+    Each move takes one row from the group whose loss lowers the divergence most and gives it
+    to the group whose gain lowers it most (greedy descent), never emptying a group that has a
+    budget (so strata coverage is kept) and never exceeding a group's size. Stops at the bound,
+    when no move helps, or after ``max_moves``. Deterministic (ties: lowest index).
+
+    Args:
+        X: (N, D) descriptor part to balance (e.g. land-cover fractions).
+        codes: group per row.
+        counts: budget per group (from :func:`allocate`).
+        bound: target divergence, bits.
+        single: (G, D) descriptor of a group's only pick; default: the group mean.
+        max_moves: cap on single-row moves.
+
+    Returns:
+        The adjusted int64 counts (same total).
+    """
+    counts = np.asarray(counts, dtype=np.int64).copy()
+    g = len(counts)
+    sizes = np.bincount(codes, minlength=g)
+    sums = np.empty((g, X.shape[1]))
+    for j in range(X.shape[1]):  # D bincounts, not N Python steps
+        sums[:, j] = np.bincount(codes, weights=X[:, j], minlength=g)
+    means = sums / np.maximum(sizes, 1)[:, None]
+    one = means if single is None else np.asarray(single, dtype=np.float64)
+    target = sums.sum(axis=0)
+    if target.sum() <= 0:
+        return counts
+    target = target / target.sum()
+
+    def contrib(c: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        c = c[:, None]
+        return np.where(c == 1, one[groups], c * means[groups])
+
+    idx = np.arange(g)
+    keep = counts > 0  # groups with a budget keep at least one row
+    total = contrib(counts, idx).sum(axis=0)
+    for _ in range(max_moves):
+        now = float(_js_rows(total[None, :], target)[0])
+        if now <= bound:
+            break
+        up_ok = np.flatnonzero(counts < sizes)
+        if len(up_ok) == 0:
+            break
+        c = counts[up_ok]
+        delta_up = contrib(c + 1, up_ok) - contrib(c, up_ok)
+        gain = _js_rows(total[None, :] + delta_up, target)
+        k = int(np.argmin(gain))
+        up = int(up_ok[k])
+        after = total + delta_up[k]
+        down_ok = np.flatnonzero((counts > np.where(keep, 1, 0)) & (idx != up))
+        if len(down_ok) == 0:
+            break
+        c = counts[down_ok]
+        delta_down = contrib(c - 1, down_ok) - contrib(c, down_ok)
+        loss = _js_rows(after[None, :] + delta_down, target)
+        k = int(np.argmin(loss))
+        if loss[k] >= now - 1e-12:
+            break
+        down = int(down_ok[k])
+        counts[up] += 1
+        counts[down] -= 1
+        total = after + delta_down[k]
+    return counts
+
+
 @register_strategy("thematic-climatic")
 class ThematicClimatic(Strategy):
     """Strata = (climate, dominant land cover); n_s ∝ N_s ** alpha, at least one each;
@@ -163,6 +258,14 @@ class ThematicClimatic(Strategy):
         balance_tol, balance_target, balance: step (3); ``balance`` = ``landcover`` balances the
             land-cover fractions only, anything else land cover and climate.
         max_repairs: step (4) rounds (0 skips it).
+        js_bound: allocation step (0): when the land-cover JS divergence (bits) that the
+            allocation predicts (stratum mean fractions weighted by the stratum budgets) exceeds
+            this, single rows of budget move between strata (:func:`js_bounded_counts`; every
+            stratum keeps at least one) until it does not; the budget moved is recorded as
+            ``budget_moved`` in the ``sampling`` metadata. It matters on pools dominated by a few huge, uniform
+            strata (desert, ice, open sea of one crop; e.g. 1.2 km patches), where
+            ``N_s ** 0.5`` starves them and no choice of rows inside a stratum can restore the
+            class balance. None or 0 turns it off.
     """
 
     description = (
@@ -179,6 +282,7 @@ class ThematicClimatic(Strategy):
         balance: str = "landcover",
         balance_target: float = 0.03,
         max_repairs: int = 12,
+        js_bound: float | None = 0.025,
     ):
         self.within = within
         self.medoid_share = medoid_share
@@ -188,6 +292,25 @@ class ThematicClimatic(Strategy):
         self.balance = balance
         self.balance_target = balance_target
         self.max_repairs = max_repairs
+        self.js_bound = js_bound
+
+    def adjust_counts(
+        self, ctx: SamplingContext, codes: np.ndarray, counts: np.ndarray
+    ) -> np.ndarray:
+        if not self.js_bound or len(codes) == 0 or counts.sum() == 0:
+            return counts
+        n_lc = sum(1 for c in ctx.columns if c.startswith("lc_"))
+        if n_lc == 0:
+            return counts
+        # the row a one-pick stratum gets is its medoid: predict with it, not with the mean
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(counts) + 1))
+        single = np.zeros((len(counts), n_lc))
+        rng = group_rng(ctx.options.seed, "js-bound")
+        for g in np.flatnonzero(counts > 0):
+            members = order[bounds[g] : bounds[g + 1]]
+            single[g] = ctx.X[medoid(ctx.X, members, rng), :n_lc]
+        return js_bounded_counts(ctx.X[:, :n_lc], codes, counts, self.js_bound, single)
 
     def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         if not self.global_refine:

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -288,19 +289,51 @@ class DeviceLoader:
             generator=torch.Generator().manual_seed(self.plan.seed),
         )
 
-    def __iter__(self) -> Iterator[Batch]:
-        it = iter(self._loader())
+    def _fetch(self, it: Iterator[dict[str, Any]], stream: Any) -> tuple[Any, ...] | None:
+        """Next host batch and the start of its copy to the device (on ``stream`` if given).
+
+        Returns ``(raw, on_device, aug, ready_event)`` or ``None`` at the end; counts the time this
+        thread is blocked (``wait_s``).
+        """
+        t0 = time.perf_counter()
+        try:
+            raw = next(it)
+        except StopIteration:
+            self.wait_s += time.perf_counter() - t0
+            return None
         non_blocking = self.device.type == "cuda"
-        while True:
-            t0 = time.perf_counter()
-            try:
-                raw = next(it)
-            except StopIteration:
-                return
+        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+        with ctx:
             on_dev = {
                 g: raw[g].to(self.device, non_blocking=non_blocking) for g in self.dataset.groups
             }
             aug = raw["aug"].to(self.device, non_blocking=non_blocking) if "aug" in raw else None
-            self.wait_s += time.perf_counter() - t0
+            event = None
+            if stream is not None:
+                event = torch.cuda.Event()
+                event.record(stream)
+        self.wait_s += time.perf_counter() - t0
+        return raw, on_dev, aug, event
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Yield the batches; on CUDA batch ``k + 1`` is copied on a side stream while ``k`` computes.
+
+        The copies from pinned memory then overlap the training step instead of queueing behind it
+        on the compute stream (56 MB per batch of 256 at 120 px: 1-3 ms of PCIe per step).
+        """
+        it = iter(self._loader())
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        nxt = self._fetch(it, stream)
+        while nxt is not None:
+            raw, on_dev, aug, event = nxt
+            if event is not None:
+                main = torch.cuda.current_stream(self.device)
+                main.wait_event(event)
+                for t in (*on_dev.values(), *([aug] if aug is not None else [])):
+                    # allocated on the side stream, used on the main one: keep the allocator from
+                    # handing the memory back to the side stream before the main stream is done
+                    t.record_stream(main)
             s1, s2 = self.transform(on_dev, aug)
+            # start the next copy now, before the consumer queues this batch's step
+            nxt = self._fetch(it, stream)
             yield Batch(int(raw["step"]), int(raw["epoch"]), raw["index"], s1, s2)

@@ -21,22 +21,56 @@ from csmoe_model.data.imagery import S2_GROUPS, s2_groups
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint16 data travels as int16 (bit-identical); widen it back, then convert to float32."""
+    """uint16 data travels as int16 (bit-identical); convert it back to its value as float32.
+
+    One kernel: the int16 tensor is reinterpreted as uint16 and converted (torch >= 2.3 converts
+    uint16); older builds take the int32 detour (three kernels).
+    """
     if x.dtype == torch.int16:
-        return (x.to(torch.int32) & 0xFFFF).to(torch.float32)
+        try:
+            return x.view(torch.uint16).to(torch.float32)
+        except (AttributeError, RuntimeError, TypeError):  # no uint16 support
+            return (x.to(torch.int32) & 0xFFFF).to(torch.float32)
     return x.to(torch.float32)
+
+
+def _dihedral_reference(x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    # the definition (three full passes over x); dihedral() gathers with index maps derived from it
+    code = code.to(device=x.device, dtype=torch.int64).view(-1, 1, 1, 1)
+    x = torch.where((code & 1).bool(), x.transpose(-1, -2), x)
+    x = torch.where((code & 2).bool(), x.flip(-1), x)
+    return torch.where((code & 4).bool(), x.flip(-2), x)
+
+
+_DIHEDRAL_MAPS: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
+def _dihedral_maps(size: int, device: torch.device) -> torch.Tensor:
+    """(8, size * size) int64: source pixel of each output pixel for every code."""
+    key = (size, device)
+    if key not in _DIHEDRAL_MAPS:
+        pix = (
+            torch.arange(size * size, dtype=torch.int64).view(1, 1, size, size).expand(8, 1, -1, -1)
+        )
+        maps = _dihedral_reference(pix, torch.arange(8)).reshape(8, size * size)
+        _DIHEDRAL_MAPS[key] = maps.to(device)
+    return _DIHEDRAL_MAPS[key]
 
 
 def dihedral(x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     """Apply per-sample transforms of the square's symmetry group to (B, C, H, W), H == W.
 
     ``code`` (B,) int: bit 0 transposes (with a flip this gives the 90-degree rotations), bit 1 flips
-    left-right, bit 2 flips up-down; all 8 codes are distinct elements of the group.
+    left-right, bit 2 flips up-down; all 8 codes are distinct elements of the group. One gather
+    (one read and one write of ``x``, contiguous output) instead of three full ``where`` passes.
     """
-    code = code.to(device=x.device, dtype=torch.int64).view(-1, 1, 1, 1)
-    x = torch.where((code & 1).bool(), x.transpose(-1, -2), x)
-    x = torch.where((code & 2).bool(), x.flip(-1), x)
-    return torch.where((code & 4).bool(), x.flip(-2), x)
+    b, c, h, w = x.shape
+    if h != w:
+        raise ValueError(f"dihedral needs square images, got {h} x {w}")
+    maps = _dihedral_maps(h, x.device)
+    idx = maps[code.to(device=x.device, dtype=torch.int64)]  # (B, H*W)
+    out = torch.gather(x.reshape(b, c, h * w), 2, idx.unsqueeze(1).expand(b, c, h * w))
+    return out.view(b, c, h, w)
 
 
 class DeviceTransform:
@@ -79,7 +113,11 @@ class DeviceTransform:
 
     def _prepare(self, group: str, x: torch.Tensor) -> torch.Tensor:
         mean, std = self._mean_std(group, x.device)
-        x = (to_float(x) - mean) / std
+        # in place on the fresh float32 tensor: no extra full-size temporaries on the GPU
+        f = to_float(x)
+        if f.data_ptr() == x.data_ptr() or not f.is_contiguous():
+            f = f.clone(memory_format=torch.contiguous_format)  # float32 input: never modify it
+        x = f.sub_(mean).div_(std)
         s = x.shape[-1]
         if s != self.img_size:
             grow = s < self.img_size
@@ -99,6 +137,6 @@ class DeviceTransform:
         s2 = torch.cat([self._prepare(g, batch[g]) for g in self.groups], dim=1)
         s1 = self._prepare("s1", batch["s1"])
         if aug is not None:
-            both = dihedral(torch.cat([s2, s1], dim=1), aug)
-            s2, s1 = both[:, : s2.shape[1]], both[:, s2.shape[1] :]
+            # the same code for S1 and S2 of a pair; each gather writes a contiguous result
+            s2, s1 = dihedral(s2, aug), dihedral(s1, aug)
         return s1.contiguous(), s2.contiguous()

@@ -434,7 +434,8 @@ def nt_xent(
     z = torch.cat([z1, z2], dim=0)
     sim = (z @ z.t()) / temperature
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    # built on the device: a CPU tensor copied over would synchronise host and GPU every step
+    target = torch.arange(2 * n, device=z.device).roll(n)
     return F.cross_entropy(sim, target)
 
 
@@ -663,6 +664,21 @@ class CSMoE(nn.Module):
             raise CsmoeError(
                 f"encoder weights do not fit {self.config.name}: {' '.join(first[:3])}"
             ) from None
+
+    def unused_in_training(self) -> set[str]:
+        """Parameter names that get no gradient in :meth:`forward` with this config's loss weights.
+
+        ``fc_norm`` (pooled embedding) serves only the NT-Xent term and ``encoder.norm`` only the
+        decoders; DDP needs ``find_unused_parameters=True`` when this set is not empty.
+        """
+        cfg = self.config
+        unused: set[str] = set()
+        for name, _ in self.named_parameters():
+            if cfg.w_contrastive == 0 and name.startswith("encoder.fc_norm."):
+                unused.add(name)
+            if cfg.w_uni == 0 and cfg.w_cross == 0 and name.startswith("encoder.norm."):
+                unused.add(name)
+        return unused
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names to exclude from weight decay: norms, biases, tokens, Soft MoE scale."""

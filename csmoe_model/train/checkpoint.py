@@ -24,13 +24,33 @@ CKPT_FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
-def capture_rng() -> dict[str, Any]:
-    """The RNG states of this process (torch, cuda, numpy, python) as tensors and plain values."""
+def _cuda_device(device: torch.device | str | None) -> torch.device | None:
+    """The CUDA device whose generator a run uses (``None``: the run does not use CUDA)."""
+    if device is None:
+        # only a process that already uses CUDA has a CUDA RNG state worth saving; asking
+        # otherwise would create a CUDA context on a CPU run
+        if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+            return None
+        return torch.device("cuda", torch.cuda.current_device())
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def capture_rng(device: torch.device | str | None = None) -> dict[str, Any]:
+    """The RNG states of this process (torch, cuda, numpy, python) as tensors and plain values.
+
+    ``cuda`` holds the generator state of the ONE device this process trains on (a list with zero
+    or one tensor): ``get_rng_state_all`` would create a CUDA context on every visible GPU in
+    every DDP process, and could not be restored on a host with another GPU count.
+    """
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, state, gauss = random.getstate()
+    cuda = _cuda_device(device)
     return {
         "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state(cuda)] if cuda is not None else [],
         "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
                   "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
         "python": {"version": int(version), "state": torch.tensor(state, dtype=torch.int64),
@@ -38,11 +58,13 @@ def capture_rng() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def restore_rng(state: dict[str, Any]) -> None:
-    """Restore what :func:`capture_rng` captured."""
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def restore_rng(state: dict[str, Any], device: torch.device | str | None = None) -> None:
+    """Restore what :func:`capture_rng` captured; the CUDA state goes to ``device`` (if CUDA)."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = _cuda_device(device)
+    if state["cuda"] and cuda is not None:
+        # the first entry is the training device's (older checkpoints saved every device's)
+        torch.cuda.set_rng_state(state["cuda"][0].cpu(), cuda)
     n = state["numpy"]
     np.random.set_state(
         (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])

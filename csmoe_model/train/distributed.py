@@ -47,16 +47,19 @@ def resolve_device(name: str, env: DistEnv) -> torch.device:
         if not torch.cuda.is_available():
             raise CsmoeError("--device cuda: no CUDA device is available (use --device cpu)")
         if name == "cuda":
-            name = f"cuda:{env.local_rank}" if env.enabled else "cuda"
+            # an explicit index: DDP's device_ids, set_device and the checkpointed CUDA RNG state
+            # all refer to this one device (LOCAL_RANK under torchrun, else the first visible GPU)
+            name = f"cuda:{env.local_rank if env.enabled else 0}"
     return torch.device(name)
 
 
 def init_distributed(env: DistEnv, device: torch.device) -> None:
     """Join the process group (gloo on CPU, nccl on CUDA) when started by torchrun."""
+    if device.type == "cuda":
+        # before any CUDA work: kernels, NCCL and the RNG then use this GPU, not cuda:0
+        torch.cuda.set_device(device)
     if not env.enabled or dist.is_initialized():
         return
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     dist.init_process_group(
         "nccl" if device.type == "cuda" else "gloo",
         init_method="env://",
@@ -83,3 +86,33 @@ def all_gather_with_grad() -> Callable[[torch.Tensor], torch.Tensor]:
         return torch.cat(all_gather(x), dim=0)
 
     return gather
+
+
+def freeze_unused(model: torch.nn.Module) -> set[str]:
+    """Freeze (``requires_grad=False``) the parameters the active loss terms leave without gradient.
+
+    Uses ``model.unused_in_training()`` (e.g. ``encoder.fc_norm`` when NT-Xent is off). DDP
+    requires every trainable parameter to receive a gradient each step; freezing these is cheaper
+    than ``find_unused_parameters=True`` (a graph traversal every step), which would not even work
+    here because the pooled embeddings are part of the forward output.
+
+    Returns:
+        The names frozen.
+    """
+    names = set(model.unused_in_training()) if hasattr(model, "unused_in_training") else set()
+    for name, p in model.named_parameters():
+        if name in names:
+            p.requires_grad_(False)
+    return names
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``DistributedDataParallel`` on this process's device (``device_ids`` only on CUDA).
+
+    Call :func:`freeze_unused` first (and build the optimizer from the bare model).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )

@@ -46,9 +46,11 @@ from csmoe_model.train.distributed import (
     all_gather_with_grad,
     barrier,
     dist_env,
+    freeze_unused,
     init_distributed,
     resolve_device,
     shutdown_distributed,
+    wrap_ddp,
 )
 from csmoe_model.train.schedule import build_optimizer, build_scheduler
 
@@ -119,6 +121,7 @@ class MetricsLog:
         self.enabled = enabled
         self.columns: list[str] | None = None
         self.writer = None
+        self.note: str | None = None
         if not enabled:
             return
         if self.path.is_file():
@@ -132,8 +135,12 @@ class MetricsLog:
                     w = csv.DictWriter(fh, self.columns)
                     w.writeheader()
                     w.writerows(kept)
-        from torch.utils.tensorboard import SummaryWriter
-
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # a bare GPU host without the tensorboard package: metrics.csv only
+            self.writer = None
+            self.note = "tensorboard is not installed: metrics go to metrics.csv only"
+            return
         self.writer = SummaryWriter(
             str(out / "tb"), purge_step=start_step + 1 if start_step else None
         )
@@ -147,6 +154,8 @@ class MetricsLog:
                 csv.DictWriter(fh, self.columns).writeheader()
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, self.columns, extrasaction="ignore").writerow(row)
+        if self.writer is None:
+            return
         step = int(row["step"])
         for k, v in row.items():
             if k not in ("step", "epoch"):
@@ -290,6 +299,9 @@ def _train(
         cfg.warmup_steps = int(round(0.05 * cfg.total_steps))
     total = cfg.total_steps
 
+    # parameters a switched-off loss term leaves without gradient (e.g. fc_norm without NT-Xent)
+    # are frozen: the optimizer skips them either way, and DDP then needs no unused-parameter search
+    freeze_unused(model)
     optimizer = build_optimizer(_unwrap(model), cfg, device)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, total, cfg.min_lr / cfg.lr)
     start = 0
@@ -308,7 +320,7 @@ def _train(
             say(
                 f"note: the run was saved by {len(rng)} process(es), resumed by {env.world}: not bit-exact"
             )
-        restore_rng(rng[env.rank % len(rng)])
+        restore_rng(rng[env.rank % len(rng)], device)
         say(f"resuming {out} from {path.name} (step {start} of {total})")
 
     run_config = {
@@ -347,11 +359,7 @@ def _train(
             write_text_atomic(out / "config.json", json.dumps(run_config, indent=2))
 
     if env.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+        model = wrap_ddp(model, device)
     gather = all_gather_with_grad() if env.enabled else None
     fwd_model = torch.compile(model) if cfg.compile else model
     autocast = (
@@ -380,6 +388,8 @@ def _train(
         upsample=cfg.upsample,
     )
     metrics = MetricsLog(out, start, env.is_main)
+    if metrics.note:
+        say(f"note: {metrics.note}")
     params = [p for p in model.parameters() if p.requires_grad]
     first_loss: float | None = None
     last_loss: float | None = None
@@ -448,6 +458,7 @@ def _train(
                             elapsed,
                             batch.epoch,
                             per_epoch,
+                            device,
                         )
                     if on_step is not None:
                         on_step(done, vals["loss"])
@@ -495,8 +506,9 @@ def _save(
     elapsed: float,
     epoch: int,
     per_epoch: int,
+    device: torch.device,
 ) -> None:
-    rng = capture_rng()
+    rng = capture_rng(device)
     if env.enabled:
         import torch.distributed as dist
 
