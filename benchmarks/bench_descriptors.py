@@ -13,7 +13,8 @@ centres); the reprojection of the footprints into the raster CRS is included for
 since each needs it. Then the whole CLI run (``csmoe-data build-manifest`` as a subprocess,
 Python start-up, footprint loading, metadata, checksums and the Parquet write included), with 1
 and 2 workers, and the ratios. Accuracy: mean L1 of our fractions against exactextract's, and
-the share of footprints with the same majority class.
+the share of footprints with the same majority class. The engine's numpy path (no numba:
+``compiled=False`` / ``CSMOE_NO_NUMBA=1``) is timed beside it.
 
 Run: ``python benchmarks/bench_descriptors.py`` (defaults take a couple of minutes on 2 cores);
 ``--quick`` for a smoke run, ``--n-a`` / ``--n-b`` to resize.
@@ -131,7 +132,9 @@ def scenario_b(tmp: Path, n: int, rng: np.random.Generator) -> tuple[Path, gpd.G
     )
 
 
-def ours(path: Path, fp_frames: list[gpd.GeoDataFrame], legend) -> tuple[float, list]:
+def ours(
+    path: Path, fp_frames: list[gpd.GeoDataFrame], legend, compiled: bool = True
+) -> tuple[float, list]:
     from csmoe_data.descriptors import footprint_descriptors
     from csmoe_data.rasters import close_datasets, inspect_raster
 
@@ -141,7 +144,9 @@ def ours(path: Path, fp_frames: list[gpd.GeoDataFrame], legend) -> tuple[float, 
     out = []
     for f in fp_frames:
         geoms = np.asarray(f.geometry.values, dtype=object)
-        df, _ = footprint_descriptors(geoms, [f.crs.to_string()] * len(f), info, legend)
+        df, _ = footprint_descriptors(
+            geoms, [f.crs.to_string()] * len(f), info, legend, compiled=compiled
+        )
         out.append(df)
     return time.perf_counter() - t, out
 
@@ -189,8 +194,12 @@ def accuracy(ours_dfs: list, ee_dfs: list, legend) -> tuple[float, float]:
     return float(np.mean(l1)), agree / max(n, 1)
 
 
-def cli_run(tmp: Path, path: Path, fp_frames: list[gpd.GeoDataFrame], workers: int) -> float:
-    """Whole CLI run (subprocess) with land cover only; footprints from a GeoParquet file."""
+def cli_run(
+    tmp: Path, path: Path, fp_frames: list[gpd.GeoDataFrame], workers: int, numpy_only: bool = False
+) -> float:
+    """Whole CLI run (subprocess) with land cover only; footprints from a GeoParquet file.
+
+    ``numpy_only`` runs it with ``CSMOE_NO_NUMBA=1`` (the engine's numpy path)."""
     f = fp_frames[0]
     src = tmp / f"fp_{len(f)}_{f.crs.to_epsg()}_{f['patch_id'].iloc[0]}.parquet"
     if not src.exists():
@@ -214,7 +223,10 @@ def cli_run(tmp: Path, path: Path, fp_frames: list[gpd.GeoDataFrame], workers: i
         str(workers),
     ]
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TERM": "dumb"})
+    env = {**os.environ, "TERM": "dumb"}
+    if numpy_only:
+        env["CSMOE_NO_NUMBA"] = "1"
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"CLI run failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
     return time.perf_counter() - t, len(f)
@@ -252,6 +264,7 @@ def run(
     for _ in range(repeats):
         t, ours_dfs = ours(path, sub, legend)
         keep("ours", t)
+        keep("ours_numpy", ours(path, sub, legend, compiled=False)[0])
         t, ee_dfs = exact(path, sub)
         keep("exactextract", t)
         t, n_rs = rstats(path, sub, rs_limit)
@@ -263,6 +276,7 @@ def run(
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 times.setdefault(f"cli_w{w}_cpu", []).append(cpu)
+            keep("cli_w1_numpy", cli_run(tmp, path, [full], 1, numpy_only=True)[0])
     l1, agree = accuracy(ours_dfs, ee_dfs, legend)
     r = {
         "scenario": name,
@@ -270,6 +284,7 @@ def run(
         "n_rs": n_rs,
         "n": n,
         "ours": n / best["ours"],
+        "ours_numpy": n / best["ours_numpy"],
         "exactextract": n / best["exactextract"],
         "rasterstats": n_rs / best["rasterstats"],
         "l1": l1,
@@ -279,6 +294,8 @@ def run(
         for w in (1, 2):
             r[f"cli_w{w}"] = len(full) / best[f"cli_w{w}"]
             r[f"cli_w{w}_s"] = best[f"cli_w{w}"]
+        r["cli_w1_numpy"] = len(full) / best["cli_w1_numpy"]
+        r["cli_w1_numpy_s"] = best["cli_w1_numpy"]
         r["n_cli"] = len(full)
     return r
 
@@ -345,6 +362,10 @@ def report(r: dict) -> None:
     print(f"\n{r['scenario']}: {r['n']} footprints (CLI: {r.get('n_cli', '-')})")
     print(f"  csmoe engine (1 process)  {r['ours']:10,.0f} patches/s")
     print(
+        f"  csmoe engine, numpy path  {r['ours_numpy']:10,.0f} patches/s   "
+        f"compiled/numpy = {r['ours'] / r['ours_numpy']:.2f}x"
+    )
+    print(
         f"  exactextract              {r['exactextract']:10,.0f} patches/s   "
         f"ours/exactextract = {r['ours'] / r['exactextract']:.1f}x"
     )
@@ -353,7 +374,12 @@ def report(r: dict) -> None:
         f"ours/rasterstats  = {r['ours'] / r['rasterstats']:.1f}x"
     )
     t = r["times"]
-    for key, count in (("ours", r["n"]), ("exactextract", r["n"]), ("rasterstats", r["n_rs"])):
+    for key, count in (
+        ("ours", r["n"]),
+        ("ours_numpy", r["n"]),
+        ("exactextract", r["n"]),
+        ("rasterstats", r["n_rs"]),
+    ):
         rates = sorted(count / x for x in t[key])
         print(f"    {key:13s} runs: " + ", ".join(f"{v:,.0f}" for v in rates) + " patches/s")
     if "cli_w1" in r:
@@ -361,6 +387,8 @@ def report(r: dict) -> None:
             walls = ", ".join(f"{x:.2f}" for x in t[f"cli_w{w}"])
             cpus = ", ".join(f"{x:.2f}" for x in t[f"cli_w{w}_cpu"])
             print(f"    CLI --workers {w}: wall s {walls}; CPU s (user+sys, all processes) {cpus}")
+        walls = ", ".join(f"{x:.2f}" for x in t["cli_w1_numpy"])
+        print(f"    CLI --workers 1, CSMOE_NO_NUMBA=1: wall s {walls}")
         for w in (1, 2):
             v = r[f"cli_w{w}"]
             print(
@@ -369,6 +397,12 @@ def report(r: dict) -> None:
                 f"vs exactextract {v / r['exactextract']:.1f}x, "
                 f"vs rasterstats {v / r['rasterstats']:.1f}x"
             )
+        v = r["cli_w1_numpy"]
+        print(
+            f"  CLI, 1 worker, numpy path {v:10,.0f} patches/s   "
+            f"({r['cli_w1_numpy_s']:.2f} s) vs exactextract {v / r['exactextract']:.1f}x, "
+            f"vs rasterstats {v / r['rasterstats']:.1f}x"
+        )
     print(
         f"  accuracy vs exactextract: mean L1 {r['l1']:.2e}, same majority {100 * r['agree']:.1f}%",
         flush=True,

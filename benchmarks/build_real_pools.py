@@ -117,8 +117,16 @@ def build_continents(out: Path, workers: int = 2) -> Path:
     parts = []
     for name, box in CONTINENT_BOXES.items():
         fp = out / f"cont10k_{name}.parquet"
-        _cli("grid", "--bbox", ",".join(map(str, box)), "--cell-size", "10000", "--out", str(fp),
-             "--overwrite")
+        _cli(
+            "grid",
+            "--bbox",
+            ",".join(map(str, box)),
+            "--cell-size",
+            "10000",
+            "--out",
+            str(fp),
+            "--overwrite",
+        )
         parts.append(gpd.read_parquet(fp))
     grid = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
     grid = grid.drop_duplicates(subset="patch_id").reset_index(drop=True)
@@ -132,8 +140,16 @@ def build_continents(out: Path, workers: int = 2) -> Path:
 def build_globe(out: Path, cell: float = 90_000.0, workers: int = 2) -> Path:
     """A whole-globe grid, ocean rows kept."""
     fp = out / "globe90k_footprints.parquet"
-    _cli("grid", "--bbox", "-180,-90,180,90", "--cell-size", str(cell), "--out", str(fp),
-         "--overwrite")
+    _cli(
+        "grid",
+        "--bbox",
+        "-180,-90,180,90",
+        "--cell-size",
+        str(cell),
+        "--out",
+        str(fp),
+        "--overwrite",
+    )
     target = out / "globe90k.parquet"
     _build(fp, target, workers)
     return target

@@ -110,9 +110,15 @@ part step_eager 170 60 $PY benchmarks/bench_train_step.py --device cuda --batch 
     --steps 20 --warmup 5 --compile off --json "$OUT/train_step_eager.json"
 
 # ---------------------------------------------------------------- whole step from the cache
-part train_gpu 150 45 $PY benchmarks/bench_train_gpu.py --model csmoe-b --batch "$BATCH" \
+part train_gpu 150 45 $PY benchmarks/bench_train_gpu.py --device cuda --model csmoe-b --batch "$BATCH" \
     --steps 40 --pairs 4096 --workers "$(($(nproc) > 13 ? 12 : $(nproc) - 1))" \
     --cache-dir "${TMPDIR:-/tmp}/csmoe-gpu-cache" --json "$OUT/train_gpu.json"
+
+# ---------------------------------------------------------------- eager at twice the batch
+# larger batches amortise what scales with parameters (optimizer, weight casts), where csmoe-b
+# (2.6x the parameters) pays more
+part step_eager_2x 130 70 $PY benchmarks/bench_train_step.py --device cuda --batch "$((2 * BATCH))" \
+    --steps 15 --warmup 4 --compile off --json "$OUT/train_step_eager_2x.json"
 
 # ---------------------------------------------------------------- training step: compiled
 part step_compiled 240 120 $PY benchmarks/bench_train_step.py --device cuda --batch "$BATCH" \
@@ -134,15 +140,20 @@ if (out / "pytest.xml").is_file():
     t = {k: int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
     summary["tests"] = t
     print(f"tests: {t['tests']} run, {t['failures']} failed, {t['errors']} errors, {t['skipped']} skipped")
-for mode in ("eager", "compiled"):
+for mode in ("eager", "eager_2x", "compiled"):
     f = out / f"train_step_{mode}.json"
     if not f.is_file():
         print(f"train step ({mode}): no result")
         continue
     d = json.loads(f.read_text())
+    if not d["results"]:
+        print(f"train step ({mode}): no model finished")
     rows = {r["model"]: r for r in d["results"]}
+    for fail in d.get("failed", []):
+        print(f"train step ({mode}): {fail['model']} failed: {fail['error'][:120]}")
     summary["train_step"][mode] = {"device": d["device"], **rows}
-    print(f"train step ({mode}, bf16) on {d['device']}:")
+    batch = next(iter(rows.values()))["batch"] if rows else "?"
+    print(f"train step ({mode}, bf16, batch {batch}) on {d['device']}:")
     for name, r in rows.items():
         mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"
         print(f"  {name:8s} {r['pairs_per_s']:9.1f} pairs/s  {r['step_ms']:7.1f} ms/step  MFU {mfu}  peak {r['peak_mem_gib']:.1f} GiB")

@@ -33,6 +33,10 @@ from csmoe_data.rasters import RasterInfo, inspect_raster
 DEFAULT_CHUNK_SIZE = 2000
 #: extra vertices per footprint edge before reprojection
 DENSIFY_PTS = 21
+#: jobs with at least this many footprints use the compiled kernels (numba's start-up, about
+#: 0.5 s per process, costs more than it saves below); decided per job, so that every worker
+#: of one job takes the same path
+COMPILED_MIN_FOOTPRINTS = 6000
 #: columns holding imagery paths, written relative to the manifest where possible
 IMAGERY_COLUMNS = ("s1_path", "s2_path", "image_path")
 
@@ -80,6 +84,7 @@ def describe_chunk(
     crs_values: np.ndarray,
     specs: dict[str, RasterSpec],
     densify_pts: int = DENSIFY_PTS,
+    compiled: bool = True,
 ) -> dict[str, Any]:
     """Describe one chunk of footprints (runs in a worker process or a Dask worker).
 
@@ -88,6 +93,7 @@ def describe_chunk(
         crs_values: each footprint's CRS.
         specs: ``landcover`` and/or ``climate`` raster specs.
         densify_pts: extra vertices per edge before reprojection.
+        compiled: use the compiled kernels (see :func:`csmoe_data.descriptors.class_areas`).
 
     Returns:
         ``{"geometry": WKB in EPSG:4326, "<kind>": DataFrame, "<kind>_unknown": {...},
@@ -111,7 +117,7 @@ def describe_chunk(
 
     out: dict[str, Any] = {}
     for kind, spec in specs.items():
-        ca = class_areas(to(spec.info.crs), spec.info, spec.legend)
+        ca = class_areas(to(spec.info.crs), spec.info, spec.legend, compiled)
         out[kind] = describe(ca, spec.legend)
         out[f"{kind}_unknown"] = ca.unknown
         out[f"{kind}_unknown_rows"] = ca.unknown_rows
@@ -190,17 +196,18 @@ def _run_chunks(
     tasks: list[tuple[np.ndarray, np.ndarray]],
     specs: dict[str, RasterSpec],
     densify_pts: int,
+    compiled: bool,
     workers: int,
     dask_scheduler: str | None,
     on_done: Callable[[int, dict[str, Any]], None],
 ) -> None:
     """Run :func:`describe_chunk` over ``tasks`` with bounded tasks in flight."""
     if dask_scheduler:
-        _run_dask(tasks, specs, densify_pts, dask_scheduler, on_done)
+        _run_dask(tasks, specs, densify_pts, compiled, dask_scheduler, on_done)
         return
     if workers <= 1:
         for i, (wkb, crs) in enumerate(tasks):
-            on_done(i, describe_chunk(wkb, crs, specs, densify_pts))
+            on_done(i, describe_chunk(wkb, crs, specs, densify_pts, compiled))
         return
     import multiprocessing as mp
 
@@ -210,7 +217,7 @@ def _run_chunks(
     it: Iterator[int] = iter(range(len(tasks)))
     try:
         for i in it:
-            pending[executor.submit(describe_chunk, *tasks[i], specs, densify_pts)] = i
+            pending[executor.submit(describe_chunk, *tasks[i], specs, densify_pts, compiled)] = i
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -220,7 +227,9 @@ def _run_chunks(
                 on_done(i, fut.result())
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending[executor.submit(describe_chunk, *tasks[nxt], specs, densify_pts)] = nxt
+                    pending[
+                        executor.submit(describe_chunk, *tasks[nxt], specs, densify_pts, compiled)
+                    ] = nxt
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise
@@ -231,6 +240,7 @@ def _run_dask(
     tasks: list[tuple[np.ndarray, np.ndarray]],
     specs: dict[str, RasterSpec],
     densify_pts: int,
+    compiled: bool,
     address: str,
     on_done: Callable[[int, dict[str, Any]], None],
 ) -> None:
@@ -251,7 +261,9 @@ def _run_dask(
         it = iter(range(len(tasks)))
         futures = {}
         for i in it:
-            futures[client.submit(describe_chunk, *tasks[i], spec_f, densify_pts, pure=False)] = i
+            futures[
+                client.submit(describe_chunk, *tasks[i], spec_f, densify_pts, compiled, pure=False)
+            ] = i
             if len(futures) >= window:
                 break
         ac = as_completed(list(futures))
@@ -261,7 +273,9 @@ def _run_dask(
             fut.release()
             nxt = next(it, None)
             if nxt is not None:
-                f = client.submit(describe_chunk, *tasks[nxt], spec_f, densify_pts, pure=False)
+                f = client.submit(
+                    describe_chunk, *tasks[nxt], spec_f, densify_pts, compiled, pure=False
+                )
                 futures[f] = nxt
                 ac.add(f)
     finally:
@@ -463,6 +477,7 @@ def build_manifest(
     ]
 
     n = len(table)
+    compiled = n >= COMPILED_MIN_FOOTPRINTS
     frames: dict[str, list[pd.DataFrame | None]] = {k: [None] * len(tasks) for k in specs}
     geometry_wkb = np.empty(n, dtype=object)
     # per-chunk unknown-code tallies, summed in chunk order afterwards (deterministic floats)
@@ -480,7 +495,7 @@ def build_manifest(
         prog.advance(task_id, len(sl))
 
     with prog:
-        _run_chunks(tasks, specs, densify_pts, workers, dask_scheduler, on_done)
+        _run_chunks(tasks, specs, densify_pts, compiled, workers, dask_scheduler, on_done)
     unknown: dict[str, dict[int, float]] = {k: {} for k in specs}
     for k in specs:
         for tally in chunk_unknown[k]:

@@ -158,30 +158,34 @@ def js_bounded_counts(
     bound: float,
     single: np.ndarray | None = None,
     max_moves: int = 4000,
+    parts: list[tuple[slice, float, float]] | None = None,
 ) -> np.ndarray:
-    """Move budget between groups until the predicted divergence of the sample is <= ``bound``.
+    """Move budget between groups until the predicted divergences of the sample are bounded.
 
-    The prediction is the JS divergence (bits) between the sample's mean descriptor and the
-    pool's, where a group with c >= 2 picks contributes c times its mean descriptor and a group
-    with one pick contributes ``single`` (the row a one-pick group actually gets, its medoid:
-    often purer than the mean, which is what makes many singleton strata skew the sample).
-    Each move takes one row from the group whose loss lowers the divergence most and gives it
-    to the group whose gain lowers it most (greedy descent), never emptying a group that has a
-    budget (so strata coverage is kept) and never exceeding a group's size. Stops at the bound,
-    when no move helps, or after ``max_moves``. Deterministic (ties: lowest index).
+    The prediction of a part (e.g. the land-cover columns) is the JS divergence (bits) between
+    the sample's mean descriptor and the pool's, where a group with c >= 2 picks contributes c
+    times its mean descriptor and a group with one pick contributes ``single`` (the row a
+    one-pick group actually gets, its medoid: often purer than the mean, which is what makes
+    many singleton strata skew the sample). Each move takes one row from the group whose loss
+    lowers the weighted sum of the parts' divergences most and gives it to the group whose gain
+    lowers it most (greedy descent), never emptying a group that has a budget (so strata
+    coverage is kept) and never exceeding a group's size. Stops when every part is within its
+    bound, when no move helps, or after ``max_moves``. Deterministic (ties: lowest index).
 
     Args:
-        X: (N, D) descriptor part to balance (e.g. land-cover fractions).
+        X: (N, D) descriptors.
         codes: group per row.
         counts: budget per group (from :func:`allocate`).
-        bound: target divergence, bits.
+        bound: target divergence in bits when ``parts`` is None (then one part: all columns).
         single: (G, D) descriptor of a group's only pick; default: the group mean.
         max_moves: cap on single-row moves.
+        parts: (columns, weight, bound) per part.
 
     Returns:
         The adjusted int64 counts (same total).
     """
     counts = np.asarray(counts, dtype=np.int64).copy()
+    parts = parts or [(slice(0, X.shape[1]), 1.0, bound)]
     g = len(counts)
     sizes = np.bincount(codes, minlength=g)
     sums = np.empty((g, X.shape[1]))
@@ -189,10 +193,18 @@ def js_bounded_counts(
         sums[:, j] = np.bincount(codes, weights=X[:, j], minlength=g)
     means = sums / np.maximum(sizes, 1)[:, None]
     one = means if single is None else np.asarray(single, dtype=np.float64)
-    target = sums.sum(axis=0)
-    if target.sum() <= 0:
+    pool_total = sums.sum(axis=0)
+    parts = [p for p in parts if pool_total[p[0]].sum() > 0]
+    if not parts:
         return counts
-    target = target / target.sum()
+    targets = [pool_total[p[0]] / pool_total[p[0]].sum() for p in parts]
+
+    def divergences(T: np.ndarray) -> np.ndarray:
+        """(rows, parts) JS divergence of each candidate total."""
+        return np.stack([_js_rows(T[:, p[0]], t) for p, t in zip(parts, targets, strict=True)], 1)
+
+    weights = np.array([p[1] for p in parts])
+    bounds_ = np.array([p[2] for p in parts])
 
     def contrib(c: np.ndarray, groups: np.ndarray) -> np.ndarray:
         c = c[:, None]
@@ -201,32 +213,41 @@ def js_bounded_counts(
     idx = np.arange(g)
     keep = counts > 0  # groups with a budget keep at least one row
     total = contrib(counts, idx).sum(axis=0)
-    for _ in range(max_moves):
-        now = float(_js_rows(total[None, :], target)[0])
-        if now <= bound:
+    # phase 0: the first part alone (land cover, the quality goal); phase 1: the weighted sum,
+    # never letting the first part rise above max(its bound, where phase 0 left it)
+    cap = np.inf
+    for phase in (0, 1):
+        w = weights if phase else np.r_[weights[0], np.zeros(len(weights) - 1)]
+        for _ in range(max_moves):
+            cur = divergences(total[None, :])[0]
+            if (cur <= bounds_).all() or (phase == 0 and cur[0] <= bounds_[0]):
+                break
+            now = float(cur @ w)
+            up_ok = np.flatnonzero(counts < sizes)
+            if len(up_ok) == 0:
+                break
+            c = counts[up_ok]
+            delta_up = contrib(c + 1, up_ok) - contrib(c, up_ok)
+            k = int(np.argmin(divergences(total[None, :] + delta_up) @ w))
+            up = int(up_ok[k])
+            after = total + delta_up[k]
+            down_ok = np.flatnonzero((counts > np.where(keep, 1, 0)) & (idx != up))
+            if len(down_ok) == 0:
+                break
+            c = counts[down_ok]
+            delta_down = contrib(c - 1, down_ok) - contrib(c, down_ok)
+            div = divergences(after[None, :] + delta_down)
+            loss = np.where(div[:, 0] <= cap, div @ w, np.inf)
+            k = int(np.argmin(loss))
+            if loss[k] >= now - 1e-12:
+                break
+            down = int(down_ok[k])
+            counts[up] += 1
+            counts[down] -= 1
+            total = after + delta_down[k]
+        if len(parts) == 1:
             break
-        up_ok = np.flatnonzero(counts < sizes)
-        if len(up_ok) == 0:
-            break
-        c = counts[up_ok]
-        delta_up = contrib(c + 1, up_ok) - contrib(c, up_ok)
-        gain = _js_rows(total[None, :] + delta_up, target)
-        k = int(np.argmin(gain))
-        up = int(up_ok[k])
-        after = total + delta_up[k]
-        down_ok = np.flatnonzero((counts > np.where(keep, 1, 0)) & (idx != up))
-        if len(down_ok) == 0:
-            break
-        c = counts[down_ok]
-        delta_down = contrib(c - 1, down_ok) - contrib(c, down_ok)
-        loss = _js_rows(after[None, :] + delta_down, target)
-        k = int(np.argmin(loss))
-        if loss[k] >= now - 1e-12:
-            break
-        down = int(down_ok[k])
-        counts[up] += 1
-        counts[down] -= 1
-        total = after + delta_down[k]
+        cap = max(bounds_[0], float(divergences(total[None, :])[0][0]))
     return counts
 
 
@@ -235,7 +256,9 @@ class ThematicClimatic(Strategy):
     """Strata = (climate, dominant land cover); n_s ∝ N_s ** alpha, at least one each;
     inside a stratum, rows that cover its descriptor distribution.
 
-    Steps: (1) per stratum, k-means on the descriptors (land-cover ⊕ climate fractions), each
+    Steps: (0) if the land-cover divergence that the N_s ** alpha budget predicts exceeds
+    ``js_bound``, single rows of budget move between strata until it does not (every stratum
+    keeps its row; see :func:`js_bounded_counts`); (1) per stratum, k-means on the descriptors (land-cover ⊕ climate fractions), each
     cluster represented by its medoid; (2) a global alternating k-medoids pass in which every
     pick may move inside its own stratum toward the pool rows it actually serves (picks of
     neighbouring strata stop covering the same rows twice; counts per stratum unchanged);
@@ -266,6 +289,11 @@ class ThematicClimatic(Strategy):
             strata (desert, ice, open sea of one crop; e.g. 1.2 km patches), where
             ``N_s ** 0.5`` starves them and no choice of rows inside a stratum can restore the
             class balance. None or 0 turns it off.
+        climate_js_weight: > 0 adds a second phase to those moves that also lowers the climate
+            divergence (weight, bound ``2 * js_bound``) without letting the land-cover one rise
+            above where the first phase left it. Off by default: measured, it cut climate JS
+            on one pool (0.057 -> 0.047 at 1%) at a higher mean radius (0.72 -> 0.74 of random)
+            and did not help the 1.2 km patch pool (0.112 -> 0.109).
     """
 
     description = (
@@ -283,6 +311,7 @@ class ThematicClimatic(Strategy):
         balance_target: float = 0.03,
         max_repairs: int = 12,
         js_bound: float | None = 0.025,
+        climate_js_weight: float = 0.0,
     ):
         self.within = within
         self.medoid_share = medoid_share
@@ -293,6 +322,7 @@ class ThematicClimatic(Strategy):
         self.balance_target = balance_target
         self.max_repairs = max_repairs
         self.js_bound = js_bound
+        self.climate_js_weight = climate_js_weight
 
     def adjust_counts(
         self, ctx: SamplingContext, codes: np.ndarray, counts: np.ndarray
@@ -305,12 +335,15 @@ class ThematicClimatic(Strategy):
         # the row a one-pick stratum gets is its medoid: predict with it, not with the mean
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(counts) + 1))
-        single = np.zeros((len(counts), n_lc))
+        single = np.zeros((len(counts), ctx.X.shape[1]))
         rng = group_rng(ctx.options.seed, "js-bound")
         for g in np.flatnonzero(counts > 0):
             members = order[bounds[g] : bounds[g + 1]]
-            single[g] = ctx.X[medoid(ctx.X, members, rng), :n_lc]
-        return js_bounded_counts(ctx.X[:, :n_lc], codes, counts, self.js_bound, single)
+            single[g] = ctx.X[medoid(ctx.X, members, rng)]
+        parts = [(slice(0, n_lc), 1.0, self.js_bound)]
+        if self.climate_js_weight and n_lc < ctx.X.shape[1]:
+            parts.append((slice(n_lc, ctx.X.shape[1]), self.climate_js_weight, 2.0 * self.js_bound))
+        return js_bounded_counts(ctx.X, codes, counts, self.js_bound, single, parts=parts)
 
     def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         if not self.global_refine:

@@ -10,7 +10,8 @@
   cache folder: the memory maps are opened lazily in each worker process, after the fork, and the
   batch is copied straight from the map into a shared-memory tensor (no Python lists, one copy).
 * :class:`DeviceLoader` runs a torch ``DataLoader`` (``batch_size=None``, the plan as sampler,
-  pinned memory on CUDA), copies each batch to the device (non-blocking) and applies
+  pinned memory on CUDA), copies each batch to the device (non-blocking; on CUDA on a side stream,
+  one batch ahead, so that the copy overlaps the previous step) and applies
   :class:`~csmoe_model.data.transforms.DeviceTransform`. It yields :class:`Batch` objects and
   counts the time spent waiting for data (``wait_s``).
 """

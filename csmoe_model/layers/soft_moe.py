@@ -92,9 +92,13 @@ class SoftMoE(nn.Module):
         """
         dt = torch.promote_types(x.dtype, torch.float32)
         with _autocast_off(x.device.type):
-            xn = F.normalize(x.to(dt), dim=-1)
-            phin = F.normalize(self.phi.to(dt), dim=0).flatten(1)  # (d, n*p)
-            logits = (xn @ phin) * self.scale.to(dt)  # (B, m, n*p)
+            xf = x.to(dt)
+            # scale folded into the (d, n*p) slot matrix, and the tokens' L2 norm applied to the
+            # (B, m, n*p) logits instead of to the tokens: same values as normalising the tokens
+            # first (F.normalize's eps included), without a normalised (B, m, d) float32 copy
+            phin = F.normalize(self.phi.to(dt), dim=0).flatten(1) * self.scale.to(dt)
+            norm = torch.linalg.vector_norm(xf, dim=-1, keepdim=True).clamp_min(1e-12)
+            logits = (xf @ phin) / norm  # (B, m, n*p)
             dispatch = logits.softmax(dim=1)
             combine = logits.softmax(dim=2)
         return dispatch, combine

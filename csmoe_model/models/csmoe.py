@@ -405,8 +405,9 @@ class Decoder(nn.Module):
         """
         x = self.embed(latent)
         b, _, d = x.shape
+        # in place into the fresh copy of the mask tokens: one (B, L, D) buffer, not two
         full = self.mask_token.to(x.dtype).expand(b, num_patches, d).clone()
-        full = full.scatter(1, keep.unsqueeze(-1).expand(-1, -1, d), x[:, 1:])
+        full.scatter_(1, keep.unsqueeze(-1).expand(-1, -1, d), x[:, 1:])
         x = torch.cat([x[:, :1], full], dim=1) + self.pos_embed.to(x.dtype)
         for blk in self.blocks:
             x = blk(x)
@@ -522,14 +523,24 @@ class CSMoE(nn.Module):
         return keep, masks
 
     # ------------------------------------------------------------------ losses
-    def _recon_loss(
-        self, pred: torch.Tensor, img: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
+    def _recon_target(self, img: torch.Tensor) -> torch.Tensor:
+        """Patchified float32 target (B, L, p*p*C), per-patch normalised with ``norm_pix_loss``."""
         target = patchify(img.float(), self.patch_size)
         if self.config.norm_pix_loss:
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
+        return target
+
+    def _recon_loss(
+        self,
+        pred: torch.Tensor,
+        img: torch.Tensor,
+        mask: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if target is None:
+            target = self._recon_target(img)
         per_patch = (pred.float() - target).pow(2).mean(dim=-1)
         m = mask.to(per_patch.dtype)
         return (per_patch * m).sum() / m.sum().clamp_min(1.0)
@@ -598,14 +609,20 @@ class CSMoE(nn.Module):
             }
             latent = {s: self.encoder.norm(tokens[s]) for s in SENSORS}
             pred = self._decode(latent, keep, targets)
+            # each sensor's target serves its uni- and its cross-sensor term: patchify it once
+            tgt = {s: self._recon_target(imgs[s]) for s in SENSORS}
             for src in SENSORS:
                 dst = other[src]
                 # both targets are scored on the patches the source sensor did not see
                 if cfg.w_uni > 0:
-                    losses[f"uni_{src}"] = self._recon_loss(pred[src][src], imgs[src], masks[src])
+                    losses[f"uni_{src}"] = self._recon_loss(
+                        pred[src][src], imgs[src], masks[src], tgt[src]
+                    )
                     weighted.append(cfg.w_uni * losses[f"uni_{src}"])
                 if cfg.w_cross > 0:
-                    losses[f"cross_{dst}"] = self._recon_loss(pred[src][dst], imgs[dst], masks[src])
+                    losses[f"cross_{dst}"] = self._recon_loss(
+                        pred[src][dst], imgs[dst], masks[src], tgt[dst]
+                    )
                     weighted.append(cfg.w_cross * losses[f"cross_{dst}"])
         emb = {s: self.encoder.pool(tokens[s]) for s in SENSORS}
         if cfg.w_contrastive > 0:

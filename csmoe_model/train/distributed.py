@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,11 +61,15 @@ def init_distributed(env: DistEnv, device: torch.device) -> None:
         torch.cuda.set_device(device)
     if not env.enabled or dist.is_initialized():
         return
+    # the other ranks wait in a barrier while rank 0 builds the imagery cache (BigEarthNet: about
+    # 8 minutes on 16 cores), longer than NCCL's default 10-minute collective timeout
+    minutes = float(os.environ.get("CSMOE_DIST_TIMEOUT_MIN", "120"))
     dist.init_process_group(
         "nccl" if device.type == "cuda" else "gloo",
         init_method="env://",
         rank=env.rank,
         world_size=env.world,
+        timeout=datetime.timedelta(minutes=minutes),
     )
 
 

@@ -116,13 +116,24 @@ def test_build_end_to_end(inputs):
     assert meta["unknown_codes"]["climate"] == {"values": {}, "rows": 0}
 
 
-def test_workers_and_chunks_give_identical_files(inputs):
+@pytest.fixture(params=["compiled", "numpy"])
+def engine(request, monkeypatch):
+    """Both engine paths: the compiled kernels (forced on for these small jobs) and numpy."""
+    from csmoe_data import build
+
+    monkeypatch.setattr(
+        build, "COMPILED_MIN_FOOTPRINTS", 0 if request.param == "compiled" else 10**12
+    )
+    return request.param
+
+
+def test_workers_and_chunks_give_identical_files(inputs, engine):
     a = _build(inputs, inputs / "a.parquet", chunk_size=20)
     b = _build(inputs, inputs / "b.parquet", chunk_size=3, workers=2)
     assert a.path.read_bytes() == b.path.read_bytes()
 
 
-def test_dask_gives_identical_file(inputs):
+def test_dask_gives_identical_file(inputs, engine):
     distributed = pytest.importorskip("distributed")
     a = _build(inputs, inputs / "a.parquet", chunk_size=7)
     with distributed.LocalCluster(

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from csmoe_cli.data_app import app
 from scipy.spatial.distance import cdist, jensenshannon
 from scipy.stats import entropy
 from sklearn.metrics import pairwise_distances_argmin_min
 from typer.testing import CliRunner
 
+from csmoe_cli.data_app import app
 from csmoe_data.manifest import write_manifest
 from csmoe_data.stats import compute_stats
 

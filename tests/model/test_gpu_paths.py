@@ -91,15 +91,22 @@ def test_nt_xent_builds_targets_on_the_device() -> None:
     torch.testing.assert_close(nt_xent(a, b, 0.5), ref)
 
 
-def test_compile_captures_training_forward_in_one_graph() -> None:
+@pytest.mark.parametrize("bf16", [False, True])
+def test_compile_captures_training_forward_in_one_graph(bf16: bool) -> None:
     import torch._dynamo as dynamo
 
     torch.manual_seed(0)
     model = build_model("csmoe-tiny", img_size=16)
     s1, s2 = _inputs(model, b=2)
+
+    def step(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # as in training: autocast around the model, Soft MoE switching it off for its routing
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(a, b).loss
+
     dynamo.reset()
     try:
-        explained = dynamo.explain(model)(s1, s2)
+        explained = dynamo.explain(step)(s1, s2)
     finally:
         dynamo.reset()
     assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
