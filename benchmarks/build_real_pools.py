@@ -17,8 +17,8 @@ Usage::
 
     python benchmarks/build_real_pools.py --out /tmp/pools            # all three
     python benchmarks/build_real_pools.py --out /tmp/pools --only cont10k
-    python benchmarks/compare_strategies.py --pool /tmp/pools/patches1k2.parquet \
-        --budgets 0.01 0.02 0.05 --seeds 0 7
+    python benchmarks/compare_strategies.py --pool /tmp/pools/patches1k2.parquet \\
+        --fractions 0.01 0.02 0.05 --strategies random thematic-climatic --seeds 0 7
 
 Then judge each pool with ``compare_strategies.py --pool FILE`` (see
 ``benchmarks/results/sampling.md``).

@@ -16,6 +16,13 @@ Usage::
 
     python benchmarks/compare_strategies.py                     # 1 deg global, n = 1%, 2%, 5%
     python benchmarks/compare_strategies.py --cell 0.75 --offset 0.25 --seeds 0 1 2
+
+Pools built with the CLI (1.2 km patches at random land points, 10 km cells over four
+continents, a whole-globe grid with ocean rows) come from ``benchmarks/build_real_pools.py``::
+
+    python benchmarks/build_real_pools.py --out /tmp/pools
+    python benchmarks/compare_strategies.py --pool /tmp/pools/patches1k2.parquet \
+        --strategies random thematic-climatic --seeds 0 7
 """
 
 from __future__ import annotations

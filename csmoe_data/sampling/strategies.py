@@ -335,9 +335,13 @@ class ThematicClimatic(Strategy):
         # the row a one-pick stratum gets is its medoid: predict with it, not with the mean
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(counts) + 1))
-        single = np.zeros((len(counts), ctx.X.shape[1]))
+        sizes = np.maximum(np.bincount(codes, minlength=len(counts)), 1)
+        single = np.empty((len(counts), ctx.X.shape[1]))
+        for j in range(ctx.X.shape[1]):  # group means, D bincounts
+            single[:, j] = np.bincount(codes, weights=ctx.X[:, j], minlength=len(counts)) / sizes
         rng = group_rng(ctx.options.seed, "js-bound")
-        for g in np.flatnonzero(counts > 0):
+        # medoids where a stratum has (or is one move from) a single pick; means elsewhere
+        for g in np.flatnonzero((counts > 0) & (counts <= 2)):
             members = order[bounds[g] : bounds[g + 1]]
             single[g] = ctx.X[medoid(ctx.X, members, rng)]
         parts = [(slice(0, n_lc), 1.0, self.js_bound)]
