@@ -700,6 +700,8 @@ def _cut_edges_py(
 
 @dataclass(frozen=True)
 class _Kernels:
+    """numba dispatchers of :func:`_coverage_histogram_py` and :func:`_cut_edges_py`."""
+
     coverage_histogram: Any
     cut_edges: Any
 
@@ -711,11 +713,13 @@ def jit_kernels() -> _Kernels | None:
     """The compiled kernels (:func:`_coverage_histogram_py`, :func:`_cut_edges_py`), or None
     to use the numpy path.
 
-    numba is imported only here, on first use (its import costs about 0.3-0.5 s, paid only by
-    processes that describe footprints). None when ``CSMOE_NO_NUMBA=1`` or numba is missing.
-    Compiled code is cached on disk when a cache directory is writable (numba tries the
-    package's ``__pycache__``, then ``NUMBA_CACHE_DIR`` / the user's cache); when none is,
-    it compiles in memory instead of failing.
+    numba is imported only here, on first use: importing it and loading the cached machine
+    code costs about 0.6 s per process (compiling, the first time, about 2.5 s), paid only by
+    processes that describe footprints, which is why small jobs keep the numpy path
+    (:data:`csmoe_data.build.COMPILED_MIN_FOOTPRINTS`). None when ``CSMOE_NO_NUMBA=1`` or numba
+    is missing. Compiled code is cached on disk where a cache directory is writable (numba
+    tries ``NUMBA_CACHE_DIR``, the package's ``__pycache__``, then the user's cache); where
+    none is, it compiles in memory instead of failing.
     """
     if _KERNELS:
         return _KERNELS[0]
