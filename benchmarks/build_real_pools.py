@@ -21,7 +21,7 @@ Usage::
         --fractions 0.01 0.02 0.05 --strategies random thematic-climatic --seeds 0 7
 
 Then judge each pool with ``compare_strategies.py --pool FILE`` (see
-``benchmarks/results/sampling.md``).
+`BENCHMARKS.md`).
 """
 
 from __future__ import annotations

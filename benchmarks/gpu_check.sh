@@ -8,7 +8,7 @@
 # Everything lands in $OUT: env.txt, nvidia-smi.txt, steps.tsv (each part: rc, seconds), one log
 # per part, pytest.xml, train_step_*.json, train_gpu.json, summary.json and summary.txt.
 # Whole run: about 5-8 minutes (GPU_CHECK_BUDGET seconds, default 480; parts that would not fit are
-# skipped with a note). See benchmarks/results/training.md.
+# skipped with a note). See BENCHMARKS.md.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d /tmp/gpu-check.XXXXXX)}

@@ -268,7 +268,7 @@ class ThematicClimatic(Strategy):
     worst-covered pool row gets a pick of its own stratum moved toward it when that lowers the
     maximum distance at < 1% cost in mean distance. Steps 2-4 run on pools up to 40 M
     rows x picks (a random subset of rows beyond). Measured against the other choices on real
-    pools in ``benchmarks/results/sampling.md``.
+    pools in `BENCHMARKS.md`.
 
     Attributes:
         within: covering method inside a stratum (``kmeans``, ``kcenter``, ``hybrid``; see

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
-from csmoe_cli.data_app import app
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
+from csmoe_cli.data_app import app
 from csmoe_data.manifest import read_manifest
 
 X0, Y0 = 500000.0, 5000000.0

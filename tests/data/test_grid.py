@@ -9,9 +9,9 @@ import numpy as np
 import pyproj
 import pytest
 import shapely
-from csmoe_cli.data_app import app
 from typer.testing import CliRunner
 
+from csmoe_cli.data_app import app
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints import cells_at_points, load_footprints, make_grid, write_grid
 from csmoe_data.footprints.grid import parse_bbox, utm_epsg, utm_zone

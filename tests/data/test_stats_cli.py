@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from csmoe_cli.data_app import app
 from typer.testing import CliRunner
 
+from csmoe_cli.data_app import app
 from csmoe_data.manifest import read_manifest, write_manifest
 from csmoe_data.sampling import SamplingOptions, sample_manifest
 from csmoe_data.stats import compute_stats

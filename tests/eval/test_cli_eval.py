@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from csmoe_cli.model_app import app
 from typer.testing import CliRunner
+
+from csmoe_cli.model_app import app
 
 runner = CliRunner()
 

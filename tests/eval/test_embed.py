@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from csmoe_cli.model_app import app
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+from csmoe_cli.model_app import app
 from csmoe_model import build_model
 from csmoe_model.errors import CsmoeError
 from csmoe_model.eval.embed import load_model

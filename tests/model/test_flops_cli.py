@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from csmoe_cli.model_app import app
 from typer.testing import CliRunner
 
+from csmoe_cli.model_app import app
 from csmoe_model.flops import count_params, model_report
 
 runner = CliRunner()

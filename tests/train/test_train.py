@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from csmoe_cli.model_app import app
 from typer.testing import CliRunner
 
+from csmoe_cli.model_app import app
 from csmoe_model import build_model
 from csmoe_model.errors import CsmoeError
 from csmoe_model.train import TrainConfig, load_latest_checkpoint, load_run, train
