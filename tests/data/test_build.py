@@ -7,8 +7,8 @@ import json
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 import shapely
+from raster_helpers import write_geotiff
 from rasterio.transform import from_origin
 
 from csmoe_data import build as build_mod
@@ -20,21 +20,7 @@ X0, Y0 = 500000.0, 5000000.0
 
 
 def write_raster(path, data, transform, crs="EPSG:32633", nodata=None):
-    data = np.asarray(data)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=data.shape[0],
-        width=data.shape[1],
-        count=1,
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as ds:
-        ds.write(data, 1)
-    return path
+    return write_geotiff(path, data, transform, crs=crs, nodata=nodata)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+from raster_helpers import write_geotiff
 from rasterio.transform import from_origin
 
 from csmoe_data.descriptors import class_areas, footprint_descriptors
@@ -16,22 +17,7 @@ from csmoe_data.rasters import boundary_pieces, coverage, inspect_raster
 
 
 def _raster(path, data, transform, crs="EPSG:32633", nodata=None, **kw):
-    data = np.asarray(data)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=data.shape[0],
-        width=data.shape[1],
-        count=1,
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-        **kw,
-    ) as ds:
-        ds.write(data, 1)
-    return inspect_raster(path)
+    return inspect_raster(write_geotiff(path, data, transform, crs=crs, nodata=nodata, **kw))
 
 
 def _legend(codes, nodata=()):

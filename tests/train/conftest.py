@@ -12,21 +12,10 @@ S2_GSD = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07
 
 
 def _write_tif(path: Path, arr: np.ndarray, x0: float, y0: float, gsd: float) -> None:
-    import rasterio
     from affine import Affine
+    from raster_helpers import write_geotiff
 
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=arr.shape[1],
-        height=arr.shape[0],
-        count=1,
-        dtype=arr.dtype,
-        crs="EPSG:32633",
-        transform=Affine(gsd, 0, x0, 0, -gsd, y0),
-    ) as dst:
-        dst.write(arr, 1)
+    write_geotiff(path, arr, Affine(gsd, 0, x0, 0, -gsd, y0))
 
 
 def make_patches(
