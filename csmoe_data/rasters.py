@@ -337,6 +337,24 @@ def boundary_pieces(polygons: Any, compiled: bool = True) -> Pieces:
     return Pieces(row=row, col=col, dy=dy, partial=dy * (xm - col), offsets=offsets)
 
 
+def _suffix_sums_within_rows(
+    values: np.ndarray, row_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Suffix sums of ``values`` restarted at every row, for cells sorted by row.
+
+    Returns the sums and the mask of each row's first cell (global suffix minus the suffix where
+    the next row starts).
+    """
+    n = len(values)
+    suffix = np.cumsum(values[::-1])[::-1]
+    first = np.ones(n, dtype=bool)
+    np.not_equal(row_ids[1:], row_ids[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    nxt = np.zeros(len(starts))
+    nxt[:-1] = suffix[starts[1:]]
+    return suffix - np.repeat(nxt, np.diff(np.append(starts, n))), first
+
+
 def coverage_raw(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> NDArray[np.float64]:
     """Exact area of one polygon inside each pixel of a window, ``(rows, cols)``, unclipped.
 
@@ -385,14 +403,7 @@ def coverage_raw(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> 
     ur = cells // ww
     uc = cells - ur * ww
     n = len(cells)
-    # suffix sums within each row (global suffix minus the suffix where the next row starts)
-    suffix = np.cumsum(dsum[::-1])[::-1]
-    first = np.ones(n, dtype=bool)
-    np.not_equal(ur[1:], ur[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    nxt = np.zeros(len(starts))
-    nxt[:-1] = suffix[starts[1:]]
-    local = suffix - np.repeat(nxt, np.diff(np.append(starts, n)))
+    local, first = _suffix_sums_within_rows(dsum, ur)
     # cell i closes the run of columns [column of the previous cell in its row (or 0), its column)
     prev = np.zeros(n, dtype=uc.dtype)
     prev[1:] = uc[:-1]
@@ -488,13 +499,7 @@ def coverage_runs(
     head = order[distinct]  # one piece per cell gives the cell's window, row and column
     ck, cr, cc = k[head], r[head], c[head]
     rowid = row_base[ck] + cr
-    suffix = np.cumsum(dsum[::-1])[::-1]
-    first = np.ones(n, dtype=bool)
-    np.not_equal(rowid[1:], rowid[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    nxt = np.zeros(len(starts))
-    nxt[:-1] = suffix[starts[1:]]
-    value = suffix - np.repeat(nxt, np.diff(np.append(starts, n)))
+    value, first = _suffix_sums_within_rows(dsum, rowid)
     # cell i covers columns [column of the previous cell in its row (or 0), its column) with
     # value[i]; the first of them is the previous cell's own pixel, which also gets that cell's
     # partial area: two runs per cell, expanded by one np.repeat
