@@ -27,6 +27,17 @@ def test_plain_paths_pass_through(tmp_path) -> None:
     assert resolve_path(str(tmp_path)) == tmp_path
 
 
+def test_shared_plumbing_imports_neither_torch_nor_gdal() -> None:
+    code = (
+        "import sys, csmoe_common, pkgutil, importlib\n"
+        "for m in pkgutil.walk_packages(csmoe_common.__path__, 'csmoe_common.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = [m for m in ('torch', 'csmoe_data', 'csmoe_model', 'rasterio', 'geopandas', 'osgeo', 'shapely') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_data_half_never_imports_torch() -> None:
     code = (
         "import sys, csmoe_data, csmoe_cli.data_app, pkgutil, importlib\n"
@@ -49,13 +60,18 @@ def test_model_half_never_imports_data_half_or_gdal() -> None:
 
 
 def test_cli_is_not_installed_as_bare_cli_module() -> None:
+    import importlib.util
+    import site
+
     import csmoe_cli
 
     assert csmoe_cli.__name__ == "csmoe_cli"
-    import importlib.util
-
+    # a bare `cli` may be importable from a checkout (the source folder), never from site-packages;
+    # the checkout's own folder name and location do not matter
     spec = importlib.util.find_spec("cli")
-    assert spec is None or "csmoe" not in str(spec.origin or "")
+    origin = str(spec.origin or "") if spec is not None else ""
+    for folder in site.getsitepackages():
+        assert not origin.startswith(folder), origin
 
 
 @pytest.mark.parametrize("app_module", ["csmoe_cli.data_app", "csmoe_cli.model_app"])
