@@ -1,9 +1,12 @@
-"""Shared CLI plumbing: one-line errors without tracebacks, a shared rich console."""
+"""Shared CLI plumbing: one-line errors without tracebacks, a shared rich console, ``--version``.
+
+Every command module defines its own ``app = typer.Typer()`` whose commands are decorated with
+``@app.command(NAME)`` and ``@user_errors``; the two root apps merge them with ``add_typer``.
+"""
 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -11,34 +14,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from csmoe_common import CsmoeError, __version__
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
-
-#: exception types whose message is shown to the user as one line (filled lazily to keep imports light)
-_USER_ERRORS: tuple[type[BaseException], ...] = ()
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    global _USER_ERRORS
-    if not _USER_ERRORS:
-        types: list[type[BaseException]] = []
-        try:
-            from csmoe_data.errors import CsmoeDataError
-
-            types.append(CsmoeDataError)
-        except ImportError:  # pragma: no cover - data half not installed
-            pass
-        try:
-            from csmoe_model.errors import CsmoeError
-
-            types.append(CsmoeError)
-        except ImportError:  # pragma: no cover
-            pass
-        _USER_ERRORS = tuple(types)
-    return _USER_ERRORS
-
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
@@ -57,7 +38,7 @@ def user_errors(func: F) -> F:
             raise
         except KeyboardInterrupt:
             raise fail("interrupted; no partial output was left behind", code=130) from None
-        except _user_error_types() as exc:
+        except CsmoeError as exc:
             raise fail(str(exc)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             raise fail(f"{exc.strerror or exc}: {exc.filename}") from None
@@ -69,11 +50,7 @@ def user_errors(func: F) -> F:
 
 def _show_version(value: bool) -> None:
     if value:
-        try:
-            version = importlib.metadata.version("csmoe")
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source tree
-            version = "0.0.0+unknown"
-        typer.echo(f"csmoe {version}")
+        typer.echo(f"csmoe {__version__}")
         raise typer.Exit()
 
 

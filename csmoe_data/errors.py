@@ -1,9 +1,10 @@
-"""User-facing errors of the data half.
+"""User-facing errors of the data half (a subclass of the one base, :class:`csmoe_common.CsmoeError`)."""
 
-Anything raised as :class:`CsmoeDataError` is a problem with the user's input or environment;
-the CLI prints its message as one line and exits non-zero, without a traceback.
-"""
+from csmoe_common.errors import CsmoeError
 
 
-class CsmoeDataError(Exception):
+class CsmoeDataError(CsmoeError):
     """A problem the user can fix (bad path, bad raster, bad option), reported in one line."""
+
+
+__all__ = ["CsmoeDataError", "CsmoeError"]

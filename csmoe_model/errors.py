@@ -1,5 +1,5 @@
-"""User-facing errors of the model half: the CLI prints the message as one line and exits non-zero."""
+"""User-facing errors of the model half: the one base class, :class:`csmoe_common.CsmoeError`."""
 
+from csmoe_common.errors import CsmoeError
 
-class CsmoeError(Exception):
-    """A problem the user can fix (bad manifest, bad option, missing imagery), reported in one line."""
+__all__ = ["CsmoeError"]
