@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
 
+from csmoe_common.divergence import js_divergence
 from csmoe_data.stats import (
     compute_stats,
-    js_divergence,
     nearest_distances,
     pool_path_from_metadata,
 )

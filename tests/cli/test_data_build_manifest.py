@@ -20,36 +20,13 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def data(tmp_path):
+def data(tmp_path, geotiff):
     lc = np.full((100, 100), 40, dtype=np.uint8)
     lc[:, 50:] = 10
-    with rasterio.open(
-        tmp_path / "lc.tif",
-        "w",
-        driver="GTiff",
-        height=100,
-        width=100,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=from_origin(X0, Y0, 10, 10),
-        nodata=0,
-    ) as ds:
-        ds.write(lc, 1)
+    geotiff(tmp_path / "lc.tif", lc, from_origin(X0, Y0, 10, 10), crs="EPSG:32633", nodata=0)
     kg = np.full((10, 10), 10, dtype=np.uint8)  # Rubel 10 = Cfb
-    with rasterio.open(
-        tmp_path / "kg.tif",
-        "w",
-        driver="GTiff",
-        height=10,
-        width=10,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:4326",
-        transform=from_origin(14.0, 46.0, 0.2, 0.2),
-        nodata=32,
-    ) as ds:
-        ds.write(kg, 1)
+    kg_transform = from_origin(14.0, 46.0, 0.2, 0.2)
+    geotiff(tmp_path / "kg.tif", kg, kg_transform, crs="EPSG:4326", nodata=32)
     geoms = [shapely.box(X0 + 100 * i, Y0 - 300, X0 + 100 * i + 200, Y0 - 100) for i in range(6)]
     gpd.GeoDataFrame({"tile_id": [f"t{i}" for i in range(6)]}, geometry=geoms, crs=32633).to_file(
         tmp_path / "fp.geojson"
@@ -161,24 +138,14 @@ def test_bad_input_missing_files(data):
     )
 
 
-def test_bad_input_corrupt_and_crsless_rasters(data):
+def test_bad_input_corrupt_and_crsless_rasters(data, geotiff):
     (data / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 200)
     msg = _fail(
         runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "corrupt.tif")})),
         data,
     )
     assert "corrupt.tif" in msg
-    with rasterio.open(
-        data / "nocrs.tif",
-        "w",
-        driver="GTiff",
-        height=4,
-        width=4,
-        count=1,
-        dtype="uint8",
-        transform=from_origin(0, 4, 1, 1),
-    ) as ds:
-        ds.write(np.ones((4, 4), dtype=np.uint8), 1)
+    geotiff(data / "nocrs.tif", np.ones((4, 4), dtype=np.uint8), from_origin(0, 4, 1, 1), crs=None)
     assert "no CRS" in _fail(
         runner.invoke(app, _args(data, "x.parquet", **{"--climate": str(data / "nocrs.tif")})), data
     )

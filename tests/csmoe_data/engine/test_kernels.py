@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from rasterio.transform import from_origin
 
-from csmoe_data import descriptors, rasters
+from csmoe_data import descriptors
 from csmoe_data.descriptors import class_areas
+from csmoe_data.engine import kernels as engine_kernels
+from csmoe_data.engine.coverage import boundary_pieces, coverage_raw
 from csmoe_data.geometry import transform_geometries_by_crs
-from csmoe_data.rasters import boundary_pieces, coverage_raw
-
-from .test_descriptors import RES, X0, Y0, _legend, _px_box, _raster
 
 pytest.importorskip("numba")
 
@@ -36,34 +34,34 @@ def _assert_same(a, b):
 
 
 def test_kernels_are_used():
-    assert rasters.jit_kernels() is not None
+    assert engine_kernels.jit_kernels() is not None
 
 
 def test_no_numba_env_selects_numpy(monkeypatch):
-    monkeypatch.setattr(rasters, "_KERNELS", [])
+    monkeypatch.setattr(engine_kernels, "_KERNELS", [])
     monkeypatch.setenv("CSMOE_NO_NUMBA", "1")
-    assert rasters.jit_kernels() is None
+    assert engine_kernels.jit_kernels() is None
 
 
-def test_known_answers_on_both_paths(tmp_path):
+def test_known_answers_on_both_paths(categorical_raster, legend_of, grid10m, tmp_path):
     # quadrants 1 2 / 3 4 with a nodata pixel (0) and a code the legend lacks (9)
     data = np.zeros((8, 8), dtype=np.uint8)
     data[:4, :4], data[:4, 4:], data[4:, :4], data[4:, 4:] = 1, 2, 3, 4
     data[7, 7], data[0, 7] = 0, 9
-    info = _raster(tmp_path / "q.tif", data, from_origin(X0, Y0, RES, RES), nodata=0)
+    info = categorical_raster(tmp_path / "q.tif", data, grid10m.transform, nodata=0)
     geoms = [
-        _px_box(0, 0, 8, 8),  # whole raster
-        _px_box(2, 2, 6, 6),  # aligned, one pixel per quadrant corner
-        _px_box(1.25, 2.5, 5.75, 4.5),  # sub-pixel offsets
-        shapely.affinity.rotate(_px_box(1, 1, 7, 7), 30),  # rotated
-        _px_box(3.2, 3.3, 3.7, 3.9),  # inside one pixel
-        _px_box(6, -3, 11, 2),  # partly off the raster, over the unknown code
-        _px_box(20, 20, 30, 30),  # wholly off
+        grid10m.box(0, 0, 8, 8),  # whole raster
+        grid10m.box(2, 2, 6, 6),  # aligned, one pixel per quadrant corner
+        grid10m.box(1.25, 2.5, 5.75, 4.5),  # sub-pixel offsets
+        shapely.affinity.rotate(grid10m.box(1, 1, 7, 7), 30),  # rotated
+        grid10m.box(3.2, 3.3, 3.7, 3.9),  # inside one pixel
+        grid10m.box(6, -3, 11, 2),  # partly off the raster, over the unknown code
+        grid10m.box(20, 20, 30, 30),  # wholly off
         shapely.Polygon(
-            _px_box(0, 0, 8, 8).exterior.coords, [_px_box(2, 2, 6, 6).exterior.coords]
+            grid10m.box(0, 0, 8, 8).exterior.coords, [grid10m.box(2, 2, 6, 6).exterior.coords]
         ),  # a hole
     ]
-    legend = _legend([1, 2, 3, 4])
+    legend = legend_of([1, 2, 3, 4])
     a, b = _both(geoms, info, legend)
     _assert_same(a, b)
     # the known answers, on the compiled path
@@ -76,14 +74,16 @@ def test_known_answers_on_both_paths(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
-def test_random_footprints_strips_and_batches(tmp_path, monkeypatch, dtype):
+def test_random_footprints_strips_and_batches(
+    categorical_raster, legend_of, grid10m, tmp_path, monkeypatch, dtype
+):
     rng = np.random.default_rng(5)
     data = rng.integers(1, 6, size=(70, 90)).astype(dtype)
     if dtype == "uint16":
         data[data == 5] = 3000  # a large code the legend lacks
-    info = _raster(tmp_path / "r.tif", data, from_origin(X0, Y0, RES, RES), nodata=1)
+    info = categorical_raster(tmp_path / "r.tif", data, grid10m.transform, nodata=1)
     geoms = [
-        shapely.affinity.rotate(_px_box(x, y, x + s, y + s * 0.7), ang)
+        shapely.affinity.rotate(grid10m.box(x, y, x + s, y + s * 0.7), ang)
         for x, y, s, ang in zip(
             rng.uniform(-5, 80, 60),
             rng.uniform(-5, 60, 60),
@@ -92,7 +92,7 @@ def test_random_footprints_strips_and_batches(tmp_path, monkeypatch, dtype):
             strict=True,
         )
     ]
-    legend = _legend([2, 3, 4])
+    legend = legend_of([2, 3, 4])
     a, b = _both(geoms, info, legend)
     _assert_same(a, b)
     assert a.unknown_rows > 0 and set(a.unknown) == {3000 if dtype == "uint16" else 5}
@@ -134,6 +134,6 @@ def test_unwritable_cache_compiles_in_memory(monkeypatch):
         return real(*args, **kw)
 
     monkeypatch.setattr(numba, "njit", njit)
-    monkeypatch.setattr(rasters, "_KERNELS", [])
-    kernels = rasters.jit_kernels()
+    monkeypatch.setattr(engine_kernels, "_KERNELS", [])
+    kernels = engine_kernels.jit_kernels()
     assert kernels is not None and calls == [True, False, True, False]

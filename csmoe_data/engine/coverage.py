@@ -1,178 +1,22 @@
-"""Categorical rasters: validation, per-process open datasets, exact pixel coverage.
+"""Exact pixel coverage of polygons: pixel space, boundary pieces, Green's-theorem row sweeps.
 
-The descriptor engine never warps a raster. Footprints are brought into the raster's CRS and
-then into *pixel space* (x = column, y = row, one unit per pixel) through the inverse of the
-raster's affine transform; :func:`coverage` returns the exact area of a polygon inside every
-pixel of a window, so a sub-pixel footprint on a coarse raster still gets the class of the pixel
-it lies in (pixel-centre inclusion alone would find no pixel at all).
+Footprints are brought into the raster's CRS and then into *pixel space* (x = column, y = row,
+one unit per pixel) through the inverse of the raster's affine transform; :func:`coverage` returns
+the exact area of a polygon inside every pixel of a window, so a sub-pixel footprint on a coarse
+raster still gets the class of the pixel it lies in (pixel-centre inclusion alone would find no
+pixel at all).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from csmoe_data.errors import CsmoeDataError
-
-#: rasterio datasets opened by this process, by resolved path (workers keep theirs open)
-_OPEN: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class RasterInfo:
-    """What the engine needs to know about a categorical raster (band 1).
-
-    Attributes:
-        path: resolved file path.
-        crs: canonical CRS text (``EPSG:<code>`` where one exists, else WKT).
-        transform: affine coefficients ``(a, b, c, d, e, f)`` (rasterio order).
-        width: columns.
-        height: rows.
-        dtype: numpy dtype name of band 1.
-        nodata: the band's nodata value, or None.
-        res: pixel size ``(x, y)`` in CRS units.
-        block_shape: internal block ``(rows, cols)`` of band 1.
-        is_geographic: whether the CRS is longitude/latitude.
-        bounds: ``(left, bottom, right, top)``.
-    """
-
-    path: str
-    crs: str
-    transform: tuple[float, float, float, float, float, float]
-    width: int
-    height: int
-    dtype: str
-    nodata: float | None
-    res: tuple[float, float]
-    block_shape: tuple[int, int]
-    is_geographic: bool
-    bounds: tuple[float, float, float, float]
-
-    def to_metadata(self) -> dict[str, Any]:
-        """JSON form for the manifest's ``inputs`` entry (sha256 is added by the caller)."""
-        return {
-            "path": self.path,
-            "crs": self.crs,
-            "resolution": list(self.res),
-            "size": [self.width, self.height],
-            "dtype": self.dtype,
-            "nodata": self.nodata,
-            "bounds": list(self.bounds),
-        }
-
-
-def inspect_raster(path: str | Path, role: str = "raster") -> RasterInfo:
-    """Open and validate a categorical raster; return its :class:`RasterInfo`.
-
-    Args:
-        path: file path (or ``sample:<name>``).
-        role: word used in error messages (``land-cover raster``, ``climate raster``).
-
-    Raises:
-        CsmoeDataError: missing or unreadable file, not a raster GDAL can read (corrupt), no CRS,
-            a rotated/sheared transform, or a non-integer band that is not float either.
-    """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    from csmoe_data.geometry import crs_string
-    from csmoe_data.samples import resolve_path
-
-    p = resolve_path(path)
-    if not p.exists():
-        raise CsmoeDataError(f"{role} not found: {p}")
-    if p.is_dir():
-        raise CsmoeDataError(f"{role} {p} is a directory, not a raster file")
-    if not os.access(p, os.R_OK):
-        raise CsmoeDataError(f"{role} {p} is not readable (permission denied)")
-    try:
-        with rasterio.open(p) as ds:
-            if ds.crs is None:
-                raise CsmoeDataError(
-                    f"{role} {p} has no CRS; assign one (e.g. gdal_edit.py -a_srs)"
-                )
-            t = ds.transform
-            if t.b != 0 or t.d != 0:
-                raise CsmoeDataError(
-                    f"{role} {p} has a rotated geotransform, which is not supported"
-                )
-            if ds.count < 1:
-                raise CsmoeDataError(f"{role} {p} has no bands")
-            dtype = ds.dtypes[0]
-            if not (
-                np.issubdtype(np.dtype(dtype), np.integer)
-                or np.issubdtype(np.dtype(dtype), np.floating)
-            ):
-                raise CsmoeDataError(f"{role} {p} has a {dtype} band; expected integer class codes")
-            crs = crs_string(ds.crs)
-            info = RasterInfo(
-                path=str(p.resolve()),
-                crs=crs,
-                transform=(t.a, t.b, t.c, t.d, t.e, t.f),
-                width=ds.width,
-                height=ds.height,
-                dtype=dtype,
-                nodata=None if ds.nodata is None else float(ds.nodata),
-                res=(abs(t.a), abs(t.e)),
-                block_shape=tuple(ds.block_shapes[0]),
-                is_geographic=bool(ds.crs.is_geographic),
-                bounds=tuple(ds.bounds),
-            )
-            # decode one block: a truncated or corrupt file fails here, not in a worker
-            h, w = info.block_shape
-            ds.read(1, window=((0, min(h, ds.height)), (0, min(w, ds.width))))
-    except CsmoeDataError:
-        raise
-    except (RasterioIOError, OSError) as exc:
-        raise CsmoeDataError(f"{role} {p} is not a readable raster: {exc}") from exc
-    except Exception as exc:  # GDAL raises assorted errors for corrupt data
-        raise CsmoeDataError(f"{role} {p} could not be decoded: {exc}") from exc
-    return info
-
-
-def open_dataset(path: str) -> Any:
-    """Return this process's open rasterio dataset for ``path`` (opened once, kept open).
-
-    Raises:
-        CsmoeDataError: if the file cannot be opened.
-    """
-    ds = _OPEN.get(path)
-    if ds is None or ds.closed:
-        import rasterio
-        from rasterio.errors import RasterioIOError
-
-        try:
-            ds = rasterio.open(path)
-        except (RasterioIOError, OSError) as exc:
-            raise CsmoeDataError(f"cannot open raster {path}: {exc}") from exc
-        _OPEN[path] = ds
-    return ds
-
-
-def close_datasets() -> None:
-    """Close every dataset this process opened (tests, and before a fork)."""
-    for ds in _OPEN.values():
-        ds.close()
-    _OPEN.clear()
-
-
-def read_window(info: RasterInfo, row0: int, row1: int, col0: int, col1: int) -> NDArray[Any]:
-    """Read band 1 rows ``[row0, row1)`` and columns ``[col0, col1)`` (inside the raster).
-
-    Raises:
-        CsmoeDataError: if the pixels cannot be decoded (corrupt block).
-    """
-    ds = open_dataset(info.path)
-    try:
-        return ds.read(1, window=((row0, row1), (col0, col1)))
-    except Exception as exc:  # rasterio/GDAL decoding errors
-        raise CsmoeDataError(f"cannot read pixels of {info.path}: {exc}") from exc
+from csmoe_data.engine.io import RasterInfo
+from csmoe_data.engine.kernels import jit_kernels
 
 
 def to_pixel_space(geoms: NDArray[np.object_], info: RasterInfo) -> NDArray[np.object_]:
@@ -252,7 +96,9 @@ def _crossings(
     return n, seg, np.clip(t, 0.0, np.nextafter(1.0, 0.0))
 
 
-def boundary_pieces(polygons: Any, compiled: bool = True) -> Pieces:
+def boundary_pieces(
+    polygons: shapely.Geometry | NDArray[np.object_], compiled: bool = True
+) -> Pieces:
     """Cut every ring of (pixel-space, oriented) polygons at the integer x and y lines.
 
     Vectorised over all edges of all polygons at once (numpy calls cost per call, not per
@@ -371,7 +217,10 @@ def coverage_raw(pieces: Pieces, row0: int, row1: int, col0: int, col1: int) -> 
     Args:
         pieces: the pieces of ONE polygon (``Pieces.of(k)``), shells counter-clockwise in
             pixel space.
-        row0, row1, col0, col1: the window, half-open.
+        row0: first row of the window.
+        row1: row after the window's last.
+        col0: first column of the window.
+        col1: column after the window's last.
 
     Returns:
         ``(row1 - row0, col1 - col0)`` array of covered area per pixel (float noise may leave
@@ -518,230 +367,3 @@ def coverage_runs(
     bounds = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(2 * np.bincount(ck, minlength=m), out=bounds[1:])
     return runs.ravel(), lengths.ravel(), bounds
-
-
-#: sub-bins per raw value in the compiled histogram (see :func:`_coverage_histogram_py`)
-_JIT_LANES = 4
-
-
-def _coverage_histogram_py(
-    row: NDArray[np.int64],
-    col: NDArray[np.int64],
-    dy: NDArray[np.float64],
-    part: NDArray[np.float64],
-    a: int,
-    b: int,
-    row0: int,
-    col0: int,
-    block: NDArray[Any],
-    scratch: NDArray[np.float64],
-    mark: NDArray[np.uint8],
-    out: NDArray[np.float64],
-) -> None:
-    """Weighted histogram of raw values under one polygon's exact coverage, fused in one pass.
-
-    The compiled twin (:func:`jit_kernels`) of :func:`coverage_raw` followed by a
-    weighted bincount. The pieces ``[a, b)`` are summed per cell of the window into
-    ``scratch`` (``dy``, then partial areas; column ``w`` of each row collects the ``dy`` of
-    pieces right of the window), and the distinct cells they touch are listed per row (counting
-    sort by row, then by column). Each row is then swept right to left (Green's theorem, as in
-    :func:`coverage_raw`): between two boundary cells every pixel has the same coverage (the
-    row's suffix sum of ``dy``), so runs of interior pixels add that value straight into the
-    bin of their raw value, runs outside the polygon (coverage exactly 0) are skipped, and each
-    boundary cell adds its partial area on top. Consecutive pixels go to ``_JIT_LANES``
-    sub-bins so that runs of one value do not chain their additions.
-
-    ``scratch`` (at least ``2 * h * (w + 1)`` zeros) and ``mark`` (at least ``h * (w + 1)``
-    zeros) are left zeroed for the next call; ``out`` (longer than the largest value) is
-    overwritten.
-    """
-    h, w = block.shape
-    ww = w + 1
-    pofs = h * ww  # the partial areas follow the dy sums
-    n = b - a
-    cell_r = np.empty(n, dtype=np.int64)
-    cell_c = np.empty(n, dtype=np.int64)
-    count = np.zeros(h + 1, dtype=np.int64)
-    m = 0
-    for i in range(a, b):
-        r = row[i] - row0
-        c = col[i] - col0
-        if r < 0 or r >= h or c < 0:
-            continue  # other rows, or left of the window: no coverage inside it
-        if c >= w:
-            scratch[r * ww + w] += dy[i]  # right of the window: its dy covers the whole row
-            continue
-        k = r * ww + c
-        scratch[k] += dy[i]
-        scratch[pofs + k] += part[i]
-        if mark[k] == 0:
-            mark[k] = 1
-            cell_r[m] = r
-            cell_c[m] = c
-            count[r + 1] += 1
-            m += 1
-    for r in range(h):
-        count[r + 1] += count[r]
-    fill = count[:h].copy()
-    cols = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        r = cell_r[j]
-        cols[fill[r]] = cell_c[j]
-        fill[r] += 1
-    nv = out.shape[0]
-    lanes = np.zeros(nv * _JIT_LANES)
-    for r in range(h):
-        s0, s1 = count[r], count[r + 1]
-        # sort the row's cells by column: Shell sort (gaps 1, 4, 13, ...), no allocation and
-        # quick to compile (np.sort would add seconds to the first compilation)
-        gap = 1
-        while gap < (s1 - s0) // 3:
-            gap = 3 * gap + 1
-        while gap > 0:
-            for j in range(s0 + gap, s1):
-                v = cols[j]
-                q = j - gap
-                while q >= s0 and cols[q] > v:
-                    cols[q + gap] = cols[q]
-                    q -= gap
-                cols[q + gap] = v
-            gap //= 3
-        base = r * ww
-        acc = scratch[base + w]
-        scratch[base + w] = 0.0
-        hi = w  # pixels [c + 1, hi) lie between two boundary cells: coverage acc
-        for j in range(s1 - 1, s0 - 1, -1):
-            c = cols[j]
-            if acc != 0.0:
-                for x in range(c + 1, hi):
-                    lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += acc
-            k = base + c
-            lanes[np.intp(block[r, c]) * _JIT_LANES + (c & (_JIT_LANES - 1))] += (
-                acc + scratch[pofs + k]
-            )
-            acc += scratch[k]
-            scratch[k] = 0.0
-            scratch[pofs + k] = 0.0
-            mark[k] = 0
-            hi = c
-        if acc != 0.0:
-            for x in range(0, hi):
-                lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += acc
-    for j in range(nv):
-        t = 0.0
-        for q in range(_JIT_LANES):
-            t += lanes[j * _JIT_LANES + q]
-        out[j] = t
-
-
-def _cut_edges_py(
-    x0: NDArray[np.float64],
-    y0: NDArray[np.float64],
-    x1: NDArray[np.float64],
-    y1: NDArray[np.float64],
-    start: NDArray[np.int64],
-    row: NDArray[np.int64],
-    col: NDArray[np.int64],
-    dy: NDArray[np.float64],
-    partial: NDArray[np.float64],
-) -> None:
-    """Compiled twin of the cutting in :func:`boundary_pieces`: edge ``e`` is cut at its
-    crossings with the integer x and y lines (the two sequences merged by ``t``, ties x
-    first, as the numpy path orders them) into pieces ``[start[e], start[e + 1])``; each piece
-    is attributed to the pixel containing its midpoint."""
-    last = np.nextafter(1.0, 0.0)
-    for e in range(len(x0)):
-        ax, ay, bx, by = x0[e], y0[e], x1[e], y1[e]
-        ddx, ddy = bx - ax, by - ay
-        # x lines: k runs from kx to kx_end (inclusive) in the direction of travel
-        xlo = np.floor(min(ax, bx)) + 1.0
-        xhi = np.ceil(max(ax, bx)) - 1.0
-        nx = int(max(xhi - xlo + 1.0, 0.0))
-        xstep = 1.0 if bx >= ax else -1.0
-        kx = xlo if bx >= ax else xhi
-        ylo = np.floor(min(ay, by)) + 1.0
-        yhi = np.ceil(max(ay, by)) - 1.0
-        ny = int(max(yhi - ylo + 1.0, 0.0))
-        ystep = 1.0 if by >= ay else -1.0
-        ky = ylo if by >= ay else yhi
-        ix = 0
-        iy = 0
-        tx = 2.0
-        ty = 2.0
-        if nx > 0:
-            tx = min(max((kx - ax) / ddx, 0.0), last)
-        if ny > 0:
-            ty = min(max((ky - ay) / ddy, 0.0), last)
-        px = ax + 0.0 * ddx
-        py = ay + 0.0 * ddy
-        o = start[e]
-        for _ in range(nx + ny + 1):
-            if ix < nx and (iy >= ny or tx <= ty):
-                t = tx
-                ix += 1
-                if ix < nx:
-                    tx = min(max((kx + xstep * ix - ax) / ddx, 0.0), last)
-            elif iy < ny:
-                t = ty
-                iy += 1
-                if iy < ny:
-                    ty = min(max((ky + ystep * iy - ay) / ddy, 0.0), last)
-            else:
-                t = 1.0
-            qx = ax + t * ddx
-            qy = ay + t * ddy
-            xm = 0.5 * (px + qx)
-            ym = 0.5 * (py + qy)
-            c = np.floor(xm)
-            d = qy - py
-            row[o] = np.int64(np.floor(ym))
-            col[o] = np.int64(c)
-            dy[o] = d
-            partial[o] = d * (xm - c)
-            o += 1
-            px = qx
-            py = qy
-
-
-@dataclass(frozen=True)
-class _Kernels:
-    """numba dispatchers of :func:`_coverage_histogram_py` and :func:`_cut_edges_py`."""
-
-    coverage_histogram: Any
-    cut_edges: Any
-
-
-_KERNELS: list[_Kernels | None] = []  # [kernels or None], filled on first use
-
-
-def jit_kernels() -> _Kernels | None:
-    """The compiled kernels (:func:`_coverage_histogram_py`, :func:`_cut_edges_py`), or None
-    to use the numpy path.
-
-    numba is imported only here, on first use: importing it and loading the cached machine
-    code costs about 0.6 s per process (compiling, the first time, about 2.5 s), paid only by
-    processes that describe footprints, which is why small jobs keep the numpy path
-    (:data:`csmoe_data.build.COMPILED_MIN_FOOTPRINTS`). None when ``CSMOE_NO_NUMBA=1`` or numba
-    is missing. Compiled code is cached on disk where a cache directory is writable (numba
-    tries ``NUMBA_CACHE_DIR``, the package's ``__pycache__``, then the user's cache); where
-    none is, it compiles in memory instead of failing.
-    """
-    if _KERNELS:
-        return _KERNELS[0]
-    kernels = None
-    if os.environ.get("CSMOE_NO_NUMBA", "") not in ("1", "true", "yes"):
-        try:
-            import numba
-        except ImportError:
-            numba = None
-        if numba is not None:
-
-            def jit(f: Any) -> Any:
-                try:
-                    return numba.njit(cache=True, nogil=True)(f)
-                except Exception:  # no writable cache location: compile in memory
-                    return numba.njit(cache=False, nogil=True)(f)
-
-            kernels = _Kernels(jit(_coverage_histogram_py), jit(_cut_edges_py))
-    _KERNELS.append(kernels)
-    return kernels

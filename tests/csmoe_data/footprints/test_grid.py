@@ -12,6 +12,7 @@ import shapely
 from typer.testing import CliRunner
 
 from csmoe_cli.data_app import app
+from csmoe_common.errors import CsmoeError
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints import cells_at_points, load_footprints, make_grid, write_grid
 from csmoe_data.footprints.grid import parse_bbox, utm_epsg, utm_zone
@@ -161,7 +162,7 @@ def test_round_trip_rebuilds_exact_squares(tmp_path: Path, suffix: str) -> None:
         )
         assert got["geometry"].equals(want)
     assert "utm_crs" not in t.columns and {"row", "col", "cell_size"} <= set(t.columns)
-    with pytest.raises(CsmoeDataError, match="exists"):
+    with pytest.raises(CsmoeError, match="exists"):
         write_grid(grid, path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 

@@ -6,11 +6,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import rasterio
 import shapely
 from affine import Affine
 
-from csmoe_data.errors import CsmoeDataError
+from csmoe_common.errors import CsmoeError
 from csmoe_data.plots import FIGURES, legend_info, make_plots, plot_world_map
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -63,7 +62,7 @@ def test_make_plots_writes_pngs(tmp_path) -> None:
     assert [p.name for p in paths] == list(FIGURES)
     for p in paths:
         assert_png(p)
-    with pytest.raises(CsmoeDataError, match="overwrite"):
+    with pytest.raises(CsmoeError, match="overwrite"):
         make_plots(sample, pool, tmp_path / "figs", meta)
     make_plots(sample, None, tmp_path / "figs", meta, overwrite=True)
 
@@ -83,23 +82,11 @@ def test_legend_info_reads_metadata_and_falls_back() -> None:
     assert colors.get("kg_Cfb", "").startswith("#")  # built-in Köppen palette
 
 
-def test_world_map_draws_a_landcover_background(tmp_path) -> None:
+def test_world_map_draws_a_landcover_background(tmp_path, geotiff) -> None:
     raster = tmp_path / "lc.tif"
     data = np.zeros((90, 180), dtype=np.uint8)
     data[20:60, 30:120] = 10  # one "continent"
-    with rasterio.open(
-        raster,
-        "w",
-        driver="GTiff",
-        width=180,
-        height=90,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:4326",
-        transform=Affine(2, 0, -180, 0, -2, 90),
-        nodata=255,
-    ) as ds:
-        ds.write(data, 1)
+    geotiff(raster, data, Affine(2, 0, -180, 0, -2, 90), crs="EPSG:4326", nodata=255)
     pool = small_pool()
     plain = plot_world_map(pool.iloc[:5], pool, tmp_path / "plain.png")
     with_bg = plot_world_map(

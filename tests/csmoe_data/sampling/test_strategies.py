@@ -60,7 +60,7 @@ def test_js_bounded_counts_keeps_budget_and_coverage() -> None:
 
 def test_dominated_pool_meets_js_bound_with_full_coverage() -> None:
     pool = _skewed_pool()
-    strategy = STRATEGIES["thematic-climatic"]
+    strategy = STRATEGIES.get("thematic-climatic")
     sample, meta = sample_manifest(pool, SamplingOptions(n=200, seed=3))
     again, _ = sample_manifest(pool, SamplingOptions(n=200, seed=3))
     assert sample["patch_id"].tolist() == again["patch_id"].tolist()

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from csmoe_common.errors import UnknownNameError
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.legends import BUILTIN_LEGENDS, NODATA, UNKNOWN, list_legends, load_legend
+from csmoe_data.legends import NODATA, UNKNOWN, legend_kind, list_legends, load_legend
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ from csmoe_data.legends import BUILTIN_LEGENDS, NODATA, UNKNOWN, list_legends, l
     ],
 )
 def test_builtins(name, n, first, last, nodata):
-    legend = load_legend(name, BUILTIN_LEGENDS[name])
+    legend = load_legend(name, legend_kind(name))
     assert len(legend.classes) == n
     assert legend.columns[0] == first and legend.columns[-1] == last
     assert legend.nodata == nodata
@@ -98,7 +99,7 @@ def test_user_csv(tmp_path):
 
 
 def test_errors(tmp_path):
-    with pytest.raises(CsmoeDataError, match="known: worldcover, corine"):
+    with pytest.raises(UnknownNameError, match="known: worldcover, corine"):
         load_legend("glc", "landcover")
     with pytest.raises(CsmoeDataError, match="koppen-beck, koppen-rubel"):
         load_legend("modis-igbp", "climate")
@@ -128,5 +129,5 @@ def test_errors(tmp_path):
 
 def test_metadata_is_json():
     for name in list_legends():
-        meta = load_legend(name, BUILTIN_LEGENDS[name]).to_metadata()
+        meta = load_legend(name, legend_kind(name)).to_metadata()
         assert json.loads(json.dumps(meta))["columns"]

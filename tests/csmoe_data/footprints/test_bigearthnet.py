@@ -20,60 +20,61 @@ PT = "S2A_MSIL2A_20171221T112501_56_35"
 FI = "S2B_MSIL2A_20170924T93020_69_24"
 
 
-def _tif(path: Path, x0: float, y0: float, epsg: int, res: float = 300.0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=4,
-        height=4,
-        count=1,
-        dtype="uint16",
-        crs=f"EPSG:{epsg}",
-        transform=rasterio.Affine(res, 0.0, x0, 0.0, -res, y0),
-    ) as ds:
-        ds.write(np.zeros((1, 4, 4), dtype=np.uint16))
+class ArchiveWriter:
+    """Writes BigEarthNet-v1-like patch folders with the shared GeoTIFF writer."""
+
+    def __init__(self, geotiff) -> None:
+        self.geotiff = geotiff
+
+    def tif(self, path: Path, x0: float, y0: float, epsg: int, res: float = 300.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        transform = rasterio.Affine(res, 0.0, x0, 0.0, -res, y0)
+        self.geotiff(path, np.zeros((4, 4), dtype=np.uint16), transform, crs=f"EPSG:{epsg}")
+
+    def s2_patch(
+        self,
+        root: Path,
+        name: str,
+        x0: float,
+        y0: float,
+        epsg: int = 32633,
+        labels: list[str] | None = None,
+        json_file: bool = True,
+    ) -> Path:
+        """A BigEarthNet-v1-like S2 patch folder: a 1200 m B02 GeoTIFF and the labels JSON."""
+        folder = root / name
+        self.tif(folder / f"{name}_B02.tif", x0, y0, epsg)
+        if json_file:
+            meta = {
+                "labels": labels or ["Pastures"],
+                "coordinates": {"ulx": x0, "uly": y0, "lrx": x0 + 1200, "lry": y0 - 1200},
+                "projection": rasterio.crs.CRS.from_epsg(epsg).to_wkt(),
+                "tile_source": "S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE",
+                "acquisition_date": "2017-06-13 10:10:31",
+            }
+            (folder / f"{name}_labels_metadata.json").write_text(json.dumps(meta))
+        return folder
+
+    def s1_patch(
+        self,
+        root: Path,
+        name: str,
+        s2_name: str | None,
+        x0: float,
+        y0: float,
+        labels: list[str] | None = None,
+    ) -> Path:
+        folder = root / name
+        self.tif(folder / f"{name}_VV.tif", x0, y0, 32633)
+        if s2_name is not None:
+            meta = {"labels": labels or ["Pastures"], "corresponding_s2_patch": s2_name}
+            (folder / f"{name}_labels_metadata.json").write_text(json.dumps(meta))
+        return folder
 
 
-def s2_patch(
-    root: Path,
-    name: str,
-    x0: float,
-    y0: float,
-    epsg: int = 32633,
-    labels: list[str] | None = None,
-    json_file: bool = True,
-) -> Path:
-    """A BigEarthNet-v1-like S2 patch folder: a 1200 m B02 GeoTIFF and the labels JSON."""
-    folder = root / name
-    _tif(folder / f"{name}_B02.tif", x0, y0, epsg)
-    if json_file:
-        meta = {
-            "labels": labels or ["Pastures"],
-            "coordinates": {"ulx": x0, "uly": y0, "lrx": x0 + 1200, "lry": y0 - 1200},
-            "projection": rasterio.crs.CRS.from_epsg(epsg).to_wkt(),
-            "tile_source": "S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE",
-            "acquisition_date": "2017-06-13 10:10:31",
-        }
-        (folder / f"{name}_labels_metadata.json").write_text(json.dumps(meta))
-    return folder
-
-
-def s1_patch(
-    root: Path,
-    name: str,
-    s2_name: str | None,
-    x0: float,
-    y0: float,
-    labels: list[str] | None = None,
-) -> Path:
-    folder = root / name
-    _tif(folder / f"{name}_VV.tif", x0, y0, 32633)
-    if s2_name is not None:
-        meta = {"labels": labels or ["Pastures"], "corresponding_s2_patch": s2_name}
-        (folder / f"{name}_labels_metadata.json").write_text(json.dumps(meta))
-    return folder
+@pytest.fixture
+def archive(geotiff) -> ArchiveWriter:
+    return ArchiveWriter(geotiff)
 
 
 def test_real_sample() -> None:
@@ -114,14 +115,18 @@ def test_real_sample() -> None:
     assert fp.repaired == 0 and fp.dropped == 0
 
 
-def test_generated_v1_layout(tmp_path: Path) -> None:
+def test_generated_v1_layout(archive, tmp_path: Path) -> None:
     s2, s1 = tmp_path / "S2", tmp_path / "S1"
-    s2_patch(s2, "S2A_X_1_1", 400000, 5342400, labels=["Non-irrigated arable land", "Airports"])
-    s2_patch(s2, "S2A_X_1_2", 401200, 5342400, epsg=32634)
-    s2_patch(s2, "S2A_X_1_3", 402400, 5342400, json_file=False)  # footprint from the B02 header
-    s1_patch(s1, "S1A_Y_1_1", "S2A_X_1_1", 400000, 5342400)
-    s1_patch(s1, "S1A_Y_1_3", "S2A_X_1_3", 402400, 5342400, labels=["Sea and ocean"])
-    s1_patch(s1, "S1A_Y_9_9", "S2A_GONE", 0, 0)  # names an S2 patch that is not there
+    archive.s2_patch(
+        s2, "S2A_X_1_1", 400000, 5342400, labels=["Non-irrigated arable land", "Airports"]
+    )
+    archive.s2_patch(s2, "S2A_X_1_2", 401200, 5342400, epsg=32634)
+    archive.s2_patch(
+        s2, "S2A_X_1_3", 402400, 5342400, json_file=False
+    )  # footprint from the B02 header
+    archive.s1_patch(s1, "S1A_Y_1_1", "S2A_X_1_1", 400000, 5342400)
+    archive.s1_patch(s1, "S1A_Y_1_3", "S2A_X_1_3", 402400, 5342400, labels=["Sea and ocean"])
+    archive.s1_patch(s1, "S1A_Y_9_9", "S2A_GONE", 0, 0)  # names an S2 patch that is not there
     (s2 / "not_a_patch").mkdir()
     fp = load_footprints(tmp_path)
     t = fp.table.set_index("patch_id")
@@ -138,9 +143,9 @@ def test_generated_v1_layout(tmp_path: Path) -> None:
     assert "1 S1 patch(es) name an S2 patch" in notes
 
 
-def test_root_of_s2_patch_folders_only(tmp_path: Path) -> None:
+def test_root_of_s2_patch_folders_only(archive, tmp_path: Path) -> None:
     for i in range(70):  # enough to go through the thread pool
-        s2_patch(tmp_path, f"S2B_Z_{i:02d}", 400000 + 1200 * i, 5342400)
+        archive.s2_patch(tmp_path, f"S2B_Z_{i:02d}", 400000 + 1200 * i, 5342400)
     fp = load_footprints(tmp_path, workers=4, progress=False)
     assert len(fp) == 70
     assert fp.table["s1_path"].isna().all()
@@ -148,12 +153,12 @@ def test_root_of_s2_patch_folders_only(tmp_path: Path) -> None:
     assert fp.table["geometry"].iloc[5].bounds == (406000, 5341200, 407200, 5342400)
 
 
-def test_v2_layout_with_metadata_parquet(tmp_path: Path) -> None:
+def test_v2_layout_with_metadata_parquet(archive, tmp_path: Path) -> None:
     s2 = tmp_path / "BigEarthNet-S2" / "S2A_TILE_T33UUP"
     s1 = tmp_path / "BigEarthNet-S1" / "S1A_TILE"
-    s2_patch(s2, "S2A_V2_10_20", 400000, 5342400, json_file=False)
-    s2_patch(s2, "S2A_V2_10_21", 401200, 5342400, json_file=False)
-    s1_patch(s1, "S1A_V2_10_20", None, 400000, 5342400)
+    archive.s2_patch(s2, "S2A_V2_10_20", 400000, 5342400, json_file=False)
+    archive.s2_patch(s2, "S2A_V2_10_21", 401200, 5342400, json_file=False)
+    archive.s1_patch(s1, "S1A_V2_10_20", None, 400000, 5342400)
     pd.DataFrame(
         {
             "patch_id": ["S2A_V2_10_20", "S2A_V2_10_21"],
@@ -173,8 +178,8 @@ def test_v2_layout_with_metadata_parquet(tmp_path: Path) -> None:
     assert t.loc["S2A_V2_10_21", "geometry"].bounds == (401200, 5341200, 402400, 5342400)
 
 
-def test_corrupt_metadata_json(tmp_path: Path) -> None:
-    folder = s2_patch(tmp_path / "S2", "S2A_BAD_1_1", 400000, 5342400)
+def test_corrupt_metadata_json(archive, tmp_path: Path) -> None:
+    folder = archive.s2_patch(tmp_path / "S2", "S2A_BAD_1_1", 400000, 5342400)
     (folder / "S2A_BAD_1_1_labels_metadata.json").write_text("{not json")
     with pytest.raises(CsmoeDataError, match="cannot read BigEarthNet metadata"):
         load_footprints(tmp_path)

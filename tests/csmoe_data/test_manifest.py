@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
+from csmoe_common.errors import CsmoeError
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.manifest import (
     file_sha256,
@@ -69,7 +70,7 @@ def test_reprojects_to_4326(tmp_path):
 def test_overwrite_rule_and_no_temp_left(tmp_path):
     path = tmp_path / "m.parquet"
     write_manifest(_frame(), path, {"v": 1})
-    with pytest.raises(CsmoeDataError, match="--overwrite"):
+    with pytest.raises(CsmoeError, match="--overwrite"):
         write_manifest(_frame(), path, {"v": 2})
     assert read_manifest(path)[1] == {"v": 1}
     write_manifest(_frame(), path, {"v": 2}, overwrite=True)
@@ -80,7 +81,7 @@ def test_overwrite_rule_and_no_temp_left(tmp_path):
 
 
 def test_read_errors(tmp_path):
-    with pytest.raises(CsmoeDataError, match="not found"):
+    with pytest.raises(CsmoeError, match="not found"):
         read_manifest(tmp_path / "missing.parquet")
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")

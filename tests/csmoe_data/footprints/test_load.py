@@ -27,29 +27,23 @@ def _gdf(crs: str | None = "EPSG:32633", **extra: list) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(data, geometry=_squares(), crs=crs)
 
 
-def write_tif(
-    path: Path,
-    x0: float,
-    y0: float,
-    crs: str | None = "EPSG:32633",
-    size: int = 4,
-    res: float = 10.0,
-) -> Path:
-    """A tiny uint8 GeoTIFF with its upper-left corner at (x0, y0)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": 1,
-        "dtype": "uint8",
-        "transform": rasterio.Affine(res, 0.0, x0, 0.0, -res, y0),
-    }
-    if crs is not None:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(np.ones((1, size, size), dtype=np.uint8))
-    return path
+@pytest.fixture
+def write_tif(geotiff):
+    """A writer of tiny uint8 GeoTIFFs with their upper-left corner at (x0, y0)."""
+
+    def write(
+        path: Path,
+        x0: float,
+        y0: float,
+        crs: str | None = "EPSG:32633",
+        size: int = 4,
+        res: float = 10.0,
+    ) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = np.ones((size, size), dtype=np.uint8)
+        return geotiff(path, data, rasterio.Affine(res, 0.0, x0, 0.0, -res, y0), crs=crs)
+
+    return write
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".gpkg", ".geojson", ".shp", ".fgb"])
@@ -233,7 +227,7 @@ def test_unknown_sample() -> None:
 # ----------------------------------------------------------------------------- raster folders
 
 
-def test_raster_folder_mixes_utm_zones(tmp_path: Path) -> None:
+def test_raster_folder_mixes_utm_zones(write_tif, tmp_path: Path) -> None:
     write_tif(tmp_path / "at" / "p1.tif", 404400, 5342400, "EPSG:32633")
     write_tif(tmp_path / "ie" / "deep" / "p2.tiff", 644400, 5798040, "EPSG:32629")
     write_tif(tmp_path / "fi" / "p3.TIF", 684000, 6971220, "EPSG:32635", res=20.0)
@@ -252,7 +246,7 @@ def test_raster_folder_mixes_utm_zones(tmp_path: Path) -> None:
     assert any("3 CRSs" in n for n in fp.notes)
 
 
-def test_raster_folder_many_files_threaded(tmp_path: Path) -> None:
+def test_raster_folder_many_files_threaded(write_tif, tmp_path: Path) -> None:
     for i in range(70):  # above the threshold where reads go to a thread pool
         write_tif(tmp_path / f"p{i:03d}.tif", 400000 + 40 * i, 5342400)
     fp = load_footprints(tmp_path, workers=4, progress=False)
@@ -260,13 +254,13 @@ def test_raster_folder_many_files_threaded(tmp_path: Path) -> None:
     assert fp.table["geometry"].iloc[69].bounds[0] == 400000 + 40 * 69
 
 
-def test_single_geotiff(tmp_path: Path) -> None:
+def test_single_geotiff(write_tif, tmp_path: Path) -> None:
     path = write_tif(tmp_path / "one.tif", 404400, 5342400)
     fp = load_footprints(path)
     assert fp.table["patch_id"].tolist() == ["one"]
 
 
-def test_raster_folder_errors(tmp_path: Path) -> None:
+def test_raster_folder_errors(write_tif, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(CsmoeDataError, match="no GeoTIFF"):
@@ -287,7 +281,7 @@ def test_raster_folder_errors(tmp_path: Path) -> None:
         load_footprints(dup)
 
 
-def test_progress_bar_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_path(write_tif, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for i in range(3):
         write_tif(tmp_path / f"p{i}.tif", 400000 + 40 * i, 5342400)
     fp = load_footprints(tmp_path, progress=True)

@@ -10,17 +10,21 @@ import pandas as pd
 import pytest
 import shapely
 
+from csmoe_common.errors import CsmoeError, UnknownNameError
+from csmoe_common.registry import Registry
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling import (
     STRATEGIES,
     SamplingOptions,
     Strategy,
+    StrategyName,
     allocate,
     list_strategies,
     pool_checksum,
     register_strategy,
     sample_manifest,
 )
+from csmoe_data.sampling import strategies as strategies_mod
 from csmoe_data.sampling.coverage import kcenter_greedy, kmeans_medoids, refine_medoids, repair_max
 from csmoe_data.sampling.features import (
     climate_columns,
@@ -240,11 +244,23 @@ def test_refine_keeps_groups_and_never_worsens() -> None:
 def test_registry() -> None:
     assert list_strategies()[:4] == ["thematic-climatic", "stratified", "cluster", "random"]
     assert set(STRATEGIES) >= set(list_strategies())
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(CsmoeError, match="already registered"):
         register_strategy("random")(Strategy)
 
 
-def test_register_custom_strategy() -> None:
+def test_strategy_names_enum_lists_the_builtins() -> None:
+    # the CLI's --strategy choices are this Enum: it must name exactly the built-in strategies
+    assert [s.value for s in StrategyName] == list_strategies()[: len(StrategyName)]
+    assert SamplingOptions().strategy == list_strategies()[0]
+
+
+def test_register_custom_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a registry of its own for this test (the built-ins copied), so nothing leaks into others
+    registry: Registry[Strategy] = Registry("sampling strategy")
+    for name, entry in STRATEGIES.items():
+        registry.add(name, entry)
+    monkeypatch.setattr(strategies_mod, "STRATEGIES", registry)
+
     @register_strategy("first-rows-test")
     class FirstRows(Strategy):
         uses_alpha = False
@@ -255,12 +271,10 @@ def test_register_custom_strategy() -> None:
         def pick(self, ctx, rows, k, rng):
             return rows[:k]
 
-    try:
-        out, meta = sample_manifest(make_pool(30), SamplingOptions(n=4, strategy="first-rows-test"))
-        assert out["patch_id"].tolist() == ["p00000", "p00001", "p00002", "p00003"]
-        assert meta["strategy"] == "first-rows-test"
-    finally:
-        del STRATEGIES["first-rows-test"]
+    out, meta = sample_manifest(make_pool(30), SamplingOptions(n=4, strategy="first-rows-test"))
+    assert out["patch_id"].tolist() == ["p00000", "p00001", "p00002", "p00003"]
+    assert meta["strategy"] == "first-rows-test"
+    assert "first-rows-test" in list_strategies()
 
 
 @pytest.mark.parametrize("strategy", ["thematic-climatic", "stratified", "cluster", "random"])
@@ -340,7 +354,7 @@ def test_bad_where_is_one_line(expr: str) -> None:
 
 def test_bad_options() -> None:
     pool = make_pool(20)
-    with pytest.raises(CsmoeDataError, match="unknown sampling strategy"):
+    with pytest.raises(UnknownNameError, match="unknown sampling strategy 'nope'; known: thematic"):
         sample_manifest(pool, SamplingOptions(n=5, strategy="nope"))
     with pytest.raises(CsmoeDataError, match="alpha"):
         sample_manifest(pool, SamplingOptions(n=5, alpha=-1))

@@ -5,28 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import rasterio
 import shapely
-from raster_helpers import write_geotiff
 from rasterio.transform import from_origin
 
 from csmoe_data.descriptors import class_areas, footprint_descriptors
+from csmoe_data.engine.coverage import boundary_pieces, coverage
+from csmoe_data.engine.io import inspect_raster
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.legends import Legend, LegendClass, load_legend
-from csmoe_data.rasters import boundary_pieces, coverage, inspect_raster
-
-
-def _raster(path, data, transform, crs="EPSG:32633", nodata=None, **kw):
-    return inspect_raster(write_geotiff(path, data, transform, crs=crs, nodata=nodata, **kw))
-
-
-def _legend(codes, nodata=()):
-    return Legend(
-        "t",
-        "landcover",
-        tuple(LegendClass(c, c, f"class {c}") for c in codes),
-        nodata=tuple(nodata),
-    )
+from csmoe_data.legends import load_legend
 
 
 def _describe(geoms, crs, info, legend):
@@ -34,21 +20,12 @@ def _describe(geoms, crs, info, legend):
     return df, ca
 
 
-# 10 m pixels; the raster's top-left corner at (500000, 5000000)
-X0, Y0, RES = 500000.0, 5000000.0, 10.0
-
-
-def _px_box(c0, r0, c1, r1):
-    """A box given in (fractional) pixel coordinates of the 10 m test grid."""
-    return shapely.box(X0 + c0 * RES, Y0 - r1 * RES, X0 + c1 * RES, Y0 - r0 * RES)
-
-
 @pytest.fixture
-def quadrants(tmp_path):
+def quadrants(categorical_raster, grid10m, tmp_path):
     # 8 x 8 raster: four 4 x 4 quadrants with classes 1 2 / 3 4
     data = np.zeros((8, 8), dtype=np.uint8)
     data[:4, :4], data[:4, 4:], data[4:, :4], data[4:, 4:] = 1, 2, 3, 4
-    return _raster(tmp_path / "q.tif", data, from_origin(X0, Y0, RES, RES))
+    return categorical_raster(tmp_path / "q.tif", data, grid10m.transform)
 
 
 def test_coverage_matches_brute_force():
@@ -70,9 +47,14 @@ def test_coverage_matches_brute_force():
         np.testing.assert_allclose(got, want, atol=1e-12)
 
 
-def test_aligned_squares(quadrants):
-    geoms = [_px_box(0, 0, 4, 4), _px_box(2, 2, 6, 6), _px_box(3, 0, 5, 2), _px_box(0, 0, 8, 8)]
-    df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+def test_aligned_squares(legend_of, grid10m, quadrants):
+    geoms = [
+        grid10m.box(0, 0, 4, 4),
+        grid10m.box(2, 2, 6, 6),
+        grid10m.box(3, 0, 5, 2),
+        grid10m.box(0, 0, 8, 8),
+    ]
+    df, _ = _describe(geoms, "EPSG:32633", quadrants, legend_of([1, 2, 3, 4]))
     np.testing.assert_allclose(
         df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [1, 0, 0, 0]
     )
@@ -89,10 +71,10 @@ def test_aligned_squares(quadrants):
     assert df["lc_1"].dtype == np.float32 and str(df["lc_major"].dtype) == "Int32"
 
 
-def test_subpixel_offsets(quadrants):
+def test_subpixel_offsets(legend_of, grid10m, quadrants):
     # a quarter-pixel shifted square: class areas follow the exact overlap
-    geoms = [_px_box(3.5, 3.25, 4.5, 4.25)]
-    df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+    geoms = [grid10m.box(3.5, 3.25, 4.5, 4.25)]
+    df, _ = _describe(geoms, "EPSG:32633", quadrants, legend_of([1, 2, 3, 4]))
     np.testing.assert_allclose(
         df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float),
         [0.375, 0.375, 0.125, 0.125],
@@ -100,15 +82,17 @@ def test_subpixel_offsets(quadrants):
     )
 
 
-def test_rotated_footprint(quadrants):
+def test_rotated_footprint(legend_of, grid10m, quadrants):
     # a diamond centred on the quadrant corner: each quadrant gets exactly a quarter
-    centre = shapely.Point(X0 + 40, Y0 - 40)
+    centre = shapely.Point(grid10m.x0 + 40, grid10m.y0 - 40)
     diamond = shapely.affinity.rotate(
         shapely.box(centre.x - 20, centre.y - 20, centre.x + 20, centre.y + 20), 45
     )
     # a rotated rectangle over the left half only (classes 1 and 3), 30 degrees
-    rect = shapely.affinity.rotate(shapely.box(X0 + 12, Y0 - 60, X0 + 28, Y0 - 20), 30)
-    df, _ = _describe([diamond, rect], "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+    rect = shapely.affinity.rotate(
+        shapely.box(grid10m.x0 + 12, grid10m.y0 - 60, grid10m.x0 + 28, grid10m.y0 - 20), 30
+    )
+    df, _ = _describe([diamond, rect], "EPSG:32633", quadrants, legend_of([1, 2, 3, 4]))
     np.testing.assert_allclose(
         df.loc[0, ["lc_1", "lc_2", "lc_3", "lc_4"]].to_numpy(float), [0.25] * 4, atol=1e-6
     )
@@ -118,14 +102,18 @@ def test_rotated_footprint(quadrants):
     assert df.loc[1, "lc_3"] == pytest.approx(0.5, abs=1e-6)
 
 
-def test_subpixel_footprint_on_coarse_raster(tmp_path):
+def test_subpixel_footprint_on_coarse_raster(categorical_raster, legend_of, grid10m, tmp_path):
     # a 9 km raster and 1.2 km patches: pixel centres would find nothing
     data = np.array([[5, 6], [7, 8]], dtype=np.uint8)
-    info = _raster(tmp_path / "coarse.tif", data, from_origin(X0, Y0, 9000, 9000))
-    inside = shapely.box(X0 + 1000, Y0 - 2200, X0 + 2200, Y0 - 1000)
-    # straddles the vertical pixel edge at X0 + 9000 with 0.3 / 0.7 of its area
-    straddle = shapely.box(X0 + 9000 - 360, Y0 - 2200, X0 + 9000 + 840, Y0 - 1000)
-    df, _ = _describe([inside, straddle], "EPSG:32633", info, _legend([5, 6, 7, 8]))
+    info = categorical_raster(
+        tmp_path / "coarse.tif", data, from_origin(grid10m.x0, grid10m.y0, 9000, 9000)
+    )
+    inside = shapely.box(grid10m.x0 + 1000, grid10m.y0 - 2200, grid10m.x0 + 2200, grid10m.y0 - 1000)
+    # straddles the vertical pixel edge at grid10m.x0 + 9000 with 0.3 / 0.7 of its area
+    straddle = shapely.box(
+        grid10m.x0 + 9000 - 360, grid10m.y0 - 2200, grid10m.x0 + 9000 + 840, grid10m.y0 - 1000
+    )
+    df, _ = _describe([inside, straddle], "EPSG:32633", info, legend_of([5, 6, 7, 8]))
     assert df.loc[0, "lc_5"] == 1.0 and df.loc[0, "lc_major"] == 5
     assert df.loc[1, "lc_5"] == pytest.approx(0.3, abs=1e-6)
     assert df.loc[1, "lc_6"] == pytest.approx(0.7, abs=1e-6)
@@ -133,13 +121,13 @@ def test_subpixel_footprint_on_coarse_raster(tmp_path):
     assert df["lc_valid_frac"].tolist() == pytest.approx([1, 1])
 
 
-def test_nodata_and_legend_nodata(tmp_path):
+def test_nodata_and_legend_nodata(categorical_raster, legend_of, grid10m, tmp_path):
     data = np.full((4, 4), 1, dtype=np.uint8)
     data[:, 2:] = 255  # raster nodata
     data[3, :2] = 32  # legend nodata (like Köppen's ocean)
-    info = _raster(tmp_path / "nd.tif", data, from_origin(X0, Y0, RES, RES), nodata=255)
-    geoms = [_px_box(0, 0, 4, 4), _px_box(2, 0, 4, 4)]
-    df, ca = _describe(geoms, "EPSG:32633", info, _legend([1, 2], nodata=[32]))
+    info = categorical_raster(tmp_path / "nd.tif", data, grid10m.transform, nodata=255)
+    geoms = [grid10m.box(0, 0, 4, 4), grid10m.box(2, 0, 4, 4)]
+    df, ca = _describe(geoms, "EPSG:32633", info, legend_of([1, 2], nodata=[32]))
     assert df.loc[0, "lc_valid_frac"] == pytest.approx(6 / 16)
     assert df.loc[0, "lc_1"] == 1.0 and df.loc[0, "lc_2"] == 0.0
     assert df.loc[1, "lc_valid_frac"] == 0.0
@@ -151,19 +139,19 @@ def test_nodata_and_legend_nodata(tmp_path):
     assert ca.unknown == {}
 
 
-def test_off_raster(quadrants):
-    geoms = [_px_box(-2, 0, 2, 2), _px_box(20, 20, 22, 22), _px_box(6, 6, 10, 10)]
-    df, _ = _describe(geoms, "EPSG:32633", quadrants, _legend([1, 2, 3, 4]))
+def test_off_raster(legend_of, grid10m, quadrants):
+    geoms = [grid10m.box(-2, 0, 2, 2), grid10m.box(20, 20, 22, 22), grid10m.box(6, 6, 10, 10)]
+    df, _ = _describe(geoms, "EPSG:32633", quadrants, legend_of([1, 2, 3, 4]))
     assert df["lc_valid_frac"].tolist() == pytest.approx([0.5, 0.0, 0.25])
     assert df.loc[0, "lc_1"] == 1.0 and df.loc[2, "lc_4"] == 1.0
     assert pd.isna(df.loc[1, "lc_major"]) and np.isnan(df.loc[1, "lc_1"])
 
 
-def test_unknown_codes_are_counted(tmp_path):
+def test_unknown_codes_are_counted(categorical_raster, legend_of, grid10m, tmp_path):
     data = np.array([[1, 1], [9, 9]], dtype=np.uint8)
-    info = _raster(tmp_path / "u.tif", data, from_origin(X0, Y0, RES, RES))
+    info = categorical_raster(tmp_path / "u.tif", data, grid10m.transform)
     df, ca = _describe(
-        [_px_box(0, 0, 2, 2), _px_box(0, 0, 2, 1)], "EPSG:32633", info, _legend([1, 2])
+        [grid10m.box(0, 0, 2, 2), grid10m.box(0, 0, 2, 1)], "EPSG:32633", info, legend_of([1, 2])
     )
     assert ca.unknown == {9: pytest.approx(2.0)}
     assert ca.unknown_rows == 1
@@ -173,25 +161,27 @@ def test_unknown_codes_are_counted(tmp_path):
 
 
 @pytest.mark.parametrize(("dtype", "nodata"), [("int16", -1), ("float32", np.nan), ("uint16", 0)])
-def test_other_dtypes(tmp_path, dtype, nodata):
+def test_other_dtypes(categorical_raster, legend_of, grid10m, tmp_path, dtype, nodata):
     data = np.array([[3, 4], [nodata, 4]]).astype(dtype)
-    info = _raster(tmp_path / "d.tif", data, from_origin(X0, Y0, RES, RES), nodata=nodata)
-    df, _ = _describe([_px_box(0, 0, 2, 2)], "EPSG:32633", info, _legend([3, 4]))
+    info = categorical_raster(tmp_path / "d.tif", data, grid10m.transform, nodata=nodata)
+    df, _ = _describe([grid10m.box(0, 0, 2, 2)], "EPSG:32633", info, legend_of([3, 4]))
     assert df.loc[0, "lc_valid_frac"] == pytest.approx(0.75)
     assert df.loc[0, "lc_4"] == pytest.approx(2 / 3)
 
 
-def test_antimeridian_on_geographic_raster(tmp_path):
+def test_antimeridian_on_geographic_raster(categorical_raster, legend_of, tmp_path):
     # global 1-degree raster; the westmost column is class 1, the eastmost class 2
     data = np.full((180, 360), 3, dtype=np.uint8)
     data[:, 0] = 1
     data[:, -1] = 2
-    info = _raster(tmp_path / "g.tif", data, from_origin(-180, 90, 1, 1), crs="EPSG:4326")
+    info = categorical_raster(
+        tmp_path / "g.tif", data, from_origin(-180, 90, 1, 1), crs="EPSG:4326"
+    )
     # written "the long way round" in lon/lat, and as a UTM zone 60 square across the dateline
     ll = shapely.box(179.5, 10.2, 180.5, 10.8)
     utm = shapely.box(806000, 1150000, 851000, 1175000)  # zone 60N, about 179.8 E .. 179.8 W
     df, ca = footprint_descriptors(
-        np.array([ll, utm], dtype=object), ["EPSG:4326", "EPSG:32660"], info, _legend([1, 2, 3])
+        np.array([ll, utm], dtype=object), ["EPSG:4326", "EPSG:32660"], info, legend_of([1, 2, 3])
     )
     assert df.loc[0, "lc_1"] == pytest.approx(0.5, abs=1e-6)
     assert df.loc[0, "lc_2"] == pytest.approx(0.5, abs=1e-6)
@@ -202,14 +192,16 @@ def test_antimeridian_on_geographic_raster(tmp_path):
     assert df.loc[1, "lc_valid_frac"] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_climate_columns_use_symbols(tmp_path):
+def test_climate_columns_use_symbols(categorical_raster, grid10m, tmp_path):
     data = np.array(
         [[15, 15], [8, 0]], dtype=np.uint8
     )  # Beck codes: 15 Cfb, 8 Csa, 0 ocean/no data
-    info = _raster(tmp_path / "kg.tif", data, from_origin(X0, Y0, 1000, 1000))
+    info = categorical_raster(
+        tmp_path / "kg.tif", data, from_origin(grid10m.x0, grid10m.y0, 1000, 1000)
+    )
     legend = load_legend("koppen-beck", "climate")
-    whole = shapely.box(X0, Y0 - 2000, X0 + 2000, Y0)
-    small = shapely.box(X0 + 100, Y0 - 300, X0 + 300, Y0 - 100)
+    whole = shapely.box(grid10m.x0, grid10m.y0 - 2000, grid10m.x0 + 2000, grid10m.y0)
+    small = shapely.box(grid10m.x0 + 100, grid10m.y0 - 300, grid10m.x0 + 300, grid10m.y0 - 100)
     df, _ = _describe([whole, small], "EPSG:32633", info, legend)
     assert "kg_Cfb" in df.columns and "kg_Ocean" not in df.columns
     assert df.loc[0, "kg_Cfb"] == pytest.approx(2 / 3) and df.loc[0, "kg_Csa"] == pytest.approx(
@@ -220,7 +212,7 @@ def test_climate_columns_use_symbols(tmp_path):
     assert df.loc[1, "kg_Cfb"] == 1.0
 
 
-def test_accuracy_against_exactextract(tmp_path):
+def test_accuracy_against_exactextract(categorical_raster, legend_of, tmp_path):
     """UTM footprints of many sizes on an EPSG:4326 raster vs exactextract's exact fractions."""
     exactextract = pytest.importorskip("exactextract")
     import geopandas as gpd
@@ -231,10 +223,10 @@ def test_accuracy_against_exactextract(tmp_path):
     # ~ 1 km pixels around 48 N, 14 E, random classes 0..5, a block of nodata
     data = rng.integers(0, 6, size=(120, 160)).astype(np.uint8)
     data[:20, :30] = 255
-    info = _raster(
+    info = categorical_raster(
         tmp_path / "acc.tif", data, from_origin(13.0, 49.0, 0.01, 0.01), crs="EPSG:4326", nodata=255
     )
-    legend = _legend(list(range(6)))
+    legend = legend_of(list(range(6)))
     geoms = []
     for _ in range(120):
         cx, cy = rng.uniform(380000, 470000), rng.uniform(5335000, 5425000)
@@ -265,42 +257,36 @@ def test_accuracy_against_exactextract(tmp_path):
     assert agree / n >= 0.99
 
 
-def test_inspect_raster_errors(tmp_path):
+def test_inspect_raster_errors(tmp_path, geotiff):
     with pytest.raises(CsmoeDataError, match="not found"):
         inspect_raster(tmp_path / "missing.tif")
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"II*\x00garbage" * 10)
     with pytest.raises(CsmoeDataError, match="raster"):
         inspect_raster(bad)
-    with rasterio.open(
-        tmp_path / "nocrs.tif",
-        "w",
-        driver="GTiff",
-        height=2,
-        width=2,
-        count=1,
-        dtype="uint8",
-        transform=from_origin(0, 2, 1, 1),
-    ) as ds:
-        ds.write(np.ones((2, 2), dtype=np.uint8), 1)
+    geotiff(
+        tmp_path / "nocrs.tif", np.ones((2, 2), dtype=np.uint8), from_origin(0, 2, 1, 1), crs=None
+    )
     with pytest.raises(CsmoeDataError, match="no CRS"):
         inspect_raster(tmp_path / "nocrs.tif")
 
 
-def test_class_areas_handles_missing_geometries(quadrants):
-    ca = class_areas(np.array([None, shapely.Polygon()], dtype=object), quadrants, _legend([1]))
+def test_class_areas_handles_missing_geometries(legend_of, quadrants):
+    ca = class_areas(np.array([None, shapely.Polygon()], dtype=object), quadrants, legend_of([1]))
     assert ca.total.tolist() == [0.0, 0.0] and ca.valid.tolist() == [0.0, 0.0]
 
 
-def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
+def test_strips_batches_and_shared_reads_agree(
+    categorical_raster, legend_of, grid10m, tmp_path, monkeypatch
+):
     """Row strips (huge windows), several piece batches and per-tile shared reads change nothing."""
     from csmoe_data import descriptors
 
     rng = np.random.default_rng(11)
     data = rng.integers(1, 5, size=(60, 80)).astype(np.uint8)
-    info = _raster(tmp_path / "s.tif", data, from_origin(X0, Y0, RES, RES))
+    info = categorical_raster(tmp_path / "s.tif", data, grid10m.transform)
     geoms = [
-        shapely.affinity.rotate(_px_box(x, y, x + s, y + s * 0.6), a)
+        shapely.affinity.rotate(grid10m.box(x, y, x + s, y + s * 0.6), a)
         for x, y, s, a in zip(
             rng.uniform(-5, 70, 40),
             rng.uniform(-5, 50, 40),
@@ -309,7 +295,7 @@ def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
             strict=True,
         )
     ]
-    legend = _legend([1, 2, 3, 4])
+    legend = legend_of([1, 2, 3, 4])
     ref, _ = _describe(geoms, "EPSG:32633", info, legend)
     cols = ["lc_1", "lc_2", "lc_3", "lc_4", "lc_valid_frac", "lc_entropy"]
     for patch in (
@@ -324,23 +310,27 @@ def test_strips_batches_and_shared_reads_agree(tmp_path, monkeypatch):
         assert got["lc_major"].tolist() == ref["lc_major"].tolist()
 
 
-def test_south_up_raster(tmp_path):
+def test_south_up_raster(categorical_raster, legend_of, grid10m, tmp_path):
     """A raster whose rows go north (positive y pixel size) gives the same areas."""
     from affine import Affine
 
     data = np.zeros((4, 4), dtype=np.uint8)
     data[:2] = 1  # first rows: the southern half here
     data[2:] = 2
-    info = _raster(tmp_path / "south.tif", data, Affine(RES, 0, X0, 0, RES, Y0))
-    south = shapely.box(X0, Y0, X0 + 40, Y0 + 10)  # first row
-    mixed = shapely.box(X0, Y0 + 15, X0 + 40, Y0 + 30)  # half of row 1, all of row 2
-    df, _ = _describe([south, mixed], "EPSG:32633", info, _legend([1, 2]))
+    info = categorical_raster(
+        tmp_path / "south.tif", data, Affine(grid10m.res, 0, grid10m.x0, 0, grid10m.res, grid10m.y0)
+    )
+    south = shapely.box(grid10m.x0, grid10m.y0, grid10m.x0 + 40, grid10m.y0 + 10)  # first row
+    mixed = shapely.box(
+        grid10m.x0, grid10m.y0 + 15, grid10m.x0 + 40, grid10m.y0 + 30
+    )  # half of row 1, all of row 2
+    df, _ = _describe([south, mixed], "EPSG:32633", info, legend_of([1, 2]))
     assert df.loc[0, "lc_1"] == pytest.approx(1.0)
     assert df.loc[1, "lc_1"] == pytest.approx(1 / 3) and df.loc[1, "lc_2"] == pytest.approx(2 / 3)
 
 
 def test_coverage_batch_equals_single_windows():
-    from csmoe_data.rasters import coverage_batch
+    from csmoe_data.engine.coverage import coverage_batch
 
     rng = np.random.default_rng(5)
     polys, wins = [], []
@@ -382,7 +372,7 @@ def test_coverage_batch_equals_single_windows():
     assert pos == len(flat)
 
 
-def test_histogram_sub_bins_equal_plain_bincount(monkeypatch):
+def test_histogram_sub_bins_equal_plain_bincount(legend_of, monkeypatch):
     """Sub-binned histograms (strided views, both dtypes) give the plain weighted areas."""
     from csmoe_data import descriptors
 
@@ -393,7 +383,7 @@ def test_histogram_sub_bins_equal_plain_bincount(monkeypatch):
             dtype=dtype, nodata=None, res=(1, 1), block_shape=(9, 9), is_geographic=True,
             bounds=(0, -99, 99, 0),
         )  # fmt: skip
-        mapper = descriptors.ClassMapper(info, _legend([1, 2, 3]))
+        mapper = descriptors.ClassMapper(info, legend_of([1, 2, 3]))
         monkeypatch.setattr(descriptors, "MAX_LANE_PIXELS", 100)  # larger: plain bincount
         for shape in ((7, 5), (1, 1), (40, 33)):
             rows = rng.integers(0, 6, size=(shape[0], 1))
@@ -417,7 +407,7 @@ def test_histogram_sub_bins_equal_plain_bincount(monkeypatch):
 
 def test_coverage_with_vertices_a_hair_off_pixel_lines():
     """Crossings closer than the merge key's resolution still give exact coverage."""
-    from csmoe_data.rasters import coverage_batch
+    from csmoe_data.engine.coverage import coverage_batch
 
     eps = 1e-14
     polys = [

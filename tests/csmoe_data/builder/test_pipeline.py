@@ -8,33 +8,29 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from raster_helpers import write_geotiff
 from rasterio.transform import from_origin
 
-from csmoe_data import build as build_mod
-from csmoe_data.build import build_manifest
-from csmoe_data.errors import CsmoeDataError
+from csmoe_common.errors import CsmoeError
+from csmoe_data.builder import BuildInputs, ExecutionOptions, build_manifest, sample_pool
+from csmoe_data.builder import describe as describe_mod
+from csmoe_data.builder.options import DEFAULT_CHUNK_SIZE
 from csmoe_data.manifest import read_manifest
 
 X0, Y0 = 500000.0, 5000000.0
 
 
-def write_raster(path, data, transform, crs="EPSG:32633", nodata=None):
-    return write_geotiff(path, data, transform, crs=crs, nodata=nodata)
-
-
 @pytest.fixture
-def inputs(tmp_path):
+def inputs(tmp_path, geotiff):
     """20 footprints (10 m land cover in UTM 33N, Beck-coded 1 km climate in EPSG:4326)."""
     rng = np.random.default_rng(3)
     lc = rng.choice(np.array([10, 20, 30, 40, 80], dtype=np.uint8), size=(300, 300))
     lc[:40, :40] = 0  # WorldCover nodata
     lc[-5:, -5:] = 77  # a value the legend lacks
-    write_raster(tmp_path / "lc.tif", lc, from_origin(X0, Y0, 10, 10), nodata=0)
+    geotiff(tmp_path / "lc.tif", lc, from_origin(X0, Y0, 10, 10), nodata=0)
     # climate: 0.01 deg grid around 45 N 15 E; two zones (Beck 15 = Cfb, 8 = Csa)
     kg = np.full((100, 100), 15, dtype=np.uint8)
     kg[:, 50:] = 8
-    write_raster(tmp_path / "kg.tif", kg, from_origin(14.5, 45.6, 0.01, 0.01), crs="EPSG:4326")
+    geotiff(tmp_path / "kg.tif", kg, from_origin(14.5, 45.6, 0.01, 0.01), crs="EPSG:4326")
     geoms = [
         shapely.box(X0 + x, Y0 - y - 240, X0 + x + 240, Y0 - y)
         for x, y in zip(rng.uniform(0, 2800, 20), rng.uniform(0, 2800, 20), strict=True)
@@ -55,17 +51,19 @@ def inputs(tmp_path):
     return tmp_path
 
 
-def _build(inputs, out, **kw):
-    return build_manifest(
+def _execution(workers=1, dask_scheduler=None, chunk_size=DEFAULT_CHUNK_SIZE):
+    return ExecutionOptions(workers, dask_scheduler, chunk_size, progress=False)
+
+
+def _build(inputs, out, sampling=None, **execution):
+    rasters = BuildInputs(
         inputs / "fp.gpkg",
-        out,
         landcover=inputs / "lc.tif",
         landcover_legend="worldcover",
         climate=inputs / "kg.tif",
         climate_legend="koppen-beck",
-        progress=False,
-        **kw,
     )
+    return build_manifest(rasters, out, _execution(**execution), sampling=sampling)
 
 
 def test_build_end_to_end(inputs):
@@ -105,10 +103,8 @@ def test_build_end_to_end(inputs):
 @pytest.fixture(params=["compiled", "numpy"])
 def engine(request, monkeypatch):
     """Both engine paths: the compiled kernels (forced on for these small jobs) and numpy."""
-    from csmoe_data import build
-
     monkeypatch.setattr(
-        build, "COMPILED_MIN_FOOTPRINTS", 0 if request.param == "compiled" else 10**12
+        describe_mod, "COMPILED_MIN_FOOTPRINTS", 0 if request.param == "compiled" else 10**12
     )
     return request.param
 
@@ -133,7 +129,7 @@ def test_dask_gives_identical_file(inputs, engine):
 
 def test_interrupt_leaves_nothing(inputs, monkeypatch):
     calls = {"n": 0}
-    real = build_mod.describe_chunk
+    real = describe_mod.describe_chunk
 
     def flaky(*args, **kw):
         calls["n"] += 1
@@ -141,7 +137,7 @@ def test_interrupt_leaves_nothing(inputs, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(build_mod, "describe_chunk", flaky)
+    monkeypatch.setattr(describe_mod, "describe_chunk", flaky)
     out = inputs / "out"
     with pytest.raises(KeyboardInterrupt):
         _build(inputs, out / "m.parquet", chunk_size=5)
@@ -151,8 +147,8 @@ def test_interrupt_leaves_nothing(inputs, monkeypatch):
 def test_overwrite_checked_before_work(inputs, monkeypatch):
     out = inputs / "m.parquet"
     out.write_bytes(b"keep me")
-    monkeypatch.setattr(build_mod, "describe_chunk", lambda *a, **k: pytest.fail("computed"))
-    with pytest.raises(CsmoeDataError, match="--overwrite"):
+    monkeypatch.setattr(describe_mod, "describe_chunk", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(CsmoeError, match="--overwrite"):
         _build(inputs, out)
     assert out.read_bytes() == b"keep me"
 
@@ -168,12 +164,8 @@ def test_sampling_options_are_applied(inputs):
     assert "stratum" in gdf.columns and meta["sampling"]["seed"] == 1
     # --pool: sample the pool manifest without rasters, same rows for the same seed
     pool = _build(inputs, inputs / "pool.parquet")
-    res2 = build_manifest(
-        None,
-        inputs / "s2.parquet",
-        pool=pool.path,
-        sampling=SamplingOptions(n=5, seed=1, min_valid_frac=0.0),
-        progress=False,
+    res2 = sample_pool(
+        pool.path, inputs / "s2.parquet", SamplingOptions(n=5, seed=1, min_valid_frac=0.0)
     )
     gdf2, meta2 = read_manifest(res2.path)
     assert list(gdf2["patch_id"]) == list(gdf["patch_id"])
@@ -182,11 +174,9 @@ def test_sampling_options_are_applied(inputs):
 
 def test_only_climate(inputs):
     res = build_manifest(
-        inputs / "fp.gpkg",
+        BuildInputs(inputs / "fp.gpkg", climate=inputs / "kg.tif", climate_legend="koppen-beck"),
         inputs / "k.parquet",
-        climate=inputs / "kg.tif",
-        climate_legend="koppen-beck",
-        progress=False,
+        _execution(),
     )
     gdf, meta = read_manifest(res.path)
     assert not any(c.startswith("lc_") for c in gdf.columns)
@@ -212,8 +202,11 @@ def test_bad_arguments(inputs, kw, match):
         climate_legend="koppen-beck",
     )
     args.update(kw)
-    with pytest.raises(CsmoeDataError, match=match):
-        build_manifest(inputs / "fp.gpkg", inputs / "x.parquet", progress=False, **args)
+    workers = args.pop("workers", 1)
+    with pytest.raises(CsmoeError, match=match):
+        build_manifest(
+            BuildInputs(inputs / "fp.gpkg", **args), inputs / "x.parquet", _execution(workers)
+        )
     assert not (inputs / "x.parquet").exists()
 
 
@@ -221,7 +214,7 @@ def test_imagery_paths_relative_below_or_in_same_project_else_absolute(tmp_path)
     """Contract: relative below the manifest's folder; ``..`` only inside one project tree."""
     import pandas as pd
 
-    from csmoe_data.build import relative_paths
+    from csmoe_data.builder import relative_paths
 
     proj = tmp_path / "proj"
     (proj / "imgs" / "a").mkdir(parents=True)
@@ -236,7 +229,7 @@ def test_imagery_paths_relative_below_or_in_same_project_else_absolute(tmp_path)
     got = relative_paths(vals, proj / "manifests").tolist()
     assert got[0] == "../imgs/a" and got[1] == str(outside.resolve()) and pd.isna(got[2])
     # no project around the manifest (e.g. a scratch folder): absolute, never ../../..
-    from csmoe_data.build import project_root
+    from csmoe_data.builder import project_root
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()

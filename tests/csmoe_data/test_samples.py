@@ -66,7 +66,7 @@ def test_real_manifest_columns_and_metadata(manifest, manifest_path):
     assert gdf["s2_path"].notna().all() and gdf["s1_path"].notna().all()
     from pathlib import Path
 
-    from csmoe_data.build import project_root
+    from csmoe_data.builder import project_root
 
     folder = manifest_path.parent
     for col in ("s1_path", "s2_path"):
