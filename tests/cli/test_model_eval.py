@@ -78,12 +78,15 @@ def test_eval_errors_are_one_line(emb_file: Path, tmp_path: Path) -> None:
         (["eval", "retrieval", "-e", str(tmp_path / "nope.parquet")], "not found"),
         (["eval", "retrieval", "-e", str(emb_file), "--labels-column", "x"], "label column 'x'"),
         (["eval", "retrieval", "-e", str(emb_file), "--queries", "holdout"], "no rows with split"),
-        (["eval", "probe", "-e", str(emb_file), "--sensor", "s3"], "--sensor must be"),
     ]
     for args, msg in cases:
         res = runner.invoke(app, args)
         assert res.exit_code == 1, args
         assert msg in res.output and "Traceback" not in res.output, res.output
+    # --sensor is a choice: an unknown one is a usage error that lists the choices
+    res = runner.invoke(app, ["eval", "probe", "-e", str(emb_file), "--sensor", "s3"])
+    assert res.exit_code == 2 and "--sensor" in res.output and "Traceback" not in res.output
+    assert all(c in res.output for c in ("'s1'", "'s2'", "'both'")), res.output
     res = runner.invoke(app, ["eval", "probe", "-e", str(emb_file), "--c-values", "0,1"])
     assert res.exit_code == 2 and "must be > 0" in res.output  # a usage error
     bad = tmp_path / "bad.parquet"

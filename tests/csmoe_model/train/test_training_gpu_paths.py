@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from csmoe_common.device import resolve_device
 from csmoe_model import build_model
 from csmoe_model.data import synthetic_cache
 from csmoe_model.data.loader import DeviceLoader
@@ -23,7 +24,7 @@ from csmoe_model.train.checkpoint import (
     save_checkpoint,
 )
 from csmoe_model.train.config import TrainConfig
-from csmoe_model.train.distributed import DistEnv, freeze_unused, resolve_device, wrap_ddp
+from csmoe_model.train.distributed import freeze_unused, wrap_ddp
 from csmoe_model.train.schedule import build_optimizer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -31,11 +32,13 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 def test_device_auto_picks_cuda_with_an_index(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto", DistEnv()) == torch.device("cuda:0")
-    assert resolve_device("cuda", DistEnv(rank=3, world=4, local_rank=1)) == torch.device("cuda:1")
-    assert resolve_device("cpu", DistEnv()) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda:0")
+    # under torchrun (LOCAL_RANK 1) plain "cuda" names this process's GPU
+    assert resolve_device("cuda", local_rank=1) == torch.device("cuda:1")
+    assert resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device("auto", DistEnv()) == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
 
 
 def test_cpu_run_checkpoints_no_cuda_state_and_loads_weights_only(tmp_path) -> None:
@@ -171,7 +174,7 @@ def test_cuda_transform_ops_match_cpu() -> None:
 
 @cuda
 def test_cuda_rng_state_of_the_training_device_round_trips(tmp_path) -> None:
-    device = resolve_device("cuda", DistEnv())
+    device = resolve_device("cuda")
     torch.cuda.manual_seed(11)
     state = capture_rng(device)
     assert len(state["cuda"]) == 1  # only this device, not every visible GPU
@@ -184,7 +187,7 @@ def test_cuda_rng_state_of_the_training_device_round_trips(tmp_path) -> None:
 
 @cuda
 def test_cuda_optimizer_is_fused_and_resumes_from_a_cpu_loaded_checkpoint(tmp_path) -> None:
-    device = resolve_device("cuda", DistEnv())
+    device = resolve_device("cuda")
     torch.manual_seed(0)
     model = build_model("csmoe-tiny").to(device)
     opt = build_optimizer(model, TrainConfig(lr=1e-3), device)

@@ -1,4 +1,4 @@
-"""Model tests run single-threaded: on a shared 2-core machine, torch's thread pool spinning
+"""Tests of the model half run single-threaded: on a shared 2-core machine, torch's thread pool spinning
 against other processes makes tiny models ~20x slower."""
 
 from __future__ import annotations
