@@ -10,6 +10,8 @@ import typer
 
 from csmoe_cli._common import console, user_errors
 
+app = typer.Typer()
+
 
 def _read(path: Path) -> tuple[Any, dict[str, Any]]:
     from csmoe_data.manifest import read_manifest
@@ -66,6 +68,7 @@ def _distribution_table(
     return table
 
 
+@app.command("stats")
 @user_errors
 def stats(
     manifest: Annotated[Path, typer.Argument(help="A sampled manifest (GeoParquet).")],
@@ -107,7 +110,7 @@ def stats(
     """
     from rich.table import Table
 
-    from csmoe_data.atomic import atomic_output, check_output_path
+    from csmoe_common.atomic import check_output_path, write_text
     from csmoe_data.plots import legend_info, make_plots
     from csmoe_data.stats import compute_stats, eligible_pool, pool_path_from_metadata
 
@@ -184,11 +187,5 @@ def stats(
         figures["plots"] = [str(p) for p in written]
         console.print(f"wrote {len(written)} figures to {plots}")
     if json_out is not None:
-        with atomic_output(json_out, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        write_text(json_out, json.dumps(figures, indent=2) + "\n", overwrite=overwrite)
         console.print(f"wrote {json_out}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("stats")(stats)

@@ -2,7 +2,7 @@
 
 For each footprint and raster: the footprint is transformed into the raster's CRS (edges
 densified; the raster is never warped), then into pixel space; every pixel under it is weighted
-by the exact area of the footprint inside it (:func:`csmoe_data.rasters.coverage`), so
+by the exact area of the footprint inside it (:func:`csmoe_data.engine.coverage.coverage`), so
 fractions equal exact area-weighted coverage fractions (what exactextract computes), for
 footprints spanning thousands of pixels as for a 1.2 km patch inside one 9 km climate pixel.
 Pixels that are nodata (the raster's nodata value, NaN, or a value the legend declares as
@@ -17,7 +17,7 @@ fully), kept in run-length form and expanded one window at a time right before t
 weighted histogram (one ``np.bincount`` over raw values, spread over sub-bins so that runs of
 one class do not serialise the additions), then mapped to classes through a lookup table.
 With numba installed, 8/16-bit rasters take a compiled path instead (about 3x faster;
-:func:`csmoe_data.rasters.jit_kernels`): boundaries are cut edge by edge, and each window's
+:func:`csmoe_data.engine.kernels.jit_kernels`): boundaries are cut edge by edge, and each window's
 coverage and histogram are fused in one pass (runs of interior pixels add straight into the
 bins of their values). Both paths give the same areas to float rounding (~1e-11 pixel);
 ``CSMOE_NO_NUMBA=1`` forces the numpy path.
@@ -41,17 +41,16 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from csmoe_data.legends import NODATA, UNKNOWN, Legend
-from csmoe_data.rasters import (
+from csmoe_data.engine.coverage import (
     Pieces,
-    RasterInfo,
     boundary_pieces,
     coverage_raw,
     coverage_runs,
-    jit_kernels,
-    read_window,
     to_pixel_space,
 )
+from csmoe_data.engine.io import RasterInfo, read_window
+from csmoe_data.engine.kernels import jit_kernels
+from csmoe_data.legends import NODATA, UNKNOWN, Legend
 
 #: footprints starting in the same tile of this many pixels share one windowed read
 TILE = 512
@@ -180,8 +179,9 @@ class ClassMapper:
         blocks: list[NDArray[Any]],
         runs: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]],
     ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
-        """:meth:`areas` for many windows, given their coverages as runs
-        (:func:`csmoe_data.rasters.coverage_runs`).
+        """:meth:`areas` for many windows, given their coverages as runs.
+
+        The runs are those of :func:`csmoe_data.engine.coverage.coverage_runs`.
 
         Each window's coverage is expanded from its runs just before its histogram (still in
         cache when the histogram reads it), then one weighted ``np.bincount`` per window over
@@ -236,9 +236,11 @@ class ClassMapper:
         pieces: Pieces,
         windows: NDArray[np.int64],
     ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
-        """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only): coverage and
-        histogram of each window in one pass over its pixels, no run-length intermediate
-        (:func:`csmoe_data.rasters.jit_kernels`)."""
+        """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only).
+
+        Coverage and histogram of each window in one pass over its pixels, no run-length
+        intermediate (:func:`csmoe_data.engine.kernels.jit_kernels`).
+        """
         m = len(blocks)
         nv = self._nv(blocks)
         hist = np.empty((m, nv))
@@ -320,7 +322,7 @@ def class_areas(
         info: the raster.
         legend: its legend.
         compiled: use the compiled kernels when numba is available
-            (:func:`csmoe_data.rasters.jit_kernels`; 8/16-bit rasters); the numpy path gives the
+            (:func:`csmoe_data.engine.kernels.jit_kernels`; 8/16-bit rasters); the numpy path gives the
             same areas to about 1e-11 pixel (float summation order) and avoids numba's start-up
             cost (about 0.6 s per process), which pays off only for larger jobs.
 

@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
 from csmoe_data.sampling.features import (
@@ -32,9 +33,8 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
-from csmoe_data.sampling.progress import progress_bar
 from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
-from csmoe_data.sampling.strategies import STRATEGIES, SamplingContext, Strategy, group_rng
+from csmoe_data.sampling.strategies import SamplingContext, Strategy, get_strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
 DEFAULT_SPLIT = "train"
@@ -76,9 +76,7 @@ _pool_checksum = pool_checksum  # sample_manifest's argument shadows the name
 
 
 def _validate(options: SamplingOptions) -> Strategy:
-    if options.strategy not in STRATEGIES:
-        known = ", ".join(STRATEGIES)
-        raise CsmoeDataError(f"unknown sampling strategy {options.strategy!r}; known: {known}")
+    strategy = get_strategy(options.strategy)
     if options.n is not None and options.n < 0:
         raise CsmoeDataError(f"--n must be >= 0, not {options.n}")
     if not np.isfinite(options.alpha) or options.alpha < 0:
@@ -95,7 +93,7 @@ def _validate(options: SamplingOptions) -> Strategy:
         total = sum(options.split.values())
         if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
             raise CsmoeDataError(f"split fractions must be >= 0 and sum to 1, not {options.split}")
-    return STRATEGIES[options.strategy]
+    return strategy
 
 
 def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
@@ -166,7 +164,7 @@ def _select(
     members = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
     if not options.min_distance or geoms is None:
         picked = []
-        with progress_bar(int(counts.sum()), "sampling strata", "picks", show) as advance:
+        with progress_bar("sampling strata", int(counts.sum()), "picks", show) as advance:
             for g in range(len(names)):
                 if counts[g] > 0:
                     rng = group_rng(options.seed, names[g])
