@@ -46,7 +46,9 @@ def _known_share(legend: Legend, value_area: Mapping[float, float]) -> float:
     )
 
 
-def _candidates(legend: Legend, value_area: Mapping[float, float]) -> list[str]:
+def _candidates(
+    legend: Legend, value_area: Mapping[float, float], max_classes: int | None = None
+) -> list[str]:
     from csmoe_data.legends import list_legends, load_legend
 
     found: list[tuple[int, str]] = []
@@ -54,6 +56,8 @@ def _candidates(legend: Legend, value_area: Mapping[float, float]) -> list[str]:
         if name == legend.name:
             continue
         other = load_legend(name, legend.kind)
+        if max_classes is not None and len(other.classes) > max_classes:
+            continue  # another large legend would show the same small prefix
         nodata = set(other.nodata)
         area = {
             v: a for v, a in value_area.items() if not (float(v).is_integer() and int(v) in nodata)
@@ -88,6 +92,7 @@ def legend_fit_warning(
     first = sorted(legend.values.tolist())[:PREFIX_MAX]
     wide = lon_span >= WIDE_LON or lat_span >= WIDE_LAT
     reason = None
+    max_classes = None
     if (
         len(legend.classes) >= LARGE_LEGEND
         and wide
@@ -100,6 +105,7 @@ def legend_fit_warning(
             f"only codes {', '.join(map(str, codes))} of legend {legend.name!r}'s "
             f"{len(legend.classes)}: its classes probably mean something else"
         )
+        max_classes = PREFIX_MAX
     else:
         unknown = 1.0 - _known_share(legend, area)
         if unknown > UNKNOWN_SHARE:
@@ -109,7 +115,7 @@ def legend_fit_warning(
             )
     if reason is None:
         return None
-    names = _candidates(legend, area)
+    names = _candidates(legend, area, max_classes)
     if names:
         advice = f"likely legend: {' or '.join(names)} ({option} {names[0]})"
     else:
