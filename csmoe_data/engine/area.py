@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-__all__ = ["EARTH_RADIUS_M", "row_weights", "spherical_area"]
+__all__ = ["EARTH_RADIUS_M", "SphericalRows", "row_weights", "row_weights_at", "spherical_area"]
 
 #: sphere radius of the area weights: the WGS 84 equatorial radius, as exactextract uses
 EARTH_RADIUS_M = 6378137.0
@@ -60,3 +60,58 @@ def spherical_area(geoms: Any) -> NDArray[np.float64]:
         return np.column_stack([EARTH_RADIUS_M * np.radians(c[:, 0]), EARTH_RADIUS_M * np.sin(lat)])
 
     return np.asarray(shapely.area(shapely.transform(arr, to_cea)), dtype=np.float64)
+
+
+def row_weights_at(
+    transform: tuple[float, float, float, float, float, float], rows: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Spherical area (m^2) of one pixel in each of the given rows (any order, repeats)."""
+    a, _, _, _, e, f = transform
+    r = np.asarray(rows, dtype=np.float64)
+    top = np.sin(np.radians(np.clip(f + e * r, -90.0, 90.0)))
+    bottom = np.sin(np.radians(np.clip(f + e * (r + 1.0), -90.0, 90.0)))
+    return EARTH_RADIUS_M**2 * np.radians(abs(a)) * np.abs(top - bottom)
+
+
+class SphericalRows:
+    """Pixel weights of a lon/lat raster's rows relative to each footprint's reference row.
+
+    Each footprint's areas are expressed in pixels of its reference row (the row of its
+    bounding box's middle, clamped into the raster), so that they stay in pixel units (as the
+    planar path's, and the unknown-code tallies) while rows nearer the pole count less.
+
+    Args:
+        transform: the raster's affine.
+        height: its rows.
+        px_geoms: the footprints in pixel space (None allowed).
+        row_lo: first row any window reads.
+        row_hi: one past the last.
+    """
+
+    def __init__(
+        self,
+        transform: tuple[float, float, float, float, float, float],
+        height: int,
+        px_geoms: NDArray[np.object_],
+        row_lo: int,
+        row_hi: int,
+    ) -> None:
+        fb = shapely.bounds(px_geoms)
+        mid = np.nan_to_num((fb[:, 1] + fb[:, 3]) / 2.0, nan=0.0)
+        ref = np.clip(np.floor(mid), 0, max(height - 1, 0)).astype(np.int64)
+        self.ref_weight = row_weights_at(transform, ref)
+        self.ref_weight[self.ref_weight <= 0] = 1.0  # a row on the pole: keep the ratios finite
+        self.row_lo = int(row_lo)
+        self.weights = row_weights(transform, int(row_lo), max(int(row_hi), int(row_lo)))
+
+    def window(self, footprint: int, row0: int, row1: int) -> NDArray[np.float64]:
+        """Weights of rows ``[row0, row1)`` for one footprint (1 at its reference row)."""
+        lo = row0 - self.row_lo
+        return self.weights[lo : lo + (row1 - row0)] / self.ref_weight[footprint]
+
+    def total(
+        self, parts_lonlat: NDArray[np.object_], owner: NDArray[np.int64], n: int
+    ) -> NDArray[np.float64]:
+        """Each footprint's spherical area in pixels of its reference row."""
+        areas = spherical_area(parts_lonlat) / self.ref_weight[owner]
+        return np.bincount(owner, weights=areas, minlength=n).astype(np.float64)

@@ -36,6 +36,7 @@ class TileIndex:
         bounds: each tile's ``(left, bottom, right, top)`` in its CRS.
         outlines: each tile's outline in EPSG:4326 (split at the antimeridian).
         domains: each tile's domain in its own CRS, or None where it overlaps no earlier tile.
+        tree: the ``STRtree`` of the outlines.
     """
 
     crs: list[str]
@@ -121,11 +122,20 @@ class TileIndex:
         return out
 
     def clip(self, tile: int, geoms: NDArray[np.object_]) -> NDArray[np.object_]:
-        """Footprints (in the tile's CRS) cut to the tile's domain (unchanged without one)."""
+        """Footprints (in the tile's CRS) cut to the tile's domain, or to its bounds without one.
+
+        Footprints well inside are returned as they are (no intersection computed).
+        """
         domain = self.domains[tile]
-        if domain is None:
-            return geoms
+        region = domain if domain is not None else shapely.box(*self.bounds[tile])
         out = np.asarray(geoms, dtype=object).copy()
         present = ~(shapely.is_missing(out) | shapely.is_empty(out))
-        out[present] = shapely.intersection(out[present], domain)
+        if not present.any():
+            return out
+        shapely.prepare(region)
+        sel = np.flatnonzero(present)
+        inside = shapely.contains_properly(region, out[sel])
+        cut = sel[~inside]
+        if len(cut):
+            out[cut] = shapely.intersection(out[cut], region)
         return out

@@ -62,6 +62,7 @@ class XarrayGrid:
         crs_source: where the CRS came from, in words.
         block_shape: chunk ``(rows, cols)`` of the store, or a 512 x 512 default.
         band_descriptions: the choices of the selected extra dimension, if any.
+        band_index: the 1-based choice along it (1 without one).
     """
 
     path: str
@@ -79,6 +80,7 @@ class XarrayGrid:
     crs_source: str
     block_shape: tuple[int, int]
     band_descriptions: tuple[str, ...] = ()
+    band_index: int = 1
 
 
 def _open(path: str) -> Any:
@@ -301,6 +303,7 @@ def inspect_xarray(
             f"({', '.join(f'{d}={var.sizes[d]}' for d in wide)}); select a 2-D map first"
         )
     descriptions: tuple[str, ...] = ()
+    band_index = 1
     for d in extra:
         if d in wide:
             labels = (
@@ -310,7 +313,8 @@ def inspect_xarray(
             )
             index = select_band(band, labels, path, band_option)
             selector.append((d, index - 1))
-            descriptions = tuple(str(v) for v in labels)
+            band_index = index
+            descriptions = tuple("" if v is None else str(v) for v in labels)
         else:
             selector.append((d, 0))
     if not wide and band is not None:
@@ -356,6 +360,7 @@ def inspect_xarray(
         crs_source=crs_source,
         block_shape=block,
         band_descriptions=descriptions,
+        band_index=band_index,
     )
 
 

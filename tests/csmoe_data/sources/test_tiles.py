@@ -46,6 +46,10 @@ def test_overlapping_tiles_get_disjoint_domains() -> None:
     )  # inside tile 0: not counted again
     east = np.array([shapely.Point(t33.transform(12.9, 47.5)).buffer(500)], dtype=object)
     assert abs(shapely.area(index.clip(1, east)[0]) - shapely.area(east[0])) < 1e-6
+    far = np.array([shapely.Point(t33.transform(14.0, 47.5)).buffer(500)], dtype=object)
+    assert shapely.is_empty(index.clip(1, far)[0])  # outside the tile: nothing left
+    inner = np.array([shapely.Point(t32.transform(11.5, 47.5)).buffer(500)], dtype=object)
+    assert index.clip(0, inner)[0] is inner[0]  # well inside: untouched
 
 
 def test_lonlat_tiles_in_0_360() -> None:
