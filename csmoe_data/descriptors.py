@@ -33,6 +33,7 @@ Columns (see ``data_manifests/README.md``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +143,7 @@ class ClassMapper:
             if per[1] > EPS:
                 vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > EPS))
                 unknown = dict(zip(vals.tolist(), hist[vals].tolist(), strict=True))
-            return per[2:], unknown
+            return np.asarray(per[2:], dtype=np.float64), unknown
         cls = self.classes(data)
         per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
         unknown = {}
@@ -151,7 +152,7 @@ class ClassMapper:
             vals, inv = np.unique(data[unk].astype(np.int64), return_inverse=True)
             sums = np.bincount(inv, weights=weights[unk])
             unknown = dict(zip(vals.tolist(), sums.tolist(), strict=True))
-        return per[2:], unknown
+        return np.asarray(per[2:], dtype=np.float64), unknown
 
     def _histogram(
         self, blk: NDArray[Any], weights: NDArray[np.float64], nv: int
@@ -166,7 +167,8 @@ class ClassMapper:
         size = blk.size
         if size > len(self._lane):
             if size > MAX_LANE_PIXELS:
-                return np.bincount(blk.ravel(), weights=weights, minlength=nv)
+                hist = np.bincount(blk.ravel(), weights=weights, minlength=nv)
+                return np.asarray(hist, dtype=np.float64)
             self._lane = np.arange(size, dtype=np.intp) % LANES
         key = blk.astype(np.intp).ravel()
         key *= LANES
@@ -223,15 +225,18 @@ class ClassMapper:
         onehot = np.zeros((nv, self.k + 2))
         onehot[np.arange(nv), self.shifted[:nv]] = 1.0
         per = hist @ onehot
-        unknown = [{} for _ in range(m)]
+        unknown: list[dict[int, float]] = [{} for _ in range(m)]
+        table = self.table
+        if table is None:  # only the table path builds raw-value histograms
+            raise RuntimeError("raw-value histograms need a lookup table")
         for i in np.flatnonzero(per[:, 1] > EPS):
-            vals = np.flatnonzero((self.table[:nv] == UNKNOWN) & (hist[i] > EPS))
+            vals = np.flatnonzero((table[:nv] == UNKNOWN) & (hist[i] > EPS))
             unknown[i] = dict(zip(vals.tolist(), hist[i, vals].tolist(), strict=True))
         return per[:, 2:], unknown
 
     def fused_areas(
         self,
-        kernel: Any,
+        kernel: Callable[..., None],
         blocks: list[NDArray[Any]],
         pieces: Pieces,
         windows: NDArray[np.int64],
@@ -413,10 +418,10 @@ def class_areas(
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
             blocks = [reader.block(q) for q in qs]
             if kernel is not None:
-                per, unk = mapper.fused_areas(kernel, blocks, pieces, windows)
+                batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows)
             else:
-                per, unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows))
-            add(js, per, unk)
+                batch_per, batch_unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows))
+            add(js, batch_per, batch_unk)
             a = e
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
@@ -461,7 +466,7 @@ def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     cols["kg_valid_frac"] = valid_frac
     symbols = np.array(legend.keys, dtype=object)
     major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
-    cols["kg_major"] = pd.array(np.where(has, major, None), dtype="string")
+    cols["kg_major"] = pd.array(np.where(has, major, np.array(None, dtype=object)), dtype="string")
     return pd.DataFrame(cols)
 
 

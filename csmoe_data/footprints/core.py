@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -115,8 +115,8 @@ def add_labels(table: pd.DataFrame, labels_column: str, notes: list[str]) -> pd.
 
 def finalize_table(
     ids: pd.Series,
-    geoms: Any,
-    crs: Any,
+    geoms: Iterable[shapely.Geometry | None],
+    crs: str | Sequence[str],
     attrs: pd.DataFrame | None,
     id_column: str,
     notes: list[str],

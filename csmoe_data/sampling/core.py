@@ -181,7 +181,7 @@ def _select(
     accepted: list[np.ndarray] = []
     for round_ in range(MAX_DISTANCE_ROUNDS):
         picks: dict[int, np.ndarray] = {}
-        for g in np.flatnonzero(want > 0):
+        for g in np.flatnonzero(want > 0).tolist():
             rows = members[g][available[members[g]]]
             if len(rows):
                 picks[int(g)] = strategy.pick(
