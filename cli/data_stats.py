@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from csmoe_cli._common import console, user_errors
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    from rich.table import Table
+
 app = typer.Typer()
 
 
-def _read(path: Path) -> tuple[Any, dict[str, Any]]:
+def _read(path: Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     from csmoe_data.manifest import read_manifest
     from csmoe_data.samples import resolve_path
 
     return read_manifest(resolve_path(path))
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -31,24 +36,19 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _distribution_table(
     title: str,
     means: dict[str, dict[str, float]],
-    sample: Any,
-    pool: Any,
+    sample: pd.DataFrame,
+    pool: pd.DataFrame,
     major: str,
     names: dict[str, str],
     top: int,
-) -> Any:
+) -> Table:
     """Rich table: mean fraction and majority rows of each class, sample next to pool."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col, kw in (
-        ("class", {}),
-        ("sample mean", {"justify": "right"}),
-        ("pool mean", {"justify": "right"}),
-        ("sample rows (majority)", {"justify": "right"}),
-        ("pool rows (majority)", {"justify": "right"}),
-    ):
-        table.add_column(col, **kw)
+    table.add_column("class")
+    for col in ("sample mean", "pool mean", "sample rows (majority)", "pool rows (majority)"):
+        table.add_column(col, justify="right")
     prefix = "lc_" if major == "lc_major" else "kg_"
     s_major = sample[major].astype(str).value_counts() if major in sample.columns else {}
     p_major = pool[major].astype(str).value_counts() if major in pool.columns else {}

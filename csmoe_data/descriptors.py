@@ -42,6 +42,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from csmoe_common import manifest as schema
 from csmoe_data.engine.area import SphericalRows
 from csmoe_data.engine.coverage import (
     Pieces,
@@ -156,7 +157,7 @@ class ClassMapper:
             if per[1] > EPS:
                 vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > EPS))
                 unknown = dict(zip(vals.tolist(), hist[vals].tolist(), strict=True))
-            return per[2:], unknown
+            return np.asarray(per[2:], dtype=np.float64), unknown
         cls = self.classes(data)
         per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
         unknown = {}
@@ -168,7 +169,7 @@ class ClassMapper:
                 (int(v) if float(v).is_integer() else float(v)): a
                 for v, a in zip(vals.tolist(), sums.tolist(), strict=True)
             }
-        return per[2:], unknown
+        return np.asarray(per[2:], dtype=np.float64), unknown
 
     def _histogram(
         self, blk: NDArray[Any], weights: NDArray[np.float64], nv: int
@@ -183,7 +184,8 @@ class ClassMapper:
         size = blk.size
         if size > len(self._lane):
             if size > MAX_LANE_PIXELS:
-                return np.bincount(blk.ravel(), weights=weights, minlength=nv)
+                hist = np.bincount(blk.ravel(), weights=weights, minlength=nv)
+                return np.asarray(hist, dtype=np.float64)
             self._lane = np.arange(size, dtype=np.intp) % LANES
         key = blk.astype(np.intp).ravel()
         key *= LANES
@@ -248,15 +250,18 @@ class ClassMapper:
         onehot = np.zeros((nv, self.k + 2))
         onehot[np.arange(nv), self.shifted[:nv]] = 1.0
         per = hist @ onehot
-        unknown = [{} for _ in range(m)]
+        unknown: list[dict[int, float]] = [{} for _ in range(m)]
+        table = self.table
+        if table is None:  # only the table path builds raw-value histograms
+            raise RuntimeError("raw-value histograms need a lookup table")
         for i in np.flatnonzero(per[:, 1] > EPS):
-            vals = np.flatnonzero((self.table[:nv] == UNKNOWN) & (hist[i] > EPS))
+            vals = np.flatnonzero((table[:nv] == UNKNOWN) & (hist[i] > EPS))
             unknown[i] = dict(zip(vals.tolist(), hist[i, vals].tolist(), strict=True))
         return per[:, 2:], unknown
 
     def fused_areas(
         self,
-        kernel: Any,
+        kernel: Callable[..., None],
         blocks: list[NDArray[Any]],
         pieces: Pieces,
         windows: NDArray[np.int64],
@@ -478,10 +483,12 @@ def class_areas(
             blocks = [reader.block(q) for q in qs]
             rws = row_w(js, r0[js], r1[js])
             if kernel is not None:
-                per, unk = mapper.fused_areas(kernel, blocks, pieces, windows, rws)
+                batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows, rws)
             else:
-                per, unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows), rws)
-            add(js, per, unk)
+                batch_per, batch_unk = mapper.batch_areas(
+                    blocks, coverage_runs(pieces, windows), rws
+                )
+            add(js, batch_per, batch_unk)
             a = e
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
@@ -606,14 +613,14 @@ def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols["lc_valid_frac"] = valid_frac
+    cols[schema.LC_VALID_FRAC] = valid_frac
     major = pd.array(legend.codes[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)], dtype="Int32")
     major[~has] = pd.NA
-    cols["lc_major"] = major
+    cols[schema.LC_MAJOR] = major
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
     entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
-    cols["lc_entropy"] = entropy.astype(np.float32)
+    cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
     return pd.DataFrame(cols)
 
 
@@ -621,10 +628,12 @@ def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string, null where nothing valid)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols["kg_valid_frac"] = valid_frac
+    cols[schema.KG_VALID_FRAC] = valid_frac
     symbols = np.array(legend.keys, dtype=object)
     major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
-    cols["kg_major"] = pd.array(np.where(has, major, None), dtype="string")
+    cols[schema.KG_MAJOR] = pd.array(
+        np.where(has, major, np.array(None, dtype=object)), dtype="string"
+    )
     return pd.DataFrame(cols)
 
 

@@ -56,7 +56,7 @@ NN_CHUNK = 65_536
 
 
 def nearest_distances(
-    pool_X: np.ndarray, sample_X: np.ndarray, advance: Callable[[int], Any] | None = None
+    pool_X: np.ndarray, sample_X: np.ndarray, advance: Callable[[int], None] | None = None
 ) -> np.ndarray:
     """Exact Euclidean distance from every pool row to its nearest sample row.
 

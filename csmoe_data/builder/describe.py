@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
 from csmoe_data.builder.executors import Task, run_tasks
 from csmoe_data.builder.load import RasterSpec
@@ -176,8 +177,8 @@ def describe_footprints(
 
     execution = check_execution(execution or ExecutionOptions())
     chunk = execution.chunk_size
-    geoms = np.asarray(table["geometry"].values, dtype=object)
-    crs_values = np.asarray(table["crs"].astype(str).to_numpy(), dtype=object)
+    geoms = np.asarray(table[schema.GEOMETRY].values, dtype=object)
+    crs_values = np.asarray(table[schema.CRS].astype(str).to_numpy(), dtype=object)
     order = spatial_order(geoms, crs_values)
     wkb_sorted = shapely.to_wkb(geoms[order])
     crs_sorted = crs_values[order]

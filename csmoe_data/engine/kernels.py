@@ -236,9 +236,9 @@ def jit_kernels() -> _Kernels | None:
     if os.environ.get("CSMOE_NO_NUMBA", "") not in ("1", "true", "yes"):
         try:
             import numba
-        except ImportError:
-            numba = None
-        if numba is not None:
+        except ImportError:  # the numpy path
+            pass
+        else:
 
             def jit(f: Callable[..., None]) -> Callable[..., None]:
                 try:

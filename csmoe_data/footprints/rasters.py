@@ -82,13 +82,13 @@ def _headers(
         if workers <= 1 or len(paths) < 64:
             for p in paths:
                 out.append(raster_footprint(p))
-                advance()
+                advance(1)
         else:
             # GDAL releases the GIL while it parses headers, so threads overlap the file I/O
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for result in pool.map(raster_footprint, paths):
                     out.append(result)
-                    advance()
+                    advance(1)
     return out
 
 

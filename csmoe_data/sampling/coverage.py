@@ -503,9 +503,9 @@ def repair_max(
                     best = (mx, total, int(j), int(c))
         if best is None:
             break
-        _, _, j, c = best
-        taken[sel[j]] = False
-        sel[j] = c
-        taken[c] = True
+        _, _, moved, target = best
+        taken[sel[moved]] = False
+        sel[moved] = target
+        taken[target] = True
         near, d1, d2 = _two_nearest(Xe, X[sel])
     return sel

@@ -1,4 +1,4 @@
-"""Tests of csmoe_data.footprints.grid and the ``csmoe-data grid`` command."""
+"""Tests of csmoe_data.footprints.grid (the ``csmoe-data grid`` command: tests/cli/test_data_grid.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 import pyproj
 import pytest
 import shapely
-from typer.testing import CliRunner
 
-from csmoe_cli.data_app import app
 from csmoe_common.errors import CsmoeError
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints import cells_at_points, load_footprints, make_grid, write_grid
@@ -170,58 +168,3 @@ def test_round_trip_rebuilds_exact_squares(tmp_path: Path, suffix: str) -> None:
 def test_unsupported_output(tmp_path: Path) -> None:
     with pytest.raises(CsmoeDataError, match="unsupported grid output"):
         write_grid(make_grid("0,0,0.1,0.1", 5000), tmp_path / "g.shp")
-
-
-# ----------------------------------------------------------------------------- CLI
-
-runner = CliRunner()
-
-
-def test_cli_grid_readme_example(tmp_path: Path) -> None:
-    out = tmp_path / "grid.parquet"
-    result = runner.invoke(
-        app, ["grid", "--bbox", "12.9,47.9,13.1,48.1", "--cell-size", "1200", "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    assert "cells in 1 UTM zone" in result.output
-    fp = load_footprints(out)
-    assert len(fp) > 200 and set(fp.table["crs"]) == {"EPSG:32633"}
-    # existing output without --overwrite: one line, non-zero exit, file untouched
-    before = out.read_bytes()
-    again = runner.invoke(
-        app, ["grid", "--bbox", "0,0,1,1", "--cell-size", "1200", "--out", str(out)]
-    )
-    assert again.exit_code != 0
-    assert "exists" in again.output and "Traceback" not in again.output
-    assert out.read_bytes() == before
-    ok = runner.invoke(
-        app,
-        [
-            "grid",
-            "--bbox",
-            "179.5,-0.2,-179.5,0.2",
-            "--cell-size",
-            "10000",
-            "--out",
-            str(out),
-            "--overwrite",
-        ],
-    )
-    assert ok.exit_code == 0, ok.output
-    assert "4 UTM zones" in ok.output
-
-
-@pytest.mark.parametrize(
-    ("args", "match"),
-    [
-        (["--bbox", "0,0,10,10", "--cell-size", "100", "--max-cells", "1000"], "max-cells"),
-        (["--bbox", "0,0,1", "--cell-size", "1000"], "4 finite numbers"),
-        (["--bbox", "0,0,1,1", "--cell-size", "-5"], "positive"),
-    ],
-)
-def test_cli_grid_errors(tmp_path: Path, args: list[str], match: str) -> None:
-    out = tmp_path / "g.gpkg"
-    result = runner.invoke(app, ["grid", *args, "--out", str(out)])
-    assert result.exit_code != 0
-    assert match in result.output and "Traceback" not in result.output
-    assert not out.exists()
