@@ -250,7 +250,7 @@ class ClassMapper:
         onehot = np.zeros((nv, self.k + 2))
         onehot[np.arange(nv), self.shifted[:nv]] = 1.0
         per = hist @ onehot
-        unknown: list[dict[int, float]] = [{} for _ in range(m)]
+        unknown: list[dict[float, float]] = [{} for _ in range(m)]
         table = self.table
         if table is None:  # only the table path builds raw-value histograms
             raise RuntimeError("raw-value histograms need a lookup table")
@@ -398,12 +398,23 @@ def class_areas(
     # lon/lat rasters: every pixel weighted by its area on the sphere, in pixels of each
     # footprint's reference row (csmoe_data.engine.area); projected rasters: planar weights
     spherical: SphericalRows | None = None
+    weighed = np.zeros(len(parts), dtype=bool)  # parts whose weighted total is summed
     if info.spherical:
         spherical = SphericalRows(info.transform, info.height, px, int(r0.min()), int(r1.max()))
-        parts_ll = shapely.get_parts(geoms)[poly]
-        total = spherical.total(parts_ll, owner, n)
+        total = np.zeros(n)
     else:
         total = np.bincount(owner, weights=shapely.area(parts), minlength=n).astype(np.float64)
+
+    def weigh_total(js: NDArray[np.int64], pc: Pieces) -> None:
+        # row-weighted area of each part from its boundary pieces (see SphericalRows)
+        if spherical is None:
+            return
+        part_of = np.repeat(np.arange(len(js)), np.diff(pc.offsets))
+        foot = owner[js][part_of]
+        xdy = pc.partial + (pc.col - c0[js][part_of]) * pc.dy
+        contrib = xdy * spherical.at_rows(pc.row, foot)
+        np.add.at(total, owner[js], np.bincount(part_of, weights=contrib, minlength=len(js)))
+        weighed[js] = True
 
     def row_w(js: NDArray[np.int64], rows0: Any, rows1: Any) -> list[NDArray[np.float64]] | None:
         if spherical is None:
@@ -443,6 +454,7 @@ def class_areas(
     for q in np.flatnonzero(big):
         j = idx[q]
         pc = boundary_pieces(parts[j : j + 1], kernel is not None)
+        weigh_total(np.array([j]), pc)
         strip = max(1, MAX_WINDOW_PIXELS // int(c1[j] - c0[j]))
         for sr0 in range(int(r0[j]), int(r1[j]), strip):
             sr1 = min(sr0 + strip, int(r1[j]))
@@ -479,6 +491,7 @@ def class_areas(
             qs = small[a:e]
             js = idx[qs]
             pieces = boundary_pieces(parts[js], kernel is not None)
+            weigh_total(js, pieces)
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
             blocks = [reader.block(q) for q in qs]
             rws = row_w(js, r0[js], r1[js])
@@ -490,6 +503,10 @@ def class_areas(
                 )
             add(js, batch_per, batch_unk)
             a = e
+    if spherical is not None and not weighed.all():  # parts off the raster: outline area
+        rest = np.flatnonzero(~weighed)
+        parts_ll = shapely.get_parts(geoms)[poly][rest]
+        np.add.at(total, owner[rest], spherical.outline_total(parts_ll, owner[rest]))
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
         area=area,

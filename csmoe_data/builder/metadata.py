@@ -40,7 +40,9 @@ def input_entry(spec: RasterSpec, given: str | Path | list[str | Path]) -> dict[
         for key in ("size", "sha256", "checksum"):
             if key in first:
                 entry[key] = first[key]
-        if isinstance(given, str | Path) and is_sample(given):  # portable: embedded samples move with the installation
+        if isinstance(given, str | Path) and is_sample(
+            given
+        ):  # portable: embedded samples move with the installation
             entry["path"] = str(given)
             for src in sources:
                 src["path"] = str(given) if src["path"] == spec.info.path else src["path"]

@@ -80,6 +80,12 @@ class SphericalRows:
     bounding box's middle, clamped into the raster), so that they stay in pixel units (as the
     planar path's, and the unknown-code tallies) while rows nearer the pole count less.
 
+    A footprint's total area is weighted the same way, row by row: the area of a polygon inside
+    the band of pixel row ``r`` is the sum of ``x dy`` over its boundary pieces in that row
+    (Green's theorem; the band's own edges have ``dy = 0``), so the total is
+    ``sum(x_mid * dy * weight(row))`` over the pieces the coverage already cut, and a footprint
+    lying wholly on valid pixels has a valid fraction of exactly 1.
+
     Args:
         transform: the raster's affine.
         height: its rows.
@@ -102,6 +108,7 @@ class SphericalRows:
         self.ref_weight = row_weights_at(transform, ref)
         self.ref_weight[self.ref_weight <= 0] = 1.0  # a row on the pole: keep the ratios finite
         self.row_lo = int(row_lo)
+        self.transform = transform
         self.weights = row_weights(transform, int(row_lo), max(int(row_hi), int(row_lo)))
 
     def window(self, footprint: int, row0: int, row1: int) -> NDArray[np.float64]:
@@ -109,9 +116,23 @@ class SphericalRows:
         lo = row0 - self.row_lo
         return self.weights[lo : lo + (row1 - row0)] / self.ref_weight[footprint]
 
-    def total(
-        self, parts_lonlat: NDArray[np.object_], owner: NDArray[np.int64], n: int
+    def at_rows(
+        self, rows: NDArray[np.int64], footprints: NDArray[np.int64]
     ) -> NDArray[np.float64]:
-        """Each footprint's spherical area in pixels of its reference row."""
-        areas = spherical_area(parts_lonlat) / self.ref_weight[owner]
-        return np.bincount(owner, weights=areas, minlength=n).astype(np.float64)
+        """Weights of any rows (also beyond the raster) for the given footprints, elementwise."""
+        lo = rows - self.row_lo
+        inside = (lo >= 0) & (lo < len(self.weights))
+        w = np.empty(len(rows))
+        w[inside] = self.weights[lo[inside]]
+        if not inside.all():
+            w[~inside] = row_weights_at(self.transform, rows[~inside])
+        return w / self.ref_weight[footprints]
+
+    def outline_total(
+        self, parts_lonlat: NDArray[np.object_], owner: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """Spherical area of polygon parts in pixels of their footprint's reference row.
+
+        Used for parts no window reads (off the raster), where the boundary pieces are not cut.
+        """
+        return spherical_area(parts_lonlat) / self.ref_weight[owner]
