@@ -70,6 +70,9 @@ PIXELS_PER_BATCH = 1 << 21
 LANES = 4
 #: windows larger than this use a plain weighted bincount (bounds the lane pattern's memory)
 MAX_LANE_PIXELS = 1 << 20
+#: per-row pixel weights of a batch of windows: ``(weights, offsets, scales)``; the rows of
+#: window ``i`` weigh ``weights[offsets[i] : offsets[i] + h] * scales[i]``
+RowWeights = tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]
 #: areas (in pixels) below this are float noise of the exact coverage, not coverage
 EPS = 1e-9
 
@@ -116,6 +119,9 @@ class ClassMapper:
         self._scratch: NDArray[np.float64] = np.zeros(0)
         self._mark: NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
         self._ones: NDArray[np.float64] = np.zeros(0)
+        #: weighted area of every pixel (any value, nodata included) under each window of the
+        #: last call, i.e. the footprint's area inside the window
+        self.window_totals: NDArray[np.float64] = np.zeros(0)
         if self.dtype in (np.uint8, np.uint16):
             self.table = legend.lookup_table(256 if self.dtype == np.uint8 else 65536)
             if (
@@ -153,6 +159,7 @@ class ClassMapper:
         if self.table is not None:
             hist = np.bincount(data.ravel(), weights=weights.ravel())
             per = np.bincount(self.shifted[: len(hist)], weights=hist, minlength=self.k + 2)
+            self.window_totals = np.array([per.sum()])
             unknown: dict[float, float] = {}
             if per[1] > EPS:
                 vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > EPS))
@@ -160,6 +167,7 @@ class ClassMapper:
             return np.asarray(per[2:], dtype=np.float64), unknown
         cls = self.classes(data)
         per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
+        self.window_totals = np.array([per.sum()])
         unknown = {}
         if per[1] > EPS:
             unk = (cls == UNKNOWN) & (weights > EPS)
@@ -197,12 +205,12 @@ class ClassMapper:
         self,
         blocks: list[NDArray[Any]],
         runs: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]],
-        row_weights: list[NDArray[np.float64]] | None = None,
+        row_weights: RowWeights | None = None,
     ) -> tuple[NDArray[np.float64], list[dict[float, float]]]:
         """:meth:`areas` for many windows, given their coverages as runs.
 
-        ``row_weights`` (one array per window, one weight per window row) scales every pixel's
-        coverage by its row's weight (spherical pixel areas of lon/lat rasters).
+        ``row_weights`` (:data:`RowWeights`) scales every pixel's coverage by its row's weight
+        (spherical pixel areas of lon/lat rasters).
 
         The runs are those of :func:`csmoe_data.engine.coverage.coverage_runs`.
 
@@ -220,20 +228,26 @@ class ClassMapper:
             if row_weights is None:
                 return cov
             h, w = blocks[i].shape
-            return (cov.reshape(h, w) * row_weights[i][:, None]).ravel()
+            weights_all, offsets, scales = row_weights
+            rw = weights_all[offsets[i] : offsets[i] + h] * scales[i]
+            return (cov.reshape(h, w) * rw[:, None]).ravel()
 
         if self.table is None:
             out = np.zeros((m, self.k))
+            totals = np.zeros(m)
             unknown: list[dict[float, float]] = []
             for i, blk in enumerate(blocks):
                 per, unk = self.areas(blk, weights(i).reshape(blk.shape))
                 out[i] = per
+                totals[i] = self.window_totals[0]
                 unknown.append(unk)
+            self.window_totals = totals
             return out, unknown
         nv = self._nv(blocks)
         hist = np.empty((m, nv))
         for i, blk in enumerate(blocks):
             hist[i] = self._histogram(blk, weights(i), nv)
+        self.window_totals = hist.sum(axis=1)
         return self._per_class(hist)
 
     def _nv(self, blocks: list[NDArray[Any]]) -> int:
@@ -265,7 +279,7 @@ class ClassMapper:
         blocks: list[NDArray[Any]],
         pieces: Pieces,
         windows: NDArray[np.int64],
-        row_weights: list[NDArray[np.float64]] | None = None,
+        row_weights: RowWeights | None = None,
     ) -> tuple[NDArray[np.float64], list[dict[float, float]]]:
         """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only).
 
@@ -279,9 +293,15 @@ class ClassMapper:
         if len(self._mark) < need:  # zeroed buffers, left zeroed by the kernel
             self._scratch = np.zeros(2 * need)
             self._mark = np.zeros(need, dtype=np.uint8)
-        tallest = max((blk.shape[0] for blk in blocks), default=0)
-        if len(self._ones) < tallest:  # planar weights: a view of ones, no allocation
-            self._ones = np.ones(tallest)
+        if row_weights is None:  # planar weights: ones, offset 0, scale 1 for every window
+            tallest = max((blk.shape[0] for blk in blocks), default=0)
+            if len(self._ones) < tallest:
+                self._ones = np.ones(tallest)
+            weights_all = self._ones
+            row_offsets = np.zeros(m, dtype=np.int64)
+            scales = np.ones(m)
+        else:
+            weights_all, row_offsets, scales = row_weights
         offsets = pieces.offsets
         for i, blk in enumerate(blocks):
             kernel(
@@ -297,8 +317,11 @@ class ClassMapper:
                 self._scratch,
                 self._mark,
                 hist[i],
-                self._ones[: blk.shape[0]] if row_weights is None else row_weights[i],
+                weights_all,
+                row_offsets[i],
+                scales[i],
             )
+        self.window_totals = hist.sum(axis=1)
         return self._per_class(hist)
 
 
@@ -405,29 +428,17 @@ def class_areas(
     else:
         total = np.bincount(owner, weights=shapely.area(parts), minlength=n).astype(np.float64)
 
-    def weigh_total(js: NDArray[np.int64], pc: Pieces) -> None:
-        # row-weighted area of each part from its boundary pieces (see SphericalRows)
-        if spherical is None:
-            return
-        part_of = np.repeat(np.arange(len(js)), np.diff(pc.offsets))
-        foot = owner[js][part_of]
-        xdy = pc.partial + (pc.col - c0[js][part_of]) * pc.dy
-        contrib = xdy * spherical.at_rows(pc.row, foot)
-        np.add.at(total, owner[js], np.bincount(part_of, weights=contrib, minlength=len(js)))
-        weighed[js] = True
+    def weigh_total(js: NDArray[np.int64]) -> None:
+        # row-weighted footprint area inside the windows: every pixel's weighted coverage,
+        # whatever its value (see SphericalRows)
+        if spherical is not None:
+            np.add.at(total, owner[js], mapper.window_totals)
+            weighed[js] = True
 
-    def row_w(js: NDArray[np.int64], rows0: Any, rows1: Any) -> list[NDArray[np.float64]] | None:
+    def row_w(js: NDArray[np.int64], rows0: Any) -> RowWeights | None:
         if spherical is None:
             return None
-        return [
-            spherical.window(int(owner[j]), int(a_), int(b_))
-            for j, a_, b_ in zip(
-                js.tolist(),
-                np.atleast_1d(rows0).tolist(),
-                np.atleast_1d(rows1).tolist(),
-                strict=True,
-            )
-        ]
+        return spherical.windows(owner[js], np.atleast_1d(rows0))
 
     idx = np.flatnonzero((c1 > c0) & (r1 > r0))
     # process by the tile each window starts in: one read serves a tile's footprints
@@ -454,21 +465,22 @@ def class_areas(
     for q in np.flatnonzero(big):
         j = idx[q]
         pc = boundary_pieces(parts[j : j + 1], kernel is not None)
-        weigh_total(np.array([j]), pc)
         strip = max(1, MAX_WINDOW_PIXELS // int(c1[j] - c0[j]))
         for sr0 in range(int(r0[j]), int(r1[j]), strip):
             sr1 = min(sr0 + strip, int(r1[j]))
             block = read_window(info, sr0, sr1, int(c0[j]), int(c1[j]))
-            rw = row_w(np.array([j]), sr0, sr1)
+            rw = row_w(np.array([j]), sr0)
             if kernel is not None:
                 win = np.array([[sr0, sr1, c0[j], c1[j]]], dtype=np.int64)
                 per2, unk2 = mapper.fused_areas(kernel, [block], pc, win, rw)
+                weigh_total(np.array([j]))
                 add(np.array([j]), per2, unk2)
                 continue
             cov = coverage_raw(pc, sr0, sr1, int(c0[j]), int(c1[j]))
             if rw is not None:
-                cov = cov * rw[0][:, None]
+                cov = cov * (rw[0][rw[1][0] : rw[1][0] + sr1 - sr0] * rw[2][0])[:, None]
             per, unk = mapper.areas(block, cov)
+            weigh_total(np.array([j]))
             add(np.array([j]), per[None, :], [unk])
     # everything else in batches bounded by boundary pieces and by pixels (bounded memory)
     small = np.flatnonzero(~big)
@@ -491,22 +503,39 @@ def class_areas(
             qs = small[a:e]
             js = idx[qs]
             pieces = boundary_pieces(parts[js], kernel is not None)
-            weigh_total(js, pieces)
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
             blocks = [reader.block(q) for q in qs]
-            rws = row_w(js, r0[js], r1[js])
+            rws = row_w(js, r0[js])
             if kernel is not None:
                 batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows, rws)
             else:
                 batch_per, batch_unk = mapper.batch_areas(
                     blocks, coverage_runs(pieces, windows), rws
                 )
+            weigh_total(js)
             add(js, batch_per, batch_unk)
             a = e
-    if spherical is not None and not weighed.all():  # parts off the raster: outline area
-        rest = np.flatnonzero(~weighed)
-        parts_ll = shapely.get_parts(geoms)[poly][rest]
-        np.add.at(total, owner[rest], spherical.outline_total(parts_ll, owner[rest]))
+    if spherical is not None:
+        # parts reaching off the raster: the area beyond it, from their outline
+        off = (
+            ~weighed
+            | (b[:, 0] < 0)
+            | (b[:, 1] < 0)
+            | (b[:, 2] > info.width)
+            | (b[:, 3] > info.height)
+        )
+        if off.any():
+            rest = np.flatnonzero(off)
+            beyond = np.where(
+                weighed[rest],
+                shapely.difference(parts[rest], shapely.box(0, 0, info.width, info.height)),
+                parts[rest],
+            )
+            a_, _, c_, _, e_, f_ = info.transform
+            beyond_ll = shapely.transform(
+                beyond, lambda xy: np.column_stack([c_ + a_ * xy[:, 0], f_ + e_ * xy[:, 1]])
+            )
+            np.add.at(total, owner[rest], spherical.outline_total(beyond_ll, owner[rest]))
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
         area=area,

@@ -111,10 +111,16 @@ class SphericalRows:
         self.transform = transform
         self.weights = row_weights(transform, int(row_lo), max(int(row_hi), int(row_lo)))
 
-    def window(self, footprint: int, row0: int, row1: int) -> NDArray[np.float64]:
-        """Weights of rows ``[row0, row1)`` for one footprint (1 at its reference row)."""
-        lo = row0 - self.row_lo
-        return self.weights[lo : lo + (row1 - row0)] / self.ref_weight[footprint]
+    def windows(
+        self, footprints: NDArray[np.int64], rows0: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+        """Row weights of windows starting at ``rows0``, as ``(weights, offsets, scales)``.
+
+        The rows of window ``i`` weigh ``weights[offsets[i]:offsets[i] + h] * scales[i]``:
+        one shared array, so no per-window array is made.
+        """
+        offsets = np.asarray(rows0, dtype=np.int64) - self.row_lo
+        return self.weights, offsets, 1.0 / self.ref_weight[footprints]
 
     def at_rows(
         self, rows: NDArray[np.int64], footprints: NDArray[np.int64]

@@ -33,6 +33,8 @@ def _coverage_histogram_py(
     mark: NDArray[np.uint8],
     out: NDArray[np.float64],
     row_weight: NDArray[np.float64],
+    row_offset: int,
+    row_scale: float,
 ) -> None:
     """Weighted histogram of raw values under one polygon's exact coverage, fused in one pass.
 
@@ -49,9 +51,9 @@ def _coverage_histogram_py(
 
     ``scratch`` (at least ``2 * h * (w + 1)`` zeros) and ``mark`` (at least ``h * (w + 1)``
     zeros) are left zeroed for the next call; ``out`` (longer than the largest value) is
-    overwritten. Every pixel of window row ``r`` counts ``row_weight[r]`` times its coverage
-    (ones for planar weights; relative spherical pixel areas on lon/lat rasters, see
-    :mod:`csmoe_data.engine.area`).
+    overwritten. Every pixel of window row ``r`` counts
+    ``row_weight[row_offset + r] * row_scale`` times its coverage (ones for planar weights;
+    relative spherical pixel areas on lon/lat rasters, see :mod:`csmoe_data.engine.area`).
     """
     h, w = block.shape
     ww = w + 1
@@ -105,7 +107,7 @@ def _coverage_histogram_py(
                 cols[q + gap] = v
             gap //= 3
         base = r * ww
-        wr = row_weight[r]
+        wr = row_weight[row_offset + r] * row_scale
         acc = scratch[base + w]
         scratch[base + w] = 0.0
         hi = w  # pixels [c + 1, hi) lie between two boundary cells: coverage acc
