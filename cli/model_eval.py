@@ -344,6 +344,9 @@ def embed(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``embed`` and the ``eval`` sub-app to ``app``."""
+    """Add ``embed`` and the ``eval`` sub-app (with ``segment``) to ``app``."""
+    from csmoe_cli.model_finetune import segment
+
+    eval_app.command("segment")(segment)
     app.command("embed")(user_errors(embed))
     app.add_typer(eval_app, name="eval")
