@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from csmoe_cli import model_eval, model_finetune, model_info, model_train
+from csmoe_cli import model_eval, model_finetune, model_info, model_study, model_train
 from csmoe_cli._common import add_version_option, run_app
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ add_version_option(app)
 for _module in (model_info, model_train, model_eval):
     _module.register(app)
 app.add_typer(model_finetune.app)
+app.add_typer(model_study.app)
 
 
 def main() -> None:
