@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from csmoe_cli._common import console, user_errors
+from csmoe_cli.model_options import CacheDirOpt, DeviceOpt, OverwriteOpt, ProgressOpt
 from csmoe_model.finetune.config import FinetuneConfig, Mode, Sensor, Task
 
 app = typer.Typer()
@@ -59,28 +60,13 @@ EvalEveryOpt = Annotated[
 CkptOpt = Annotated[
     int, typer.Option("--checkpoint-every", min=1, help="Steps between checkpoints.")
 ]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of head init and data order.")]
-CacheDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        help="Parent folder of caches (default: $CSMOE_CACHE_DIR or ~/.cache/csmoe).",
-        file_okay=False,
-    ),
-]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", "-j", min=0, help="Loader and decoding processes.")
 ]
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
 ]
-OverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help="Replace an existing run directory.")
-]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
 def run_finetune(values: dict[str, Any], *, resume: bool, overwrite: bool, progress: bool,
@@ -262,7 +248,3 @@ def segment_cmd(
     }  # fmt: skip
     run_finetune(values, resume=resume, overwrite=overwrite, progress=progress,
                  save_predictions=save_predictions.expanduser().resolve() if save_predictions else None)  # fmt: skip
-
-
-#: ``csmoe eval segment`` (registered on the eval sub-app by :mod:`csmoe_cli.model_eval`)
-segment = user_errors(segment_cmd)

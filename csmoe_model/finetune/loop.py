@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from csmoe_common.atomic import atomic_file, write_json, write_text
+from csmoe_common.progress import progress_bar
 from csmoe_model.errors import CsmoeError
 from csmoe_model.finetune.backbone import Backbone, param_groups
 from csmoe_model.finetune.config import FinetuneConfig, Mode, Task
@@ -114,10 +115,10 @@ def _make_task(
     cfg: FinetuneConfig, cache: Any, say: Callable[[str], None], progress: bool
 ) -> ClassificationTask | SegmentationTask:
     if cfg.task is Task.classify:
-        from csmoe_model.eval.embed import manifest_labels
+        from csmoe_model.data.manifest import read_manifest_labels
 
         column = cfg.labels_column
-        labels = manifest_labels(cfg.manifest, [column] if column else [])
+        labels = read_manifest_labels(cfg.manifest, [column] if column else [])
         if column is None:
             column = next((c for c in ("labels19", "labels") if c in labels), None)
             if column is None:
@@ -210,9 +211,9 @@ def finetune(
     Raises:
         CsmoeError: bad options, manifest, weights or targets; a non-finite loss.
     """
+    from csmoe_common.device import resolve_device
     from csmoe_model.data import CacheSettings, open_cache
     from csmoe_model.eval.embed import load_model
-    from csmoe_model.eval.metrics import resolve_device
     from csmoe_model.train.checkpoint import (
         capture_rng,
         load_latest_checkpoint,
@@ -233,10 +234,7 @@ def finetune(
         log(f"nothing to resume in {out} (no checkpoint yet); starting a new run")
     if not resuming and out.exists() and (overwrite or resume):
         _clear(out)
-    try:
-        device = resolve_device(cfg.device)
-    except ValueError as exc:
-        raise CsmoeError(str(exc)) from exc
+    device = resolve_device(cfg.device)
 
     loaded = load_model(run=cfg.run, weights=cfg.weights, model=cfg.model)
     net = loaded.model
@@ -343,7 +341,7 @@ def finetune(
         }, keep=2)  # fmt: skip
         _prune_best(out, best_step)
 
-    from csmoe_model.train.loop import MetricsLog
+    from csmoe_model.train.metrics_log import MetricsLog
 
     metrics_log = MetricsLog(out, start, True)
     train_loader = cache.loader(
@@ -356,9 +354,10 @@ def finetune(
     t_start = t_interval = time.perf_counter()
     images = 0
     done = start
-    bar = _Bar(progress, total, start, task.name)
     try:
-        with bar:
+        with progress_bar(
+            f"{task.name} (fine-tuning)", total - start, "steps", progress
+        ) as advance:
             for b in train_loader:
                 model.train()
                 if not train_encoder:
@@ -411,9 +410,7 @@ def finetune(
                         )
                 if row:
                     metrics_log.write(row)
-                    bar.update(done, row["loss"])
-                else:
-                    bar.update(done, None)
+                advance(1)
                 if validate or done % cfg.checkpoint_every == 0:
                     checkpoint(done, elapsed0 + time.perf_counter() - t_start)
                 if on_step is not None:
@@ -547,43 +544,3 @@ def load_finetuned(
     model = FinetuneModel(backbone, head)
     model.load_state_dict(_load_safetensors(weights))
     return model.to(device).eval(), cfg
-
-
-class _Bar:
-    """Progress bar with the loss and ETA (no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int, what: str) -> None:
-        self.enabled, self.total, self.start, self.what = enabled, total, start, what
-        self._bar: Any = None
-
-    def __enter__(self) -> _Bar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn(self.what), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )  # fmt: skip
-            self._bar.__enter__()
-            self._task = self._bar.add_task(
-                self.what, total=self.total, completed=self.start, loss="-"
-            )
-        return self
-
-    def update(self, done: int, loss: float | None) -> None:
-        if self._bar is None:
-            return
-        fields = {"loss": f"{loss:.4f}"} if loss is not None else {}
-        self._bar.update(self._task, completed=done, **fields)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)

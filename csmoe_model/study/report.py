@@ -118,7 +118,9 @@ def plot_tradeoff(report: dict[str, Any], path: str | Path) -> Path:
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(plt.Line2D([], [], color="0.5", linestyle="--"))
     labels.append(f"baseline: {report['baseline']}")
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False)
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False
+    )
     fig.suptitle("Accuracy against encoder compute and size")
     fig.tight_layout(rect=(0, 0.12, 1, 0.95))
     path = Path(path)

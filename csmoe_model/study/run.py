@@ -255,7 +255,9 @@ def run_study(
     if settings_file.is_file():
         saved = _read_json(settings_file)
         if saved != json.loads(json.dumps(settings)):
-            diff = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
+            diff = sorted(
+                k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k]))
+            )
             raise CsmoeError(
                 f"{out} holds a study with other settings ({', '.join(diff)}); use another --out"
             )

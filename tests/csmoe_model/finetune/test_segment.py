@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from csmoe_cli.model_app import app
 from csmoe_model.finetune import FinetuneConfig, finetune
 
-from .conftest import LAND, NODATA, WATER
+#: the mask values the signal_data fixture writes (see conftest.py)
+LAND, WATER, NODATA = 10, 80, 0
 
 runner = CliRunner()
 
