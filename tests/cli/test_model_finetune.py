@@ -1,8 +1,7 @@
-"""``csmoe finetune`` end to end on generated patches whose labels follow from band statistics."""
+"""``csmoe finetune`` through the CLI, on generated patches whose labels follow from band statistics."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -13,8 +12,7 @@ from sklearn.metrics import average_precision_score, f1_score
 from typer.testing import CliRunner
 
 from csmoe_cli.model_app import app
-from csmoe_model.errors import CsmoeError
-from csmoe_model.finetune import FinetuneConfig, finetune, load_finetuned
+from csmoe_model.finetune import load_finetuned
 
 runner = CliRunner()
 
@@ -61,46 +59,6 @@ def test_cli_linear_probe_learns_and_reports_like_scikit_learn(signal_data, tmp_
     assert again.exit_code == 1 and "--resume" in again.output and "Traceback" not in again.output
     model, cfg = load_finetuned(out)
     assert cfg["head"]["classes"] == classes and model.head.out_features == len(classes)
-
-
-def _losses(run: Path) -> list[tuple[str, str, str, str]]:
-    """Step, loss, lr and val score of every row, as written (NaN where no validation ran)."""
-    with open(run / "metrics.csv", newline="") as fh:
-        return [(r["step"], r["loss"], r["lr"], r["val_score"]) for r in csv.DictReader(fh)]
-
-
-def test_full_finetuning_resumes_exactly(signal_data, tmp_path) -> None:
-    def cfg(out: Path) -> FinetuneConfig:
-        return FinetuneConfig(manifest=str(signal_data["manifest"]), weights=str(signal_data["weights"]),
-                              out=str(out), mode="full", max_steps=6, batch_size=4, lr=3e-3, eval_every=3,
-                              checkpoint_every=2, log_every=1, device="cpu", cache_dir=str(signal_data["cache"]),
-                              labels_column="labels19", augment=True)  # fmt: skip
-
-    whole = finetune(cfg(tmp_path / "whole"), progress=False, log=lambda m: None)
-
-    def kill_after_4(step: int, loss: float) -> None:
-        if step == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        finetune(cfg(tmp_path / "part"), progress=False, log=lambda m: None, on_step=kill_after_4)
-    notes: list[str] = []
-    resumed = finetune(cfg(tmp_path / "part"), resume=True, progress=False, log=notes.append)
-    assert any("resuming" in n and "step 4" in n for n in notes)
-    assert _losses(tmp_path / "part") == _losses(tmp_path / "whole")
-    assert resumed.best_step == whole.best_step
-    assert resumed.metrics is not None and whole.metrics is not None
-    for key in ("macro_map", "micro_map", "macro_f1", "micro_f1", "per_class_ap"):
-        assert resumed.metrics[key] == whole.metrics[key], key
-    # a resumed run keeps its settings: changing one that alters the computation is refused
-    with pytest.raises(CsmoeError, match="lr"):
-        finetune(
-            cfg(tmp_path / "part"),
-            resume=True,
-            given={"lr": 0.5},
-            progress=False,
-            log=lambda m: None,
-        )
 
 
 def test_bad_inputs_are_one_line_errors(signal_data, tmp_path) -> None:
