@@ -244,7 +244,7 @@ def source_provenance(path: str) -> list[dict[str, Any]]:
 
     A local file gives ``{path, size, sha256}``; a VRT gives its own entry followed by one per
     file it reads (so changing a tile behind a VRT changes the record); a Zarr store one entry
-    hashed over its files; a GDAL path or URL ``{path, remote, size?, checksum}`` with a sha256
+    hashed over its files; a GDAL path or URL ``{path, remote, size?, checksum}`` with a
     per-band sha256 of the pixels.
     """
     if is_gdal_path(path):
