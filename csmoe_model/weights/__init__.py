@@ -1,0 +1,1 @@
+"""Weights in and out: a safe reader for torch checkpoints, CSMAE import, self-describing safetensors."""
