@@ -326,6 +326,7 @@ class CsmoeEncoder(nn.Module):
         self.embed_dim = d
         self.patch_size = cfg.patch_size
         self.transpose_hw = cfg.input_transform == "transpose_hw"
+        self.depth_sensor = cfg.depth_sensor
         img = cfg.resolved_img_size
         self.patch_embed = nn.ModuleDict(
             {s: PatchEmbed(img, cfg.patch_size, cfg.in_chans[s], d) for s in SENSORS}
@@ -369,7 +370,7 @@ class CsmoeEncoder(nn.Module):
     @property
     def depth(self) -> int:
         """Blocks a sequence passes through (sensor-specific + shared)."""
-        return len(self.sensor_blocks["s1"]) + len(self.shared_blocks)
+        return self.depth_sensor + len(self.shared_blocks)
 
     def _pos(self, img: torch.Tensor) -> torch.Tensor:
         """Patch position embeddings for ``img``'s grid: the native table, or it resampled."""

@@ -15,7 +15,7 @@ resolves only:
 * the typed storage classes (``torch.FloatStorage``, ...) and dtypes (``torch.float32``, ...), as
   inert tags for the storage records;
 * ``collections.OrderedDict`` and the plain builtin containers (``dict``, ``list``, ``tuple``,
-  ``set``, ``frozenset``).
+  ``set``, ``frozenset``), and ``_codecs.encode`` for latin-1 ``bytes`` (protocol 2's encoding).
 
 Every other global becomes a :class:`SkippedGlobal`: a class that is never imported, whose
 "instances" (:class:`SkippedObject`) swallow their constructor arguments and state. Nothing from
@@ -190,7 +190,15 @@ def _rebuild_parameter(data: Any, *_ignored: Any) -> torch.Tensor:
     return data
 
 
+def _encode_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    """Protocol-2 pickles store ``bytes`` as ``_codecs.encode(str, "latin1")``; nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed for latin-1 bytes only")
+    return text.encode("latin1")
+
+
 _TORCH_FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("_codecs", "encode"): _encode_bytes,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
