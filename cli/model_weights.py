@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,13 +13,13 @@ from csmoe_cli._common import console, user_errors
 app = typer.Typer()
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     """Where the weights come from."""
 
     csmae = "csmae"
 
 
-class InputTransform(str, Enum):
+class InputTransform(StrEnum):
     """How the imported model takes its images."""
 
     transpose_hw = "transpose_hw"
