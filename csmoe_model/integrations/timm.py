@@ -238,6 +238,8 @@ def register_timm_models() -> list[str]:
         from timm.models import generate_default_cfgs, register_model
     except ImportError:
         raise CsmoeError("timm is not installed: pip install 'csmoe[timm]'") from None
+    except (RuntimeError, OSError) as exc:  # e.g. a torchvision build that does not fit torch
+        raise CsmoeError(f"timm is installed but cannot be imported: {exc}") from None
     names: list[str] = []
     cfgs = {}
     for preset in list_models():
@@ -253,9 +255,11 @@ def register_timm_models() -> list[str]:
     return names
 
 
-try:  # register on import when timm is there; a plain import without timm stays usable
-    import timm as _timm  # noqa: F401
-except ImportError:
-    REGISTERED: list[str] = []
-else:
+#: the names registered with timm on import ([] when timm is missing or cannot be imported;
+#: :data:`UNAVAILABLE` then says why)
+REGISTERED: list[str] = []
+UNAVAILABLE: str | None = None
+try:  # register on import when timm is there; without timm the wrapper stays usable
     REGISTERED = register_timm_models()
+except CsmoeError as _exc:
+    UNAVAILABLE = str(_exc)

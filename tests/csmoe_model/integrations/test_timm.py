@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,12 @@ import torch
 
 from csmoe_model import build_model
 from csmoe_model.errors import CsmoeError
-from csmoe_model.integrations.timm import CsmoeTimmEncoder, checkpoint_filter_fn, timm_name
+from csmoe_model.integrations.timm import (
+    UNAVAILABLE,
+    CsmoeTimmEncoder,
+    checkpoint_filter_fn,
+    timm_name,
+)
 from csmoe_model.weights.pretrained import save_pretrained
 
 
@@ -46,7 +50,7 @@ def test_wrapper_rejects_other_channel_counts() -> None:
     assert timm_name("csmoe-b", "s2") == "csmoe_b_s2"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+@pytest.mark.skipif(UNAVAILABLE is not None, reason=f"timm unavailable: {UNAVAILABLE}")
 def test_timm_create_model_with_csmoe_weights(tmp_path: Path) -> None:
     import timm
 
