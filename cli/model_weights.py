@@ -29,7 +29,9 @@ class InputTransform(StrEnum):
 @app.command("import-weights")
 @user_errors
 def import_weights(
-    source: Annotated[Source, typer.Argument(help="Format of the checkpoint: csmae (jakhac/CSMAE).")],
+    source: Annotated[
+        Source, typer.Argument(help="Format of the checkpoint: csmae (jakhac/CSMAE).")
+    ],
     checkpoint: Annotated[
         Path, typer.Argument(help="The checkpoint (.ckpt) to convert.", dir_okay=False)
     ],

@@ -99,7 +99,9 @@ class CsmoeTimmEncoder(nn.Module):
         self.encoder = encoder
         self.num_features = self.embed_dim = cfg.embed_dim
         self.num_classes = num_classes
-        self.head: nn.Module = nn.Linear(cfg.embed_dim, num_classes) if num_classes else nn.Identity()
+        self.head: nn.Module = (
+            nn.Linear(cfg.embed_dim, num_classes) if num_classes else nn.Identity()
+        )
         names = [f"encoder.sensor_blocks.{sensor}.{i}" for i in range(cfg.depth_sensor)]
         names += [f"encoder.shared_blocks.{i}" for i in range(cfg.depth_shared)]
         self.feature_info = [
@@ -148,7 +150,9 @@ class CsmoeTimmEncoder(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool normalised tokens as CSMAE does (``fc_norm`` of the patch-token mean) and apply the head."""
-        pooled = self.encoder.fc_norm(x[:, 1:].mean(dim=1)) if self.global_pool == "avg" else x[:, 0]
+        pooled = (
+            self.encoder.fc_norm(x[:, 1:].mean(dim=1)) if self.global_pool == "avg" else x[:, 0]
+        )
         return pooled if pre_logits else self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,11 +181,16 @@ def checkpoint_filter_fn(
             out[key] = value
             continue
         parts = key.split(".")
-        if len(parts) > 1 and parts[1] == other and parts[0] in (
-            "patch_embed",
-            "cls_token",
-            "sensor_blocks",
-            "sensor_norm",
+        if (
+            len(parts) > 1
+            and parts[1] == other
+            and parts[0]
+            in (
+                "patch_embed",
+                "cls_token",
+                "sensor_blocks",
+                "sensor_norm",
+            )
         ):
             continue
         out["encoder." + key] = value

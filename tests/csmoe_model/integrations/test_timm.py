@@ -41,7 +41,11 @@ def test_wrapper_loads_csmoe_weights_and_embeds_like_the_model(tmp_path: Path, s
     assert [m.shape for m in maps] == [(2, 64, 4, 4)] * 2
     for a, b in zip(maps, ref, strict=True):
         torch.testing.assert_close(a, b)
-    assert wrapper.feature_info[-1] == {"num_chs": 64, "reduction": 8, "module": "encoder.shared_blocks.0"}
+    assert wrapper.feature_info[-1] == {
+        "num_chs": 64,
+        "reduction": 8,
+        "module": "encoder.shared_blocks.0",
+    }
 
 
 def test_wrapper_rejects_other_channel_counts() -> None:
@@ -73,6 +77,8 @@ def test_timm_create_model_with_csmoe_weights(tmp_path: Path) -> None:
     for a, b in zip(out, ref, strict=True):
         torch.testing.assert_close(a, b)
     assert feats.feature_info.channels() == [64, 64]
-    pooled = timm.create_model("csmoe_tiny_s2", pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    pooled = timm.create_model(
+        "csmoe_tiny_s2", pretrained=True, pretrained_cfg_overlay={"file": str(path)}
+    )
     with torch.no_grad():
         torch.testing.assert_close(pooled.eval()(x), model.encode(s2=x)["s2"])

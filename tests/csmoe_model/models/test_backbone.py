@@ -31,7 +31,9 @@ def test_forward_features_shapes_and_last_map_equals_encode_tokens() -> None:
     # the last block's map, normed, is encode_tokens without CLS laid out on the grid
     grid = tokens["s2"][:, 1:].transpose(1, 2).reshape(2, 64, 4, 4)
     torch.testing.assert_close(normed, grid)
-    torch.testing.assert_close(feats["s2"][2], model.forward_features(s2=s2, out_indices=(-1,))["s2"][0])
+    torch.testing.assert_close(
+        feats["s2"][2], model.forward_features(s2=s2, out_indices=(-1,))["s2"][0]
+    )
 
 
 @pytest.mark.parametrize("size", [(48, 48), (64, 40), (128, 128)])
@@ -135,7 +137,10 @@ def test_identical_reconstruction_places_tokens_at_the_targets_positions(mask_mo
     model = _noisy("csmae-tiny", mask_mode=mask_mode, reconstruction="identical").train()
     order = model.patch_orders(2, "cpu")
     keep, masks = model.masks_from_orders(order)
-    plan = {(s, t): (place, scored) for s, t, place, scored in model.reconstruction_plan(order, keep, masks)}
+    plan = {
+        (s, t): (place, scored)
+        for s, t, place, scored in model.reconstruction_plan(order, keep, masks)
+    }
     place, scored = plan[("s1", "s2")]
     if mask_mode == "identical":
         # CSMAE's flip_restore / flip_mask: mirrored positions, scored on the visible patches

@@ -27,7 +27,9 @@ pytestmark = pytest.mark.skipif(
     not (FIXTURES / "index.json").is_file(),
     reason=f"CSMAE reference fixtures not found at {FIXTURES} (CI has ../shared)",
 )
-INDEX = json.loads((FIXTURES / "index.json").read_text()) if (FIXTURES / "index.json").is_file() else {}
+INDEX = (
+    json.loads((FIXTURES / "index.json").read_text()) if (FIXTURES / "index.json").is_file() else {}
+)
 VARIANTS = sorted(INDEX)
 #: our loss names -> the names CSMAE logs
 TERMS = {

@@ -81,7 +81,9 @@ def test_malicious_pickle_runs_nothing(tmp_path: Path, exploit: type) -> None:
     got = read_torch_checkpoint(path)
     assert not marker.exists()
     assert isinstance(got.obj["evil"], SkippedObject)
-    assert got.skipped and all(name.split(".")[0] in {"posix", "nt", "builtins", "__builtin__"} for name in got.skipped)
+    assert got.skipped and all(
+        name.split(".")[0] in {"posix", "nt", "builtins", "__builtin__"} for name in got.skipped
+    )
     pickle.loads(payload)
     assert marker.exists()  # proves the payload was live
 
