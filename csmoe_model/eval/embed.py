@@ -113,7 +113,8 @@ def load_model(
         name = str(cfg["model"]["name"])
         if model is not None and model != name:
             raise CsmoeError(f"--model {model} differs from the run's model {name}")
-        data = cfg.get("data") if isinstance(cfg.get("data"), Mapping) else {}
+        section = cfg.get("data")
+        data: Mapping[str, Any] = section if isinstance(section, Mapping) else {}
         return LoadedModel(
             model=net,
             name=name,
@@ -124,7 +125,7 @@ def load_model(
     from csmoe_model.weights.pretrained import from_pretrained, read_pretrained
 
     info, _ = read_pretrained(Path(weights))  # type: ignore[arg-type]
-    name = model or info.model
+    name = model or info.model or ""
     if not name:
         raise CsmoeError("--weights needs --model NAME (the file does not name its preset)")
     net = from_pretrained(info.path, model=model)
@@ -200,7 +201,9 @@ def embed_manifest(
     Args:
         manifest: the manifest (with ``s1_path`` and ``s2_path``).
         out: the embeddings Parquet to write (atomically).
-        run, weights, model: see :func:`load_model`.
+        run: a run folder of ``csmoe train`` (see :func:`load_model`).
+        weights: a safetensors file of encoder weights, instead of ``run``.
+        model: the preset of ``weights`` (or, with ``run``, a check of the run's preset).
         device: ``auto``, ``cpu``, ``cuda``, ...
         batch_size: pairs per forward pass.
         split: embed only this split (e.g. ``test``; ``None``: all rows).
@@ -306,8 +309,8 @@ def embed_manifest(
     }
     write_embeddings(
         out,
-        cache.patch_ids[selected],
-        split_col[selected],
+        [str(p) for p in cache.patch_ids[selected]],
+        [None if s is None else str(s) for s in split_col[selected]],
         {s: v[selected] for s, v in emb.items()},
         labels={c: [v[i] for i in selected] for c, v in labels.items()},
         metadata=meta,

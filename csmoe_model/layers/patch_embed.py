@@ -40,7 +40,8 @@ class PatchEmbed(nn.Module):
         """Initialise like a linear layer on flattened patches (MAE): Xavier-uniform, zero bias."""
         w = self.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.proj.bias)
+        if self.proj.bias is not None:
+            nn.init.zeros_(self.proj.bias)
 
     def check_input(self, x: torch.Tensor, any_size: bool = False) -> None:
         """Check the bands and the size of ``x`` (B, C, H, W).

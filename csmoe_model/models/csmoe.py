@@ -15,9 +15,9 @@ with the same weights and mask noise, every embedding and loss term equals CSMAE
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -137,7 +137,13 @@ class CsmoeConfig:
             if not cond:
                 raise CsmoeError(f"invalid model config ({self.name}): {msg}")
 
-        ints = ("patch_size", "embed_dim", "num_heads", "depth_sensor", "depth_shared")
+        ints: tuple[str, ...] = (
+            "patch_size",
+            "embed_dim",
+            "num_heads",
+            "depth_sensor",
+            "depth_shared",
+        )
         ints += ("num_experts", "slots_per_expert", "decoder_dim", "decoder_depth", "decoder_heads")
         for key in ints:
             v = getattr(self, key)
@@ -320,6 +326,8 @@ class CsmoeEncoder(nn.Module):
     ``fc_norm(mean(norm(x)[:, 1:]))`` (timm's ``global_pool="avg"`` on CSMAE's normed features).
     """
 
+    pos_embed: torch.Tensor  # a buffer
+
     def __init__(self, cfg: CsmoeConfig) -> None:
         super().__init__()
         d = cfg.embed_dim
@@ -331,8 +339,9 @@ class CsmoeEncoder(nn.Module):
         self.patch_embed = nn.ModuleDict(
             {s: PatchEmbed(img, cfg.patch_size, cfg.in_chans[s], d) for s in SENSORS}
         )
-        self.num_patches = self.patch_embed["s1"].num_patches
-        self.grid_size = self.patch_embed["s1"].grid_size
+        embed_s1 = cast(PatchEmbed, self.patch_embed["s1"])
+        self.num_patches: int = embed_s1.num_patches
+        self.grid_size: int = embed_s1.grid_size
         self.cls_token = nn.ParameterDict({s: nn.Parameter(torch.zeros(1, 1, d)) for s in SENSORS})
         # fixed, recomputed at build time: not part of the state dict
         self.register_buffer("pos_embed", sincos_pos_embed_2d(d, self.grid_size), persistent=False)
@@ -417,7 +426,7 @@ class CsmoeEncoder(nn.Module):
     ) -> torch.Tensor:
         """Embedding, the sensor-specific blocks and the sensor's norm: (B, 1 + K, D), CLS first."""
         x = self.embed(sensor, img, keep, any_size)
-        for blk in self.sensor_blocks[sensor]:
+        for blk in cast(nn.ModuleList, self.sensor_blocks[sensor]):
             x = blk(x)
         if sensor in self.sensor_norm:
             x = self.sensor_norm[sensor](x)
@@ -437,7 +446,7 @@ class CsmoeEncoder(nn.Module):
 
     def forward_sensors(
         self,
-        imgs: dict[str, torch.Tensor | None],
+        imgs: Mapping[str, torch.Tensor | None],
         keep: dict[str, torch.Tensor] | None = None,
         any_size: bool = False,
     ) -> dict[str, torch.Tensor]:
@@ -519,13 +528,13 @@ class CsmoeEncoder(nn.Module):
             if self.transpose_hw:
                 h, w = w, h
             x = self.embed(sensor, img, any_size=True)
-            blocks = [*self.sensor_blocks[sensor], *self.shared_blocks]
+            blocks = [*cast(nn.ModuleList, self.sensor_blocks[sensor]), *self.shared_blocks]
             taken: dict[int, torch.Tensor] = {}
             for i, blk in enumerate(blocks[: last + 1]):
                 x = blk(x)
                 if i in resolved:
                     taken[i] = x
-                if i == len(self.sensor_blocks[sensor]) - 1 and sensor in self.sensor_norm:
+                if i == self.depth_sensor - 1 and sensor in self.sensor_norm:
                     x = self.sensor_norm[sensor](x)
             maps = []
             for i in resolved:
@@ -545,6 +554,8 @@ class Decoder(nn.Module):
         grid_size: patches per side.
         targets: output width (``p * p * C``) per target sensor; one pixel head each.
     """
+
+    pos_embed: torch.Tensor  # a buffer
 
     def __init__(
         self,
@@ -635,7 +646,7 @@ class CSMoE(nn.Module):
         self.encoder = CsmoeEncoder(config)
         #: normalisation statistics the weights were trained with (set by ``from_pretrained``)
         self.normalization: dict[str, list[float]] | None = None
-        self.num_patches = self.encoder.num_patches
+        self.num_patches: int = self.encoder.num_patches
         grid = self.img_size // self.patch_size
         p2 = self.patch_size**2
         args = (
@@ -668,7 +679,7 @@ class CSMoE(nn.Module):
         for p in self.encoder.cls_token.values():
             nn.init.normal_(p, std=0.02)
         for dec in self.decoders.values():
-            nn.init.normal_(dec.mask_token, std=0.02)
+            nn.init.normal_(cast(Decoder, dec).mask_token, std=0.02)
 
     # ------------------------------------------------------------------ masking
     def num_visible(self) -> int:
@@ -989,13 +1000,15 @@ class CSMoE(nn.Module):
         for sensor, names in chosen.items():
             have = self.config.band_names(sensor)
             idx = [have.index(n) for n in names]
-            emb = new.encoder.patch_embed[sensor]
+            emb = cast(PatchEmbed, new.encoder.patch_embed[sensor])
             old = emb.proj
-            proj = nn.Conv2d(len(idx), old.out_channels, old.kernel_size, old.stride)
+            p = emb.patch_size
+            proj = nn.Conv2d(len(idx), old.out_channels, kernel_size=p, stride=p)
             proj = proj.to(device=old.weight.device, dtype=old.weight.dtype)
             with torch.no_grad():
                 proj.weight.copy_(old.weight[:, idx])
-                proj.bias.copy_(old.bias)
+                if proj.bias is not None and old.bias is not None:
+                    proj.bias.copy_(old.bias)
             emb.proj = proj
             emb.in_chans = len(idx)
         # reconstruction targets would change meaning: the copy is for encoding only
