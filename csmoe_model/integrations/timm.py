@@ -55,7 +55,8 @@ class CsmoeTimmEncoder(nn.Module):
         num_classes: width of a linear head on the pooled embedding (0: none).
         in_chans: must equal the preset's channels for ``sensor`` (timm passes it).
         global_pool: ``"avg"`` (CSMAE's pooling) or ``"token"`` (the CLS token, normed).
-        **overrides: config overrides for the preset.
+        config_overrides: config overrides for the preset (e.g. a weights file's config).
+        **overrides: further config overrides.
 
     Raises:
         CsmoeError: unknown preset or sensor, other channel counts, unknown pooling.
@@ -68,6 +69,7 @@ class CsmoeTimmEncoder(nn.Module):
         num_classes: int = 0,
         in_chans: int | None = None,
         global_pool: str = "avg",
+        config_overrides: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__()
@@ -75,7 +77,8 @@ class CsmoeTimmEncoder(nn.Module):
             raise CsmoeError(f"sensor must be one of {SENSORS}, got {sensor!r}")
         if global_pool not in ("avg", "token"):
             raise CsmoeError(f"global_pool must be 'avg' or 'token', got {global_pool!r}")
-        overrides = {k: v for k, v in overrides.items() if k not in ("pretrained_cfg",)}
+        overrides = {**(config_overrides or {}), **overrides}
+        overrides.pop("name", None)
         cfg = get_config(preset, **overrides)
         if in_chans is not None and in_chans != cfg.in_chans[sensor]:
             raise CsmoeError(
@@ -219,6 +222,15 @@ def _default_cfg(preset: str, sensor: str) -> dict[str, Any]:
 def _entrypoint(preset: str, sensor: str) -> Any:
     def create(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         from timm.models import build_model_with_cfg
+
+        overlay = kwargs.get("pretrained_cfg_overlay") or {}
+        if pretrained and overlay.get("file") and "config_overrides" not in kwargs:
+            # a csmoe weights file describes its architecture (e.g. imported smaller CSMAE weights)
+            from csmoe_model.weights.pretrained import read_pretrained
+
+            info, _ = read_pretrained(overlay["file"])
+            if info.model is not None and info.config:
+                kwargs["config_overrides"] = dict(info.config)
 
         return build_model_with_cfg(
             CsmoeTimmEncoder,
