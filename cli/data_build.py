@@ -23,6 +23,7 @@ def _options(
     where: str | None,
     min_distance: float | None,
     split: str | None,
+    split_block_size: float | None = None,
 ) -> Any:
     from csmoe_data.samples import resolve_path
     from csmoe_data.sampling.options import SamplingOptions, parse_split
@@ -44,6 +45,7 @@ def _options(
         where=where,
         min_distance=min_distance,
         split=split_map,
+        split_block_size=split_block_size,
     )
 
 
@@ -69,11 +71,28 @@ def _summary(result: Any) -> None:
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
+    warnings: list[str] = []
     if "sampling" in result.metadata:
-        strata = result.metadata["sampling"].get("strategy", "")
-        table.add_row("sampling", str(strata))
+        sampling = result.metadata["sampling"]
+        table.add_row("sampling", str(sampling.get("strategy", "")))
+        report = sampling.get("split_report")
+        if isinstance(report, dict):
+            shares = ", ".join(
+                f"{k} {report['achieved'][k]:.1%} ({report['counts'][k]:,}; asked {v:.0%})"
+                for k, v in report["requested"].items()
+            )
+            table.add_row("split shares", shares)
+            table.add_row(
+                "split blocks",
+                f"{report['blocks']:,} of {report['block_size_m']:,.0f} m "
+                f"({report['block_size_from']})",
+            )
+            table.add_row("removed (touching another split)", f"{report['removed']:,}")
+            warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
 
 
 def build_manifest_cmd(
@@ -185,6 +204,14 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    split_block_size: Annotated[
+        float | None,
+        typer.Option(
+            "--split-block-size",
+            help="Metres; cell size of the split block grid (default: from the footprint size).",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
@@ -207,6 +234,7 @@ def build_manifest_cmd(
             where,
             min_distance,
             split,
+            split_block_size,
         )
     result = build_manifest(
         footprints,

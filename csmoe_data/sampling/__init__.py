@@ -8,7 +8,7 @@ Entry point: :func:`sample_manifest`. Strategies live in :data:`STRATEGIES`
 from csmoe_data.sampling.allocation import allocate
 from csmoe_data.sampling.core import DEFAULT_SPLIT, pool_checksum, sample_manifest
 from csmoe_data.sampling.options import SamplingOptions, parse_split
-from csmoe_data.sampling.splits import assign_splits, spatial_blocks
+from csmoe_data.sampling.splits import SplitReport, assign_splits, blocked_splits, spatial_blocks
 from csmoe_data.sampling.strategies import (
     STRATEGIES,
     SamplingContext,
@@ -22,9 +22,11 @@ __all__ = [
     "STRATEGIES",
     "SamplingContext",
     "SamplingOptions",
+    "SplitReport",
     "Strategy",
     "allocate",
     "assign_splits",
+    "blocked_splits",
     "list_strategies",
     "parse_split",
     "pool_checksum",

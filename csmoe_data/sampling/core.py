@@ -8,8 +8,9 @@ each group, then refine all picks at once. With ``min_distance`` the picks are t
 :mod:`csmoe_data.sampling.geo`, rows too close to a kept one leave the pool, and the missing
 picks are drawn again from what is left (groups that run dry pass their share on), for up to
 :data:`MAX_DISTANCE_ROUNDS` rounds; fewer rows than asked come back only when the pool cannot
-hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows;
-without ``split`` every row is ``train``. Output rows keep the pool's order.
+hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows
+(footprints touching a footprint of another split are removed and counted in the metadata's
+``split_report``); without ``split`` every row is ``train``. Output rows keep the pool's order.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from csmoe_data.sampling.features import (
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
 from csmoe_data.sampling.progress import progress_bar
-from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
+from csmoe_data.sampling.splits import blocked_splits
 from csmoe_data.sampling.strategies import STRATEGIES, SamplingContext, Strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
@@ -95,6 +96,12 @@ def _validate(options: SamplingOptions) -> Strategy:
         total = sum(options.split.values())
         if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
             raise CsmoeDataError(f"split fractions must be >= 0 and sum to 1, not {options.split}")
+    if options.split_block_size is not None and not (
+        np.isfinite(options.split_block_size) and options.split_block_size > 0
+    ):
+        raise CsmoeDataError(
+            f"--split-block-size must be > 0 metres, not {options.split_block_size}"
+        )
     return STRATEGIES[options.strategy]
 
 
@@ -291,9 +298,18 @@ def sample_manifest(
     out["stratum"] = pd.array(
         strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
     )
+    split_report = None
     if options.split is not None:
-        blocks = spatial_blocks(np.asarray(out.geometry.values, dtype=object), DEFAULT_BLOCK_SIZE_M)
-        split = assign_splits(blocks, options.split, options.seed)
+        split, split_report = blocked_splits(
+            np.asarray(out.geometry.values, dtype=object),
+            options.split,
+            options.seed,
+            options.split_block_size,
+        )
+        kept = np.array([s is not None for s in split], dtype=bool)
+        if not kept.all():  # footprints touching another split leave the sample
+            out = out.iloc[np.flatnonzero(kept)].reset_index(drop=True)
+            split = split[kept]
     else:
         split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
     out["split"] = pd.array(split.astype(str), dtype="string")
@@ -312,7 +328,10 @@ def sample_manifest(
         "pool_checksum": checksum,
         "pool_checksum_of": checksum_of,
         "split_counts": {str(k): int(v) for k, v in out["split"].value_counts(sort=False).items()},
-        "split_block_m": DEFAULT_BLOCK_SIZE_M if options.split is not None else None,
+        "split_block_m": (
+            round(split_report.block_size_m, 3) if split_report is not None else None
+        ),
+        "split_report": split_report.to_metadata() if split_report is not None else None,
         "strategy_params": strategy.params(),
     }
     return out, metadata
