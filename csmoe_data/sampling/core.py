@@ -1,7 +1,8 @@
 """``sample_manifest``: filters, allocation, picks, ``min_distance``, splits, metadata.
 
 Order of work: drop rows below ``min_valid_frac`` (land-cover or climate valid fraction; NaN
-fails) and rows failing ``where``; group the rest (strata, clusters) with the strategy; split
+fails), rows failing ``where`` and rows without valid coordinates
+(:mod:`csmoe_data.sampling.eligibility`); group the rest (strata, clusters) with the strategy; split
 the budget with :func:`~csmoe_data.sampling.allocation.allocate`; let the strategy pick rows in
 each group, then refine all picks at once. With ``min_distance`` the picks are thinned greedily
 (each group's first pick before any group's second) against the footprint distance of
@@ -25,6 +26,7 @@ import pandas as pd
 
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
+from csmoe_data.sampling.eligibility import eligible_positions
 from csmoe_data.sampling.features import (
     class_columns,
     descriptor_matrix,
@@ -265,7 +267,7 @@ def sample_manifest(
     checksum_of = "file" if pool_checksum else "ids+descriptors"
     checksum = pool_checksum or _pool_checksum(pool)
 
-    positions = _filter(pool, options)
+    positions = eligible_positions(pool, options)
     rows = pool.iloc[positions].reset_index(drop=True)
     groups_map = (
         load_landcover_groups(options.landcover_groups) if options.landcover_groups else None
