@@ -24,6 +24,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
 from csmoe_data.sampling.eligibility import eligible_positions
@@ -35,9 +36,8 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
-from csmoe_data.sampling.progress import progress_bar
 from csmoe_data.sampling.splits import blocked_splits
-from csmoe_data.sampling.strategies import STRATEGIES, SamplingContext, Strategy, group_rng
+from csmoe_data.sampling.strategies import SamplingContext, Strategy, get_strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
 DEFAULT_SPLIT = "train"
@@ -79,9 +79,7 @@ _pool_checksum = pool_checksum  # sample_manifest's argument shadows the name
 
 
 def _validate(options: SamplingOptions) -> Strategy:
-    if options.strategy not in STRATEGIES:
-        known = ", ".join(STRATEGIES)
-        raise CsmoeDataError(f"unknown sampling strategy {options.strategy!r}; known: {known}")
+    strategy = get_strategy(options.strategy)
     if options.n is not None and options.n < 0:
         raise CsmoeDataError(f"--n must be >= 0, not {options.n}")
     if not np.isfinite(options.alpha) or options.alpha < 0:
@@ -104,7 +102,7 @@ def _validate(options: SamplingOptions) -> Strategy:
         raise CsmoeDataError(
             f"--split-block-size must be > 0 metres, not {options.split_block_size}"
         )
-    return STRATEGIES[options.strategy]
+    return strategy
 
 
 def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
@@ -175,7 +173,7 @@ def _select(
     members = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
     if not options.min_distance or geoms is None:
         picked = []
-        with progress_bar(int(counts.sum()), "sampling strata", "picks", show) as advance:
+        with progress_bar("sampling strata", int(counts.sum()), "picks", show) as advance:
             for g in range(len(names)):
                 if counts[g] > 0:
                     rng = group_rng(options.seed, names[g])
@@ -192,7 +190,7 @@ def _select(
     accepted: list[np.ndarray] = []
     for round_ in range(MAX_DISTANCE_ROUNDS):
         picks: dict[int, np.ndarray] = {}
-        for g in np.flatnonzero(want > 0):
+        for g in np.flatnonzero(want > 0).tolist():
             rows = members[g][available[members[g]]]
             if len(rows):
                 picks[int(g)] = strategy.pick(

@@ -11,13 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from csmoe_data.errors import CsmoeDataError
+
+#: a unique value of a majority column (a class code or a Köppen symbol)
+Scalar = int | float | str
 
 _LC_CLASS = re.compile(r"^lc_(-?\d+)$")
 _KG_SUMMARY = {"kg_valid_frac", "kg_major", "kg_entropy"}
@@ -118,7 +121,9 @@ def load_landcover_groups(path: str | Path) -> dict[int, str]:
     return out
 
 
-def _labels_of(series: pd.Series | None, n: int, mapper=None) -> np.ndarray:
+def _labels_of(
+    series: pd.Series | None, n: int, mapper: Callable[[Scalar], str] | None = None
+) -> np.ndarray:
     """Strings for a majority column; nulls become :data:`MISSING`. Vectorised over uniques."""
     if series is None:
         return np.full(n, MISSING, dtype=object)
@@ -157,11 +162,11 @@ def strata_labels(
     def kg_map(u: object) -> str:
         return climate_group(str(u)) if climate_level == "group" else str(u)
 
-    def lc_map(u: object) -> str:
+    def lc_map(u: Scalar) -> str:
         if landcover_groups is None:
             return str(u)
         try:
-            return landcover_groups.get(int(u), str(u))  # type: ignore[arg-type]
+            return landcover_groups.get(int(u), str(u))
         except (TypeError, ValueError):
             return str(u)
 

@@ -27,18 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from csmoe_common.device import resolve_device
 from csmoe_model.errors import CsmoeError
 from csmoe_model.eval.embeddings import EmbeddingSet
-from csmoe_model.eval.metrics import (
-    cosine_search,
-    multilabel_metrics,
-    resolve_device,
-)
+from csmoe_model.eval.metrics import cosine_search, multilabel_metrics
+from csmoe_model.eval.options import PROBE_CS, PROBE_KNN_K, PROBE_SENSOR
 
 __all__ = ["DEFAULT_CS", "ProbeReport", "evaluate_probe", "features", "knn_scores", "linear_probe"]
 
 #: inverse regularisation strengths tried on ``val``
-DEFAULT_CS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+DEFAULT_CS: tuple[float, ...] = PROBE_CS
 SUMMARY: tuple[str, ...] = ("macro_map", "micro_map", "macro_f1", "micro_f1")
 
 
@@ -231,8 +229,8 @@ def evaluate_probe(
     embeddings: EmbeddingSet,
     *,
     labels_column: str | None = None,
-    sensor: str = "s2",
-    knn_k: int = 20,
+    sensor: str = PROBE_SENSOR.value,
+    knn_k: int = PROBE_KNN_K,
     cs: Sequence[float] = DEFAULT_CS,
     seed: int = 0,
     device: str = "auto",
@@ -258,10 +256,7 @@ def evaluate_probe(
                 f"the probe needs labelled rows with split '{name}' (manifests get splits from "
                 "csmoe-data build-manifest --split)"
             )
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise CsmoeError(str(exc)) from exc
+    dev = resolve_device(device)
     tr, va, te = masks["train"], masks["val"], masks["test"]
     linear = linear_probe(
         x[tr],

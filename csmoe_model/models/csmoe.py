@@ -445,7 +445,7 @@ class CSMoE(nn.Module):
 
     Build it with :func:`csmoe_model.build_model`. Inputs are normalised float tensors already at
     ``img_size`` (the loader resizes): ``s1`` (B, 2, H, W) and ``s2`` (B, C, H, W) in the band order
-    of :mod:`csmoe_model.bands`.
+    of :mod:`csmoe_common.bands`.
     """
 
     def __init__(self, config: CsmoeConfig) -> None:

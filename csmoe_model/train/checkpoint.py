@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from csmoe_model.data.atomic import atomic_file, write_text_atomic
+from csmoe_common.atomic import atomic_file, write_text
 from csmoe_model.errors import CsmoeError
 
 CKPT_FORMAT = 1
@@ -87,7 +87,7 @@ def save_checkpoint(folder: str | Path, step: int, payload: dict[str, Any], keep
     path = checkpoint_path(folder, step)
     with atomic_file(path) as tmp:
         torch.save({"format": CKPT_FORMAT, "step": int(step), **payload}, tmp)
-    write_text_atomic(folder / "latest", path.name + "\n")
+    write_text(folder / "latest", path.name + "\n", overwrite=True)
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

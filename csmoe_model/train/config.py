@@ -103,7 +103,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raises:
-        CsmoeError: for inconsistent values."""
+        CsmoeError: for inconsistent values.
+        """
         if self.max_steps is not None and self.epochs is not None:
             raise CsmoeError("give --max-steps or --epochs, not both")
         for name in (

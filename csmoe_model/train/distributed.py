@@ -10,8 +10,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from csmoe_model.errors import CsmoeError
-
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -34,24 +32,6 @@ def dist_env() -> DistEnv:
     """Read the torchrun environment variables."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return DistEnv(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, env: DistEnv) -> torch.device:
-    """``auto`` -> CUDA when available; under DDP each process takes ``cuda:LOCAL_RANK``.
-
-    Raises:
-        CsmoeError: CUDA asked for but not available.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise CsmoeError("--device cuda: no CUDA device is available (use --device cpu)")
-        if name == "cuda":
-            # an explicit index: DDP's device_ids, set_device and the checkpointed CUDA RNG state
-            # all refer to this one device (LOCAL_RANK under torchrun, else the first visible GPU)
-            name = f"cuda:{env.local_rank if env.enabled else 0}"
-    return torch.device(name)
 
 
 def init_distributed(env: DistEnv, device: torch.device) -> None:
