@@ -8,6 +8,7 @@ nothing that depends on how the build ran (workers, executor, chunking).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pandas as pd
 from csmoe_common import manifest as columns
 from csmoe_common.version import __version__
 from csmoe_data.builder.describe import Described
-from csmoe_data.builder.load import LoadedInputs
+from csmoe_data.builder.load import LoadedInputs, RasterSpec
 from csmoe_data.builder.options import BuildInputs
 from csmoe_data.engine.io import RasterInfo
 
@@ -54,17 +55,62 @@ def footprints_entry(
     return entry
 
 
+@dataclass
+class FootprintSummary:
+    """What the ``footprints`` entry of the metadata records about the loaded footprints.
+
+    Attributes:
+        rows: footprints described (after dropping unusable ones).
+        crs_values: distinct CRSs in order of first appearance.
+        repaired: invalid geometries repaired.
+        dropped: footprints dropped while loading.
+        notes: remarks from loading.
+        missing_geometry: footprints whose EPSG:4326 geometry could not be computed.
+    """
+
+    rows: int
+    crs_values: list[str]
+    repaired: int = 0
+    dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+    missing_geometry: int = 0
+
+
 def build_metadata(
     inputs: BuildInputs, loaded: LoadedInputs, described: Described, missing_geometry: int
 ) -> dict[str, Any]:
     """The ``csmoe`` metadata of a freshly described manifest (before any sampling)."""
     fp = loaded.footprints
-    n = len(fp.table)
+    summary = FootprintSummary(
+        len(fp.table), fp.crs_values, fp.repaired, fp.dropped, list(fp.notes), missing_geometry
+    )
+    return metadata_document(
+        inputs,
+        loaded.specs,
+        loaded.given,
+        loaded.footprints_path,
+        summary,
+        described.unknown,
+        described.unknown_rows,
+    )
+
+
+def metadata_document(
+    inputs: BuildInputs,
+    specs: dict[str, RasterSpec],
+    given: dict[str, str | Path],
+    footprints_path: Path,
+    summary: FootprintSummary,
+    unknown: dict[str, dict[int, float]],
+    unknown_rows: dict[str, int],
+) -> dict[str, Any]:
+    """The ``csmoe`` metadata document from its parts (see :func:`build_metadata`)."""
+    n = summary.rows
     metadata: dict[str, Any] = {
         "tool": {"name": "csmoe", "version": __version__, "command": "build-manifest"},
         "inputs": {
             "footprints": footprints_entry(
-                str(inputs.footprints), loaded.footprints_path, fp.crs_values, n
+                str(inputs.footprints), footprints_path, summary.crs_values, n
             )
         },
         "legends": {},
@@ -77,19 +123,19 @@ def build_metadata(
         },
         "footprints": {
             "rows": n,
-            "repaired": fp.repaired,
-            "dropped": fp.dropped,
-            "notes": list(fp.notes),
-            "geometry_not_transformable": missing_geometry,
+            "repaired": summary.repaired,
+            "dropped": summary.dropped,
+            "notes": list(summary.notes),
+            "geometry_not_transformable": summary.missing_geometry,
         },
         "unknown_codes": {},
     }
-    for k, spec in loaded.specs.items():
-        metadata["inputs"][k] = input_entry(spec.info, loaded.given[k])
+    for k, spec in specs.items():
+        metadata["inputs"][k] = input_entry(spec.info, given[k])
         metadata["legends"][k] = spec.legend.to_metadata()
         metadata["unknown_codes"][k] = {
-            "values": {str(v): round(a, 6) for v, a in sorted(described.unknown[k].items())},
-            "rows": described.unknown_rows[k],
+            "values": {str(v): round(a, 6) for v, a in sorted(unknown[k].items())},
+            "rows": unknown_rows[k],
         }
     return metadata
 

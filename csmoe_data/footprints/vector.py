@@ -91,9 +91,33 @@ def load_vector(
         CsmoeDataError: unreadable or corrupt file, empty file, no CRS, missing id or labels
             column, null or duplicate ids, or no usable geometry.
     """
+    return vector_footprints(_read(path), path, source, id_column, labels_column)
+
+
+def vector_footprints(
+    gdf: gpd.GeoDataFrame,
+    path: Path,
+    source: str,
+    id_column: str = "patch_id",
+    labels_column: str | None = None,
+    allow_empty: bool = False,
+) -> Footprints:
+    """Footprints from the rows of a vector file (all of them, or one batch of a streamed file).
+
+    Args:
+        gdf: the rows as read.
+        path: the file (for messages).
+        source: the source as the user gave it.
+        id_column: the column holding unique patch ids (unique within ``gdf``).
+        labels_column: optional column carried into ``labels``.
+        allow_empty: an empty ``gdf``, or one whose geometries are all dropped, gives an empty
+            table instead of an error (one batch of a streamed file).
+
+    Raises:
+        CsmoeDataError: see :func:`load_vector`.
+    """
     notes: list[str] = []
-    gdf = _read(path)
-    if not len(gdf):
+    if not len(gdf) and not allow_empty:
         raise CsmoeDataError(f"footprint file {path} is empty (no features)")
     if id_column not in gdf.columns:
         cols = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name)
@@ -117,7 +141,14 @@ def load_vector(
             "csmoe-data grid recognised: cells rebuilt as exact squares in their UTM zones"
         )
         table, repaired, dropped = finalize_table(
-            gdf[id_column], geoms, crs_values, attrs, id_column, notes, repair=False
+            gdf[id_column],
+            geoms,
+            crs_values,
+            attrs,
+            id_column,
+            notes,
+            repair=False,
+            allow_empty=allow_empty,
         )
     else:
         if gdf.crs is None:
@@ -134,6 +165,7 @@ def load_vector(
             id_column,
             notes,
             lonlat=bool(gdf.crs.is_geographic),
+            allow_empty=allow_empty,
         )
     if labels_column is not None:
         table = add_labels(table, labels_column, notes)
