@@ -153,6 +153,14 @@ def build_manifest_cmd(
             "--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."
         ),
     ] = _EXECUTION.dask_scheduler,
+    raster_memory: Annotated[
+        float,
+        typer.Option(
+            "--raster-memory",
+            min=0,
+            help="MB per worker for rasters read whole into memory (smaller ones first; the rest by windows).",
+        ),
+    ] = _EXECUTION.raster_memory_mb,
     n: Annotated[
         int | None,
         typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING),
@@ -270,5 +278,7 @@ def build_manifest_cmd(
         id_column=id_column,
         labels_column=labels_column,
     )
-    execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
+    execution = ExecutionOptions(
+        workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory
+    )
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))

@@ -95,7 +95,7 @@ def describe_chunk(
 
     kinds: dict[str, KindResult] = {}
     for kind, spec in specs.items():
-        ca = class_areas(to(spec.info.crs), spec.info, spec.legend, compiled)
+        ca = class_areas(to(spec.info.crs), spec.info, spec.legend, compiled, spec.in_memory)
         kinds[kind] = KindResult(
             frame=describe(ca, spec.legend), unknown=ca.unknown, unknown_rows=ca.unknown_rows
         )
@@ -219,7 +219,10 @@ def describe_footprints(
     Raises:
         CsmoeDataError: bad execution options, an unreachable Dask scheduler, unreadable pixels.
     """
+    from csmoe_data.builder.load import plan_reads
+
     execution = check_execution(execution or ExecutionOptions())
+    specs = plan_reads(specs, execution.raster_memory_mb)
     n = len(table)
     compiled = n >= COMPILED_MIN_FOOTPRINTS
     with (

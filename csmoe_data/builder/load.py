@@ -14,10 +14,34 @@ from csmoe_data.legends import Legend, load_legend
 
 @dataclass(frozen=True)
 class RasterSpec:
-    """A raster with its legend, as sent to workers."""
+    """A raster with its legend and read strategy, as sent to workers.
+
+    Attributes:
+        info: the raster.
+        legend: its legend.
+        in_memory: decode the raster whole once per worker and slice footprint windows from it
+            (see :func:`plan_reads`); else windowed reads.
+    """
 
     info: RasterInfo
     legend: Legend
+    in_memory: bool = False
+
+
+def plan_reads(specs: dict[str, RasterSpec], raster_memory_mb: float) -> dict[str, RasterSpec]:
+    """The specs with their read strategy: in memory for the rasters that fit the budget.
+
+    Args:
+        specs: the job's raster specs.
+        raster_memory_mb: memory per worker for rasters decoded whole, MB
+            (:func:`csmoe_data.engine.io.plan_in_memory`).
+    """
+    from dataclasses import replace
+
+    from csmoe_data.engine.io import plan_in_memory
+
+    chosen = plan_in_memory([s.info for s in specs.values()], raster_memory_mb)
+    return {k: replace(s, in_memory=s.info.path in chosen) for k, s in specs.items()}
 
 
 @dataclass

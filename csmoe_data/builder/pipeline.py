@@ -18,7 +18,7 @@ from csmoe_common import manifest as columns
 from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import assemble
 from csmoe_data.builder.describe import describe_batch, open_runner
-from csmoe_data.builder.load import load_rasters
+from csmoe_data.builder.load import load_rasters, plan_reads
 from csmoe_data.builder.metadata import FootprintSummary, metadata_document, valid_summary
 from csmoe_data.builder.options import BuildInputs, BuildResult, ExecutionOptions, check_execution
 from csmoe_data.builder.sample import sampling_requested
@@ -90,6 +90,7 @@ def build_manifest(
         raise CsmoeDataError(f"batch size must be >= 1, not {batch_rows}")
     out = check_output_path(out, overwrite)  # fail before any long work
     specs, given = load_rasters(inputs)
+    specs = plan_reads(specs, execution.raster_memory_mb)
     sampled = sampling is not None and sampling_requested(sampling)
     target = out.parent / f".{out.name}.pool.{os.getpid()}.parquet" if sampled else out
     tally = BatchTally()

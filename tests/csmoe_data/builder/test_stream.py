@@ -90,7 +90,8 @@ def test_chunk_size_one_and_small_batches_give_identical_bytes(data, engine, mon
     # the geo metadata covers every row, not the first batch only
     geo = json.loads(pf.schema_arrow.metadata[b"geo"])
     np.testing.assert_allclose(geo["columns"]["geometry"]["bbox"], gdf.total_bounds)
-    assert geo["columns"]["geometry"]["geometry_types"] == ["Polygon"]
+    # the repaired bow-tie of one batch is a MultiPolygon: types of every batch are listed
+    assert geo["columns"]["geometry"]["geometry_types"] == ["MultiPolygon", "Polygon"]
 
 
 def test_streamed_equals_whole_file_descriptors(data):
@@ -158,3 +159,45 @@ def test_merge_notes_sums_counted_notes() -> None:
         "GeoParquet 'bbox' covering column dropped",
         "3 footprint(s) without a polygonal geometry dropped (e.g. 'a', 'b')",
     ]
+
+
+def test_in_memory_and_windowed_reads_give_identical_output(data, engine):
+    """The read strategy never changes a byte: every raster in memory, none, or one of two."""
+    from csmoe_data.engine import io
+
+    def build(name, mb):
+        execution = ExecutionOptions(chunk_size=11, progress=False, raster_memory_mb=mb)
+        return build_manifest(_inputs(data), data / name, execution, batch_rows=25).path
+
+    lc_mb = io.raster_nbytes(io.inspect_raster(data / "lc.tif")) / 1e6
+    windows, memory, one = build("w.parquet", 0), build("m.parquet", 512), build("o.parquet", 0.02)
+    assert 0.02 < lc_mb  # the 0.02 MB budget holds the small climate raster only
+    assert windows.read_bytes() == memory.read_bytes() == one.read_bytes()
+
+
+def test_class_areas_in_memory_equals_windowed(data, engine):
+    from csmoe_data.descriptors import class_areas
+    from csmoe_data.engine import io
+    from csmoe_data.legends import load_legend
+
+    info = io.inspect_raster(data / "lc.tif")
+    legend = load_legend("worldcover", "landcover")
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-100, 3000, 300), rng.uniform(-100, 3000, 300)  # some off the raster
+    size = rng.uniform(5, 900, 300)
+    geoms = shapely.box(X0 + x, Y0 - y - size, X0 + x + size, Y0 - y)
+    compiled = engine == "compiled"
+    a = class_areas(geoms, info, legend, compiled, in_memory=False)
+    b = class_areas(geoms, info, legend, compiled, in_memory=True)
+    np.testing.assert_array_equal(a.area, b.area)
+    assert a.unknown == b.unknown and a.unknown_rows == b.unknown_rows
+    assert info.path in io._IN_MEMORY
+
+
+def test_plan_in_memory_takes_the_smallest_first(data):
+    from csmoe_data.engine import io
+
+    lc, kg = io.inspect_raster(data / "lc.tif"), io.inspect_raster(data / "kg.tif")
+    assert io.plan_in_memory([lc, kg], 0) == set()
+    assert io.plan_in_memory([lc, kg], 1) == {lc.path, kg.path}
+    assert io.plan_in_memory([lc, kg], io.raster_nbytes(kg) / 1e6) == {kg.path}
