@@ -229,8 +229,10 @@ def whole_raster(info: RasterInfo) -> NDArray[np.generic]:
 def read_pixels(
     info: RasterInfo, row0: int, row1: int, col0: int, col1: int, in_memory: bool = False
 ) -> NDArray[np.generic]:
-    """Band 1 rows ``[row0, row1)``, columns ``[col0, col1)``: a slice of the whole raster
-    (``in_memory``) or a windowed read; the same pixels either way.
+    """Band 1 rows ``[row0, row1)``, columns ``[col0, col1)``, from memory or by a window read.
+
+    With ``in_memory`` a slice of the raster decoded whole (:func:`whole_raster`), else a
+    windowed read; the same pixels either way.
 
     Raises:
         CsmoeDataError: if the pixels cannot be decoded.
