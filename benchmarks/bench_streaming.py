@@ -69,33 +69,49 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def tree_pss_kib(pid: int) -> tuple[int, int]:
-    """Summed Pss (KiB) of ``pid`` and its descendants, and the number of processes."""
-    total, count, todo = 0, 0, [pid]
+def tree_pss(pid: int) -> dict[int, int]:
+    """Pss (KiB) of ``pid`` and of each of its descendants."""
+    out: dict[int, int] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
                     if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        count += 1
+                        out[p] = int(line.split()[1])
                         break
         except OSError:
             continue
         todo += _children(p)
-    return total, count
+    return out
 
 
-def run(cmd: list[str], interval: float, timeout: float) -> dict[str, float]:
-    """Run ``cmd``, sampling the PSS of its process tree; returns peak, time, processes."""
+def tree_pss_kib(pid: int) -> tuple[int, int]:
+    """Summed Pss (KiB) of ``pid`` and its descendants, and the number of processes."""
+    per = tree_pss(pid)
+    return sum(per.values()), len(per)
+
+
+def run(cmd: list[str], interval: float, timeout: float, trace: float = 0.0) -> dict[str, float]:
+    """Run ``cmd``, sampling the PSS of its process tree; returns peak, time, processes.
+
+    With ``trace`` > 0 the PSS of every process (parent first, MiB) is printed every ``trace`` s.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak, peak_procs = 0, 0
+    next_trace = trace
     while proc.poll() is None:
-        pss, procs = tree_pss_kib(proc.pid)
+        per = tree_pss(proc.pid)
+        pss, procs = sum(per.values()), len(per)
         if pss > peak:
             peak, peak_procs = pss, procs
+        elapsed = time.perf_counter() - t0
+        if trace > 0 and elapsed >= next_trace:
+            parts = " + ".join(f"{v / 1024:.0f}" for v in per.values())
+            print(f"  t={elapsed:6.1f} s  PSS {pss / 1024:,.0f} MiB = {parts}", flush=True)
+            next_trace += trace
         if time.perf_counter() - t0 > timeout:
             proc.terminate()
             proc.wait(30)
@@ -115,8 +131,10 @@ def main() -> None:
     ap.add_argument("--dask", action="store_true", help="through a local Dask cluster (2 workers)")
     ap.add_argument("--interval", type=float, default=0.25, help="PSS sampling interval, s")
     ap.add_argument("--timeout", type=float, default=3600.0)
-    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder)")
-    ap.add_argument("--keep", action="store_true", help="keep the footprint file for reruns")
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="work folder, footprint files kept (default: temp)"
+    )
+    ap.add_argument("--trace", type=float, default=0.0, help="print per-process PSS every N s")
     args = ap.parse_args()
 
     print(f"load average at start: {os.getloadavg()}, CPUs: {os.cpu_count()}", flush=True)
@@ -144,7 +162,7 @@ def main() -> None:
             cmd += ["--workers", str(args.workers)]
             mode = f"--workers {args.workers} (parent + workers)"
         try:
-            r = run(cmd, args.interval, args.timeout)
+            r = run(cmd, args.interval, args.timeout, args.trace)
         finally:
             if cluster is not None:
                 cluster.close()
@@ -155,8 +173,6 @@ def main() -> None:
             f"{r['wall_s'] / rows * 1e6:.1f} us per footprint)"
         )
         print(f"output {out.stat().st_size / 2**20:,.0f} MiB")
-        if args.keep and args.dir is None:
-            print("--keep needs --dir")
     print(f"load average at end: {os.getloadavg()}", flush=True)
 
 

@@ -57,6 +57,10 @@ from csmoe_data.legends import NODATA, UNKNOWN, Legend
 TILE = 512
 #: largest window (pixels) handled in one piece; bigger footprints are processed in row strips
 MAX_WINDOW_PIXELS = 1 << 22
+#: a chunk's touched region is read in one go up to this many pixels ...
+MAX_REGION_PIXELS = 1 << 25
+#: ... and when it holds at most this many times the pixels of the windows inside it
+REGION_SLACK = 2.0
 #: boundary pieces computed in one vectorised batch (about 40 bytes each)
 PIECES_PER_BATCH = 1 << 20
 #: pixels of the windows processed in one vectorised batch
@@ -295,12 +299,38 @@ class _GroupReader:
         self.g_start, self.g_end = g_start, g_end
         self.current = -1
         self.buffer: tuple[int, int, NDArray[Any]] | None = None
+        self.region: tuple[int, int, NDArray[Any]] | None = None
+        if not in_memory and len(idx):
+            self._read_region()
+
+    def _read_region(self) -> None:
+        """Read the region all windows touch at once when it is small and densely used.
+
+        Windows of a chunk lie close together (footprints are processed in spatial order), so
+        the box around them is often smaller than the sum of the windows; reading it in one go
+        replaces many small reads. Skipped when the box exceeds :data:`MAX_REGION_PIXELS` or
+        holds more than :data:`REGION_SLACK` times the windows' pixels (scattered windows).
+        """
+        small = (self.r1 - self.r0) * (self.c1 - self.c0) <= MAX_WINDOW_PIXELS
+        sel = self.idx[small[self.idx]]
+        if len(sel) < 2:
+            return
+        ur0, ur1 = int(self.r0[sel].min()), int(self.r1[sel].max())
+        uc0, uc1 = int(self.c0[sel].min()), int(self.c1[sel].max())
+        union = (ur1 - ur0) * (uc1 - uc0)
+        windows = int(((self.r1[sel] - self.r0[sel]) * (self.c1[sel] - self.c0[sel])).sum())
+        if union <= MAX_REGION_PIXELS and union <= REGION_SLACK * windows:
+            self.region = (ur0, uc0, read_pixels(self.info, ur0, ur1, uc0, uc1))
+            self.region_rows = small
 
     def block(self, q: int) -> NDArray[Any]:
         """The window of the footprint at sorted position ``q``."""
         j = self.idx[q]
         if self.in_memory:  # a view of the raster decoded whole: no read at all
             return read_pixels(self.info, self.r0[j], self.r1[j], self.c0[j], self.c1[j], True)
+        if self.region is not None and self.region_rows[j]:  # the chunk's region, read once
+            rr0, rc0, data = self.region
+            return data[self.r0[j] - rr0 : self.r1[j] - rr0, self.c0[j] - rc0 : self.c1[j] - rc0]
         g = self.group_of[q]
         if g != self.current:
             self.current = g

@@ -187,10 +187,19 @@ def test_class_areas_in_memory_equals_windowed(data, engine):
     size = rng.uniform(5, 900, 300)
     geoms = shapely.box(X0 + x, Y0 - y - size, X0 + x + size, Y0 - y)
     compiled = engine == "compiled"
-    a = class_areas(geoms, info, legend, compiled, in_memory=False)
+    a = class_areas(geoms, info, legend, compiled, in_memory=False)  # one region read
     b = class_areas(geoms, info, legend, compiled, in_memory=True)
+    import csmoe_data.descriptors as descriptors
+
+    old = descriptors.MAX_REGION_PIXELS
+    descriptors.MAX_REGION_PIXELS = 0  # tile-grouped window reads only
+    try:
+        c = class_areas(geoms, info, legend, compiled, in_memory=False)
+    finally:
+        descriptors.MAX_REGION_PIXELS = old
     np.testing.assert_array_equal(a.area, b.area)
-    assert a.unknown == b.unknown and a.unknown_rows == b.unknown_rows
+    np.testing.assert_array_equal(a.area, c.area)
+    assert a.unknown == b.unknown == c.unknown and a.unknown_rows == b.unknown_rows
     assert info.path in io._IN_MEMORY
 
 
