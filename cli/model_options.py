@@ -7,7 +7,7 @@ so that the help and the behaviour cannot drift apart. Those modules import no t
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ TRAIN_DEFAULTS = TrainConfig()
 CACHE_DEFAULTS = CacheSettings()
 
 
-class S2BandCount(str, Enum):
+class S2BandCount(StrEnum):
     """Sentinel-2 bands a cache holds: CSMAE's 10, or 12 (with the 60 m bands B01, B09)."""
 
     twelve = "12"

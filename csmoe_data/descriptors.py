@@ -42,6 +42,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from csmoe_common import manifest as schema
 from csmoe_data.engine.coverage import (
     Pieces,
     boundary_pieces,
@@ -488,14 +489,14 @@ def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols["lc_valid_frac"] = valid_frac
+    cols[schema.LC_VALID_FRAC] = valid_frac
     major = pd.array(legend.codes[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)], dtype="Int32")
     major[~has] = pd.NA
-    cols["lc_major"] = major
+    cols[schema.LC_MAJOR] = major
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
     entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
-    cols["lc_entropy"] = entropy.astype(np.float32)
+    cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
     return pd.DataFrame(cols)
 
 
@@ -503,10 +504,12 @@ def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string, null where nothing valid)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols["kg_valid_frac"] = valid_frac
+    cols[schema.KG_VALID_FRAC] = valid_frac
     symbols = np.array(legend.keys, dtype=object)
     major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
-    cols["kg_major"] = pd.array(np.where(has, major, np.array(None, dtype=object)), dtype="string")
+    cols[schema.KG_MAJOR] = pd.array(
+        np.where(has, major, np.array(None, dtype=object)), dtype="string"
+    )
     return pd.DataFrame(cols)
 
 

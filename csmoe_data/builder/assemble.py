@@ -9,11 +9,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from csmoe_common import manifest as columns
+from csmoe_common import manifest as schema
 from csmoe_data.builder.describe import Described
 
 #: columns holding imagery paths, written relative to the manifest where possible
-IMAGERY_COLUMNS = (columns.S1_PATH, columns.S2_PATH, "image_path")
+IMAGERY_COLUMNS = (schema.S1_PATH, schema.S2_PATH, "image_path")
 
 
 def project_root(folder: Path) -> Path | None:
@@ -58,16 +58,16 @@ def assemble(table: pd.DataFrame, described: Described, out_dir: Path) -> gpd.Ge
     same-named attribute. The geometry is each footprint in EPSG:4326.
     """
     descriptors = described.descriptors
-    attrs = table.drop(columns=[columns.GEOMETRY]).reset_index(drop=True)
+    attrs = table.drop(columns=[schema.GEOMETRY]).reset_index(drop=True)
     clash = [c for c in descriptors.columns if c in attrs.columns]
     attrs = attrs.drop(columns=clash)  # computed descriptors win over same-named attributes
     for col in IMAGERY_COLUMNS:
         if col in attrs.columns:
             attrs[col] = relative_paths(attrs[col], out_dir)
-    front = [columns.PATCH_ID, columns.CRS]
+    front = [schema.PATCH_ID, schema.CRS]
     attrs = attrs[front + [c for c in attrs.columns if c not in front]]
-    attrs[columns.PATCH_ID] = attrs[columns.PATCH_ID].astype("string")
-    attrs[columns.CRS] = attrs[columns.CRS].astype("string")
+    attrs[schema.PATCH_ID] = attrs[schema.PATCH_ID].astype("string")
+    attrs[schema.CRS] = attrs[schema.CRS].astype("string")
     return gpd.GeoDataFrame(
         pd.concat([attrs, descriptors], axis=1),
         geometry=gpd.GeoSeries.from_wkb(described.geometry_wkb, crs="EPSG:4326"),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
 from csmoe_data.builder.executors import Task, TaskRunner
 from csmoe_data.builder.load import RasterSpec
@@ -160,8 +161,8 @@ def describe_batch(
 
     chunk = chunk_size
     n = len(table)
-    geoms = np.asarray(table["geometry"].values, dtype=object)
-    crs_values = np.asarray(table["crs"].astype(str).to_numpy(), dtype=object)
+    geoms = np.asarray(table[schema.GEOMETRY].values, dtype=object)
+    crs_values = np.asarray(table[schema.CRS].astype(str).to_numpy(), dtype=object)
     order = spatial_order(geoms, crs_values) if n else np.empty(0, dtype=np.int64)
     wkb_sorted = shapely.to_wkb(geoms[order])
     crs_sorted = crs_values[order]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from csmoe_common import manifest as columns
+from csmoe_common import manifest as schema
 from csmoe_common.version import __version__
 from csmoe_data.builder.describe import Described
 from csmoe_data.builder.load import LoadedInputs, RasterSpec
@@ -143,7 +143,7 @@ def metadata_document(
 def valid_summary(gdf: pd.DataFrame) -> dict[str, float]:
     """Mean land-cover and climate valid fraction of the rows (for the CLI's summary)."""
     out = {}
-    for kind, col in (("landcover", columns.LC_VALID_FRAC), ("climate", columns.KG_VALID_FRAC)):
+    for kind, col in (("landcover", schema.LC_VALID_FRAC), ("climate", schema.KG_VALID_FRAC)):
         if col in gdf.columns and len(gdf):
             out[kind] = float(np.nanmean(gdf[col].to_numpy(dtype=np.float64)))
     return out

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from csmoe_common import manifest as columns
+from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 
 #: footprints per task; bounded memory per worker, enough work to amortise the task overhead
@@ -39,7 +39,7 @@ class BuildInputs:
     landcover_legend: str | Path | None = None
     climate: str | Path | None = None
     climate_legend: str | Path | None = None
-    id_column: str = columns.PATCH_ID
+    id_column: str = schema.PATCH_ID
     labels_column: str | None = None
     densify_pts: int = DENSIFY_PTS
 

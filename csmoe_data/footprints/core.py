@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.geometry import repair_geometries, split_antimeridian, unwrap_longitudes
 from csmoe_data.labels import BEN19_LABELS, BEN43_LABELS, parse_labels, to_labels19
@@ -16,7 +17,7 @@ from csmoe_data.labels import BEN19_LABELS, BEN43_LABELS, parse_labels, to_label
 __all__ = ["RESERVED_COLUMNS", "Footprints", "finalize_table"]
 
 #: columns a source sets itself; an attribute with one of these names is renamed ``<name>_src``
-RESERVED_COLUMNS: tuple[str, ...] = ("patch_id", "geometry", "crs")
+RESERVED_COLUMNS: tuple[str, ...] = (schema.PATCH_ID, schema.GEOMETRY, schema.CRS)
 
 _KNOWN_BEN = {" ".join(n.lower().split()) for n in (*BEN43_LABELS, *BEN19_LABELS)}
 

@@ -24,6 +24,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
@@ -55,10 +56,10 @@ def pool_checksum(gdf: pd.DataFrame) -> str:
     :func:`sample_manifest` instead (the metadata then says ``pool_checksum_of: file``).
     """
     digest = hashlib.sha256()
-    ids = gdf["patch_id"] if "patch_id" in gdf.columns else pd.Series(gdf.index)
+    ids = gdf[schema.PATCH_ID] if schema.PATCH_ID in gdf.columns else pd.Series(gdf.index)
     digest.update("\x1f".join(ids.astype(str).tolist()).encode("utf-8"))
     cols = class_columns(gdf.columns) + [
-        c for c in ("lc_valid_frac", "kg_valid_frac") if c in gdf.columns
+        c for c in (schema.LC_VALID_FRAC, schema.KG_VALID_FRAC) if c in gdf.columns
     ]
     digest.update("\x1f".join(cols).encode("utf-8"))
     if cols:
@@ -68,7 +69,7 @@ def pool_checksum(gdf: pd.DataFrame) -> str:
             nan[:, j] = gdf[c].isna().to_numpy()
         digest.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
         digest.update(np.packbits(nan).tobytes())
-    for c in ("lc_major", "kg_major"):
+    for c in (schema.LC_MAJOR, schema.KG_MAJOR):
         if c in gdf.columns:
             digest.update(c.encode())
             digest.update("\x1f".join(gdf[c].astype(object).map(str).tolist()).encode("utf-8"))
@@ -108,7 +109,7 @@ def _validate(options: SamplingOptions) -> Strategy:
 def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
     """Positions of the pool rows that pass ``min_valid_frac`` and ``where``."""
     keep = np.ones(len(pool), dtype=bool)
-    for col in ("lc_valid_frac", "kg_valid_frac"):
+    for col in (schema.LC_VALID_FRAC, schema.KG_VALID_FRAC):
         if col in pool.columns and options.min_valid_frac > 0:
             v = pd.to_numeric(pool[col], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
@@ -295,7 +296,7 @@ def sample_manifest(
     chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms, bool(show)))
 
     out = rows.iloc[chosen].reset_index(drop=True)
-    out["stratum"] = pd.array(
+    out[schema.STRATUM] = pd.array(
         strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
     )
     split_report = None
@@ -312,9 +313,9 @@ def sample_manifest(
             split = split[kept]
     else:
         split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
-    out["split"] = pd.array(split.astype(str), dtype="string")
+    out[schema.SPLIT] = pd.array(split.astype(str), dtype="string")
 
-    selected_strata = len(set(out["stratum"].tolist())) if len(out) else 0
+    selected_strata = len(set(out[schema.STRATUM].tolist())) if len(out) else 0
     metadata: dict[str, Any] = {
         "strategy": options.strategy,
         "options": options.to_metadata(),
@@ -327,7 +328,9 @@ def sample_manifest(
         "groups_selected": int(selected_strata),
         "pool_checksum": checksum,
         "pool_checksum_of": checksum_of,
-        "split_counts": {str(k): int(v) for k, v in out["split"].value_counts(sort=False).items()},
+        "split_counts": {
+            str(k): int(v) for k, v in out[schema.SPLIT].value_counts(sort=False).items()
+        },
         "split_block_m": (
             round(split_report.block_size_m, 3) if split_report is not None else None
         ),

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 
 #: a unique value of a majority column (a class code or a Köppen symbol)
 Scalar = int | float | str
 
-_LC_CLASS = re.compile(r"^lc_(-?\d+)$")
-_KG_SUMMARY = {"kg_valid_frac", "kg_major", "kg_entropy"}
+_LC_CLASS = re.compile(rf"^{schema.LANDCOVER_PREFIX}(-?\d+)$")
+_KG_SUMMARY = {schema.KG_VALID_FRAC, schema.KG_MAJOR, "kg_entropy"}
 #: label used for a missing climate or land-cover majority in stratum names
 MISSING = "none"
 
@@ -38,7 +39,10 @@ def climate_columns(columns: pd.Index | list[str]) -> list[str]:
     return [
         c
         for c in columns
-        if isinstance(c, str) and c.startswith("kg_") and c not in _KG_SUMMARY and len(c) > 3
+        if isinstance(c, str)
+        and c.startswith(schema.CLIMATE_PREFIX)
+        and c not in _KG_SUMMARY
+        and len(c) > 3
     ]
 
 
@@ -170,8 +174,8 @@ def strata_labels(
         except (TypeError, ValueError):
             return str(u)
 
-    kg = _labels_of(df["kg_major"] if "kg_major" in df.columns else None, n, kg_map)
-    lc = _labels_of(df["lc_major"] if "lc_major" in df.columns else None, n, lc_map)
+    kg = _labels_of(df[schema.KG_MAJOR] if schema.KG_MAJOR in df.columns else None, n, kg_map)
+    lc = _labels_of(df[schema.LC_MAJOR] if schema.LC_MAJOR in df.columns else None, n, lc_map)
     # combine through codes so that the string concatenation runs once per distinct pair
     pairs = pd.MultiIndex.from_arrays([kg, lc])
     codes, uniques = pd.factorize(pairs)

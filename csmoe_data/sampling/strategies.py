@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from csmoe_common.divergence import js_divergence_rows
+from csmoe_common.manifest import LANDCOVER_PREFIX
 from csmoe_common.registry import Registry
 from csmoe_data.sampling.coverage import cover, lloyd, medoid, refine_medoids, repair_max
 from csmoe_data.sampling.options import SamplingOptions
@@ -333,7 +334,7 @@ class ThematicClimatic(Strategy):
         """Move single rows of budget until the predicted divergence is bounded (step 0)."""
         if not self.js_bound or len(codes) == 0 or counts.sum() == 0:
             return counts
-        n_lc = sum(1 for c in ctx.columns if c.startswith("lc_"))
+        n_lc = sum(1 for c in ctx.columns if c.startswith(LANDCOVER_PREFIX))
         if n_lc == 0:
             return counts
         # the row a one-pick stratum gets is its medoid: predict with it, not with the mean
@@ -357,7 +358,7 @@ class ThematicClimatic(Strategy):
         """Steps 2-4: global k-medoids moves, class balance, worst-row repairs."""
         if not self.global_refine:
             return picks
-        n_lc = sum(1 for c in ctx.columns if c.startswith("lc_"))
+        n_lc = sum(1 for c in ctx.columns if c.startswith(LANDCOVER_PREFIX))
         parts = (
             [slice(0, n_lc)]
             if self.balance == "landcover"

@@ -27,10 +27,14 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS
+
+if TYPE_CHECKING:  # rasterio itself is imported only inside the reading functions
+    from rasterio.io import DatasetReader
 
 _TIF = re.compile(r"^(?P<stem>.+)_(?P<band>[A-Za-z0-9]+)\.tiff?$", re.IGNORECASE)
 
@@ -86,7 +90,7 @@ def check_folder(folder: str | Path, sensor: str, n_s2: int) -> str | None:
     return f"missing band(s) {', '.join(missing)}" if missing else None
 
 
-def _read_band(src, index: int, shape: tuple[int, int]) -> np.ndarray:
+def _read_band(src: DatasetReader, index: int, shape: tuple[int, int]) -> np.ndarray:
     from rasterio.enums import Resampling
 
     if (src.height, src.width) == shape:
@@ -97,7 +101,7 @@ def _read_band(src, index: int, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
-def _open(path: str):
+def _open(path: str) -> DatasetReader:
     import rasterio
 
     try:
@@ -122,7 +126,7 @@ def native_size(s2_path: str) -> int:
         return int(src.height)
 
 
-def _declared_order(src, declared: Sequence[str] | None, path: str) -> list[str]:
+def _declared_order(src: DatasetReader, declared: Sequence[str] | None, path: str) -> list[str]:
     desc = [normalize_band(d) if d else "" for d in (src.descriptions or ())]
     if desc and all(desc):
         return desc

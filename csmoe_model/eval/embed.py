@@ -135,7 +135,8 @@ def load_model(
         name = str(cfg["model"]["name"])
         if model is not None and model != name:
             raise CsmoeError(f"--model {model} differs from the run's model {name}")
-        data = cfg.get("data") if isinstance(cfg.get("data"), Mapping) else {}
+        section = cfg.get("data")
+        data: Mapping[str, Any] = section if isinstance(section, Mapping) else {}
         return LoadedModel(
             model=net,
             name=name,
@@ -143,7 +144,8 @@ def load_model(
             stats=data.get("normalization"),
             cache=_cache_from_run_config(cfg),
         )
-    weights = Path(weights)  # type: ignore[arg-type]
+    assert weights is not None  # exactly one of run / weights (checked above)
+    weights = Path(weights)
     state, meta = _load_state(weights)
     overrides: dict[str, Any] = {}
     if meta.get("config"):  # export_encoder (csmoe train) records the model config
@@ -151,7 +153,7 @@ def load_model(
             overrides = json.loads(meta["config"])
         except json.JSONDecodeError:
             overrides = {}
-    name = model or meta.get("model") or overrides.get("name")
+    name = str(model or meta.get("model") or overrides.get("name") or "")
     if not name:
         raise CsmoeError("--weights needs --model NAME (the preset the weights belong to)")
     if model is not None and overrides.get("name") not in (None, model):
@@ -201,7 +203,9 @@ def embed_manifest(
     Args:
         manifest: the manifest (with ``s1_path`` and ``s2_path``).
         out: the embeddings Parquet to write (atomically).
-        run, weights, model: see :func:`load_model`.
+        run: a run folder of ``csmoe train`` (see :func:`load_model`).
+        weights: a safetensors file of encoder weights, instead of ``run``.
+        model: the preset of ``weights`` (or, with ``run``, a check of the run's preset).
         device: ``auto``, ``cpu``, ``cuda``, ...
         batch_size: pairs per forward pass.
         split: embed only this split (e.g. ``test``; ``None``: all rows).
@@ -283,8 +287,8 @@ def embed_manifest(
     }
     write_embeddings(
         out,
-        cache.patch_ids[selected],
-        split_col[selected],
+        [str(p) for p in cache.patch_ids[selected]],
+        [None if s is None else str(s) for s in split_col[selected]],
         {s: v[selected] for s, v in emb.items()},
         labels={c: [v[i] for i in selected] for c, v in labels.items()},
         metadata=meta,

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -370,7 +371,8 @@ def retrieval_metrics(
         raise ValueError(f"k must be between 1 and {idx.shape[1]}, got {k}")
     curves = retrieval_curves(query_labels, archive_labels, idx[:, :k])
     return {
-        f"{name}@{k}": float(curves[name][k - 1]) for name in ("map", "precision", "recall", "f1")
+        f"{name}@{k}": float(np.asarray(curves[name])[k - 1])
+        for name in ("map", "precision", "recall", "f1")
     }
 
 
@@ -416,7 +418,7 @@ def multilabel_metrics(
     *,
     threshold: float = 0.5,
     classes: Sequence[str] | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Macro and micro mAP and F1 of multi-label scores.
 
     Args:

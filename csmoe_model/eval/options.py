@@ -6,10 +6,10 @@ commands read them for their options, so help texts and behaviour cannot drift a
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ProbeSensor(str, Enum):
+class ProbeSensor(StrEnum):
     """Which embeddings a probe classifies: one sensor's, or both concatenated."""
 
     s1 = "s1"

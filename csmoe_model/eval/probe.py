@@ -142,9 +142,12 @@ def linear_probe(
     """Train one-vs-rest logistic regression on standardised features; choose C on val.
 
     Args:
-        x_train, y_train: training features (N, D) and multi-hot labels (N, C).
-        x_val, y_val: validation set for choosing C (``None``: C = 1).
-        x_test, y_test: the set reported on.
+        x_train: training features (N, D).
+        y_train: their multi-hot labels (N, C).
+        x_val: validation features for choosing C (``None``: C = 1).
+        y_val: their labels.
+        x_test: features of the set reported on.
+        y_test: their labels.
         classes: class names for the report.
         cs: the C grid.
         seed: random state of the solver.
@@ -174,6 +177,7 @@ def linear_probe(
     for i, c in enumerate(sorted(grid)):
         models = _fit_one_vs_rest(xt, y_train, c, seed, max_iter, previous=models)
         if use_val:
+            assert xv is not None and y_val is not None
             m = multilabel_metrics(y_val, _predict(models, xv))
             val_scores[repr(float(c))] = m["macro_map"]
             val_f1[repr(float(c))] = m["micro_f1"]

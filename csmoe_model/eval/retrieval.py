@@ -146,7 +146,7 @@ def evaluate_retrieval(
         # beyond the largest list actually retrieved the curves are flat: cut them there (but keep k)
         n_curve = max(k, int(result.n_retrieved.max()) if len(q_idx) else k)
         report.curves[name] = {m: np.asarray(curves[m])[:n_curve] for m in METRICS}
-        report.metrics[name] = {f"{m}@{k}": float(curves[m][k - 1]) for m in METRICS}
+        report.metrics[name] = {f"{m}@{k}": float(np.asarray(curves[m])[k - 1]) for m in METRICS}
         report.counts[name] = {
             "queries": int(curves["n_queries"]),
             "archive": len(a_idx),

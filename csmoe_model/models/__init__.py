@@ -1,4 +1,6 @@
-"""Model definitions. The presets live in :mod:`csmoe_model.models.presets`, which the registry
+"""Model definitions.
+
+The presets live in :mod:`csmoe_model.models.presets`, which the registry
 (:mod:`csmoe_model.registry`) imports the first time it is read.
 """
 

@@ -74,6 +74,7 @@ def restore_rng(state: dict[str, Any], device: torch.device | str | None = None)
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
+    """The file of the checkpoint of ``step`` in ``folder``."""
     return folder / f"step_{step:08d}.pt"
 
 
@@ -93,6 +94,11 @@ def save_checkpoint(folder: str | Path, step: int, payload: dict[str, Any], keep
     return path
 
 
+def _step_of(path: Path) -> int:
+    match = _NAME.match(path.name)
+    return int(match[1]) if match else -1
+
+
 def list_checkpoints(folder: str | Path) -> list[Path]:
     """Checkpoint files in ``folder``, oldest first."""
     folder = Path(folder)
@@ -100,7 +106,7 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
         return []
     return sorted(
         (p for p in folder.iterdir() if _NAME.match(p.name)),
-        key=lambda p: int(_NAME.match(p.name)[1]),
+        key=_step_of,
     )
 
 

@@ -21,10 +21,12 @@ class DistEnv:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that writes."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """More than one process (DDP)."""
         return self.world > 1
 
 
@@ -54,11 +56,13 @@ def init_distributed(env: DistEnv, device: torch.device) -> None:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group, if one was joined."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
 def barrier(env: DistEnv) -> None:
+    """Wait for every process (no-op in a single-process run)."""
     if env.enabled and dist.is_initialized():
         dist.barrier()
 
@@ -84,7 +88,8 @@ def freeze_unused(model: torch.nn.Module) -> set[str]:
     Returns:
         The names frozen.
     """
-    names = set(model.unused_in_training()) if hasattr(model, "unused_in_training") else set()
+    unused = getattr(model, "unused_in_training", None)  # CSMoE's; other modules: none
+    names: set[str] = set(unused()) if callable(unused) else set()
     for name, p in model.named_parameters():
         if name in names:
             p.requires_grad_(False)

@@ -87,10 +87,13 @@ def train_step(
     loss.backward()
     grad_norm: torch.Tensor | None = None
     if grad_clip is not None:
-        clipped = (
-            params if params is not None else [p for p in model.parameters() if p.requires_grad]
-        )
-        grad_norm = torch.nn.utils.clip_grad_norm_(clipped, grad_clip)
+        if params is None:
+            if not isinstance(model, torch.nn.Module):
+                raise ValueError(
+                    "train_step: pass params= to clip the gradients of a compiled model"
+                )
+            params = [p for p in model.parameters() if p.requires_grad]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
     lr = float(optimizer.param_groups[0]["lr"])
     optimizer.step()
     if scheduler is not None:

@@ -13,7 +13,7 @@ from csmoe_model.data.manifest import select_split
 from csmoe_model.errors import CsmoeError
 
 if TYPE_CHECKING:
-    pass
+    from csmoe_model.data.loader import DeviceLoader
 
 
 class ImageryCache:
@@ -51,6 +51,7 @@ class ImageryCache:
 
     @property
     def n_s2(self) -> int:
+        """Sentinel-2 bands cached (10 or 12)."""
         return int(self.meta["settings"]["n_s2"])
 
     @property
@@ -70,9 +71,11 @@ class ImageryCache:
 
     @property
     def n_damaged(self) -> int:
+        """How many images were damaged (``damaged`` lists at most the first 1,000)."""
         return int(self.meta["n_damaged"])
 
     def array_path(self, group: str) -> Path:
+        """The ``.npy`` file of an array group (``s2_10``, ``s2_20``, ``s2_60`` or ``s1``)."""
         return self.path / f"{group}.npy"
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -91,7 +94,7 @@ class ImageryCache:
             raise CsmoeError(f"no valid cached row for split {split or 'all'} in {self.path}")
         return rows
 
-    def loader(self, rows: np.ndarray, batch_size: int, **kwargs: Any):
+    def loader(self, rows: np.ndarray, batch_size: int, **kwargs: Any) -> DeviceLoader:
         """A :class:`csmoe_model.data.loader.DeviceLoader` over ``rows`` (see its arguments)."""
         from csmoe_model.data.loader import DeviceLoader
 
