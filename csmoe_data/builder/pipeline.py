@@ -19,7 +19,13 @@ from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import assemble
 from csmoe_data.builder.describe import describe_batch, open_runner
 from csmoe_data.builder.load import load_rasters, plan_reads
-from csmoe_data.builder.metadata import FootprintSummary, metadata_document, valid_summary
+from csmoe_data.builder.metadata import (
+    FootprintSummary,
+    geometry_bounds,
+    metadata_document,
+    valid_summary,
+    warnings_for,
+)
 from csmoe_data.builder.options import BuildInputs, BuildResult, ExecutionOptions, check_execution
 from csmoe_data.builder.sample import sampling_requested
 from csmoe_data.builder.stream import READ_BATCH_ROWS, BatchTally, footprint_batches
@@ -95,8 +101,10 @@ def build_manifest(
     target = out.parent / f".{out.name}.pool.{os.getpid()}.parquet" if sampled else out
     tally = BatchTally()
     valid = _ValidMeans()
-    unknown: dict[str, dict[int, float]] = {k: {} for k in specs}
+    unknown: dict[str, dict[float, float]] = {k: {} for k in specs}
+    value_area: dict[str, dict[float, float]] = {k: {} for k in specs}
     unknown_rows: dict[str, int] = dict.fromkeys(specs, 0)
+    bounds: list[float] | None = None
     missing_geometry = 0
     runner = open_runner(specs, inputs.densify_pts, False, execution)
     try:
@@ -126,8 +134,22 @@ def build_manifest(
                     for k in specs:
                         for v, a in described.unknown[k].items():
                             unknown[k][v] = unknown[k].get(v, 0.0) + a
+                        for v, a in described.value_area[k].items():
+                            value_area[k][v] = value_area[k].get(v, 0.0) + a
                         unknown_rows[k] += described.unknown_rows[k]
                     gdf = assemble(fp.table, described, out.parent)
+                    box = geometry_bounds(gdf)
+                    if box is not None:
+                        bounds = (
+                            list(box)
+                            if bounds is None
+                            else [
+                                min(bounds[0], box[0]),
+                                min(bounds[1], box[1]),
+                                max(bounds[2], box[2]),
+                                max(bounds[3], box[3]),
+                            ]
+                        )
                     missing_geometry += int(gdf.geometry.isna().sum())
                     valid.add(gdf)
                     writer.write(gdf)
@@ -145,8 +167,13 @@ def build_manifest(
                     notes=tally.merged_notes(),
                     missing_geometry=missing_geometry,
                 )
+                warnings = warnings_for(
+                    specs,
+                    value_area,
+                    None if bounds is None else tuple(bounds),  # type: ignore[arg-type]
+                )
                 metadata = metadata_document(
-                    inputs, specs, given, source.path, summary, unknown, unknown_rows
+                    inputs, specs, given, source.path, summary, unknown, unknown_rows, warnings
                 )
                 writer.close(metadata)
         pool_rows = tally.rows
@@ -174,4 +201,5 @@ def build_manifest(
         repaired=tally.repaired,
         dropped=tally.dropped,
         notes=tally.merged_notes(),
+        warnings=warnings,
     )

@@ -92,12 +92,25 @@ def footprint_batches(inputs: BuildInputs, batch_rows: int = READ_BATCH_ROWS) ->
     from csmoe_data.samples import resolve_path
 
     path = resolve_path(inputs.footprints)
-    if path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES:
+    # options that need every row (dissolving ids) or a layer/CRS choice load the file whole
+    simple = (
+        inputs.layer is None
+        and inputs.crs is None
+        and inputs.point_size is None
+        and not inputs.dissolve_ids
+    )
+    if simple and path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES:
         opened = _geoparquet_batches(path, str(inputs.footprints), inputs, batch_rows)
         if opened is not None:
             return opened
     fp = load_footprints(
-        inputs.footprints, id_column=inputs.id_column, labels_column=inputs.labels_column
+        inputs.footprints,
+        id_column=inputs.id_column,
+        labels_column=inputs.labels_column,
+        layer=inputs.layer,
+        crs=inputs.crs,
+        point_size=inputs.point_size,
+        dissolve_ids=inputs.dissolve_ids,
     )
     if len(fp.table) == 0:
         raise CsmoeDataError(f"no footprints in {inputs.footprints}")
