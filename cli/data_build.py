@@ -386,13 +386,15 @@ def build_manifest_cmd(
         workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory
     )
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))
-    _add_masks(out, masks_dir, landcover if masks_from_landcover else None, overwrite)
+    _add_masks(
+        out, masks_dir, landcover[0] if masks_from_landcover and landcover else None, overwrite
+    )
 
 
 def _check_masks(
     out: Path,
     footprints: str | None,
-    landcover: str | None,
+    landcover: list[str] | None,
     masks: Path | None,
     from_landcover: bool,
     overwrite: bool,
@@ -408,8 +410,12 @@ def _check_masks(
     if masks is not None and not masks.is_dir():
         raise fail(f"--masks {masks}: no such folder")
     if from_landcover:
-        if landcover is None:
+        if not landcover:
             raise fail("--masks-from-landcover needs --landcover")
+        if len(landcover) > 1:
+            raise fail(
+                "--masks-from-landcover cuts one --landcover raster; give one (or a VRT of the tiles)"
+            )
         folder = mask_folder(out)
         if folder.is_dir() and any(folder.iterdir()) and not overwrite:
             raise fail(f"{folder} holds masks already; pass --overwrite to replace them")
