@@ -34,6 +34,7 @@ def _sampling_options(
     where: str | None,
     min_distance: float | None,
     split: str | None,
+    split_block_size: float | None = None,
 ) -> SamplingOptions:
     from csmoe_data.samples import resolve_path
     from csmoe_data.sampling.options import parse_split
@@ -53,6 +54,7 @@ def _sampling_options(
         where=where,
         min_distance=min_distance,
         split=split_map,
+        split_block_size=split_block_size,
     )
 
 
@@ -89,11 +91,28 @@ def _summary(result: BuildResult) -> None:
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
+    warnings: list[str] = []
     if "sampling" in result.metadata:
-        strata = result.metadata["sampling"].get("strategy", "")
-        table.add_row("sampling", str(strata))
+        sampling = result.metadata["sampling"]
+        table.add_row("sampling", str(sampling.get("strategy", "")))
+        report = sampling.get("split_report")
+        if isinstance(report, dict):
+            shares = ", ".join(
+                f"{k} {report['achieved'][k]:.1%} ({report['counts'][k]:,}; asked {v:.0%})"
+                for k, v in report["requested"].items()
+            )
+            table.add_row("split shares", shares)
+            table.add_row(
+                "split blocks",
+                f"{report['blocks']:,} of {report['block_size_m']:,.0f} m "
+                f"({report['block_size_from']})",
+            )
+            table.add_row("removed (touching another split)", f"{report['removed']:,}")
+            warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
 
 
 @app.command("build-manifest", cls=OnceCommand)
@@ -199,7 +218,22 @@ def build_manifest_cmd(
         int, typer.Option("--workers", min=1, help="Worker processes.")
     ] = _EXECUTION.workers,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+        bool, typer.Option("--overwrite", help="Replace an existing --out (and its cut masks).")
+    ] = False,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--masks",
+            help="Folder of label rasters named <patch_id>[_reference_map|_mask].tif -> mask_path.",
+            file_okay=False,
+        ),
+    ] = None,
+    masks_from_landcover: Annotated[
+        bool,
+        typer.Option(
+            "--masks-from-landcover",
+            help="Cut --landcover onto each patch's S2 grid (nearest) into <out stem>_masks/.",
+        ),
     ] = False,
     dask_scheduler: Annotated[
         str | None,
@@ -207,6 +241,14 @@ def build_manifest_cmd(
             "--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."
         ),
     ] = _EXECUTION.dask_scheduler,
+    raster_memory: Annotated[
+        float,
+        typer.Option(
+            "--raster-memory",
+            min=0,
+            help="MB per worker for rasters read whole into memory (smaller ones first; the rest by windows).",
+        ),
+    ] = _EXECUTION.raster_memory_mb,
     n: Annotated[
         int | None,
         typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING),
@@ -274,11 +316,20 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    split_block_size: Annotated[
+        float | None,
+        typer.Option(
+            "--split-block-size",
+            help="Metres; cell size of the split block grid (default: from the footprint size).",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
     Without --n every footprint is kept; with --n, --split or --where the rows are sampled.
     """
+    masks_dir = _check_masks(out, footprints, landcover, masks, masks_from_landcover, overwrite)
     options = None
     if n is not None or split is not None or where is not None or pool is not None:
         options = _sampling_options(
@@ -292,6 +343,7 @@ def build_manifest_cmd(
             where,
             min_distance,
             split,
+            split_block_size,
         )
     if pool is not None:
         from csmoe_data.builder.sample import sample_pool
@@ -305,6 +357,7 @@ def build_manifest_cmd(
         if extra:
             raise fail(f"--pool samples an existing manifest; drop {', '.join(extra)}")
         _summary(sample_pool(pool, out, options, overwrite=overwrite))
+        _add_masks(out, masks_dir, None, overwrite)
         return
     if footprints is None:
         raise fail("--footprints is required (or --pool to sample an existing manifest)")
@@ -329,5 +382,58 @@ def build_manifest_cmd(
         point_size=point_size,
         dissolve_ids=dissolve_ids,
     )
-    execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
+    execution = ExecutionOptions(
+        workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory
+    )
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))
+    _add_masks(
+        out, masks_dir, landcover[0] if masks_from_landcover and landcover else None, overwrite
+    )
+
+
+def _check_masks(
+    out: Path,
+    footprints: str | None,
+    landcover: list[str] | None,
+    masks: Path | None,
+    from_landcover: bool,
+    overwrite: bool,
+) -> Path | None:
+    """The folder of label rasters to match (``--masks``, or a reBEN root's Reference_Maps).
+
+    Checked before any work, so that a refused mask option leaves no manifest behind.
+    """
+    from csmoe_data.masks import mask_folder, reference_maps
+
+    if masks is not None and from_landcover:
+        raise fail("give --masks DIR or --masks-from-landcover, not both")
+    if masks is not None and not masks.is_dir():
+        raise fail(f"--masks {masks}: no such folder")
+    if from_landcover:
+        if not landcover:
+            raise fail("--masks-from-landcover needs --landcover")
+        if len(landcover) > 1:
+            raise fail(
+                "--masks-from-landcover cuts one --landcover raster; give one (or a VRT of the tiles)"
+            )
+        folder = mask_folder(out)
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise fail(f"{folder} holds masks already; pass --overwrite to replace them")
+        return None
+    if masks is None and footprints is not None and Path(footprints).is_dir():
+        return reference_maps(footprints)  # BigEarthNet v2.0: CORINE reference maps for free
+    return masks
+
+
+def _add_masks(out: Path, masks_dir: Path | None, landcover: str | None, overwrite: bool) -> None:
+    if masks_dir is None and landcover is None:
+        return
+    from csmoe_data.masks import add_masks
+
+    summary = add_masks(out, masks_dir=masks_dir, landcover=landcover, overwrite=overwrite)
+    console.print(
+        f"mask_path: {summary.with_mask:,} of {summary.rows:,} rows from {summary.source} "
+        f"(masks in {summary.folder})",
+        highlight=False,
+        soft_wrap=True,
+    )
