@@ -92,7 +92,10 @@ def majortom_product(
     cell's centroid (Major TOM's window rule), with pixel edges on a 60 m lattice.
     """
     import pyproj
-    from rasterio.transform import from_origin
+    from affine import Affine
+
+    def from_origin(west: float, north: float, xsize: float, ysize: float) -> Affine:
+        return Affine(xsize, 0.0, west, 0.0, -ysize, north)
 
     lon0, lat0 = majortom_cell_corner(cell)
     clon, clat = lon0 + 0.045, lat0 + 0.045
@@ -352,12 +355,14 @@ def write_ssl4eo(
     split: str | None = "train",
     modalities: Sequence[str] = ("S1GRD", "S2L1C", "S2L2A"),
     damaged: Sequence[int] = (),
+    damaged_chunks: Sequence[int] = (),
     seed: int = 0,
 ) -> Path:
     """Write an SSL4EO-S12 v1.1 root (``<split>/<modality>/*.zarr.zip``); return the root.
 
     Locations are spread over Europe, Africa and South America (several UTM zones, both
-    hemispheres). ``damaged`` lists file indices whose S2L2A store is truncated.
+    hemispheres). ``damaged`` lists file indices whose S2L2A store is truncated (it cannot be
+    opened), ``damaged_chunks`` those whose S2L2A store opens but has a corrupt ``bands`` chunk.
     """
     root = Path(root)
     base = root / split if split else root
@@ -375,9 +380,22 @@ def write_ssl4eo(
                 path, modality, ids, centres, size=size, seasons=seasons, seed=seed + 31 * f + m
             )
             if f in damaged and modality == "S2L2A":
-                raw = path.read_bytes()
-                path.write_bytes(raw[: len(raw) // 2])
+                path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+            if f in damaged_chunks and modality == "S2L2A":
+                corrupt_bands_chunk(path)
     return root
+
+
+def corrupt_bands_chunk(path: str | Path, season: int = 0) -> None:
+    """Overwrite the compressed ``bands`` chunk of one season with junk (the store still opens)."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info.filename) for info in zf.infolist()}
+    key = f"bands/0.{season}.0.0.0"
+    members[key] = b"\x00junk" * 16
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
 
 
 __all__ = [
@@ -385,6 +403,7 @@ __all__ = [
     "S2L1C_BANDS",
     "S2L2A_BANDS",
     "S2_MAJORTOM_BANDS",
+    "corrupt_bands_chunk",
     "majortom_cell_corner",
     "majortom_product",
     "write_majortom",
