@@ -16,7 +16,7 @@ import numpy as np
 
 from csmoe_model.data.sources.errors import DamagedImageError
 
-__all__ = ["decode_geotiff", "resample"]
+__all__ = ["decode_geotiff", "geotiff_shape", "resample"]
 
 
 def decode_geotiff(source: bytes | str | Path, name: str) -> np.ndarray:
@@ -47,6 +47,29 @@ def decode_geotiff(source: bytes | str | Path, name: str) -> np.ndarray:
     if arr.ndim != 2:
         raise DamagedImageError(f"{name}: expected a single-band image, got shape {arr.shape}")
     return arr
+
+
+def geotiff_shape(source: bytes | str | Path, name: str) -> tuple[int, int]:
+    """``(height, width)`` of a GeoTIFF's first image, from its header alone.
+
+    Raises:
+        DamagedImageError: when the header cannot be read.
+    """
+    import tifffile
+
+    try:
+        fh = (
+            io.BytesIO(bytes(source))
+            if isinstance(source, bytes | bytearray | memoryview)
+            else str(source)
+        )
+        with tifffile.TiffFile(fh) as tif:
+            page = tif.pages[0]
+            return int(page.imagelength), int(page.imagewidth)  # type: ignore[union-attr]
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise DamagedImageError(
+            f"{name}: cannot read GeoTIFF header ({' '.join(str(exc).split())[:160]})"
+        ) from exc
 
 
 def _bilinear(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -33,9 +33,15 @@ import numpy as np
 
 from csmoe_common.store_path import StorePath
 from csmoe_model.data.sources.errors import BandError, DamagedImageError
-from csmoe_model.data.sources.geotiff import decode_geotiff, resample
+from csmoe_model.data.sources.geotiff import decode_geotiff, geotiff_shape, resample
 
-__all__ = ["is_majortom_folder", "is_parquet_shard", "product_key", "read_products"]
+__all__ = [
+    "is_majortom_folder",
+    "is_parquet_shard",
+    "product_key",
+    "product_width",
+    "read_products",
+]
 
 #: band whose pixel grid is the product's 10 m grid, per sensor
 _REFERENCE_BAND = {"s2": "B02", "s1": "VV"}
@@ -139,6 +145,31 @@ def _decode_product(ref: StorePath, wanted: Sequence[str], sensor: str) -> _Prod
             with np.errstate(divide="ignore", invalid="ignore"):
                 decoded[b] = np.where(lin > 0, 10.0 * np.log10(lin), np.nan)
     return _Product(decoded, int(width))
+
+
+def product_width(ref: StorePath) -> int:
+    """Width in 10 m pixels of a product (its ``B02`` or ``vv`` band), from the GeoTIFF header.
+
+    Raises:
+        BandError: the product has neither band.
+        DamagedImageError: the header cannot be read.
+    """
+    name = Path(ref.file).name
+    if is_parquet_shard(ref):
+        import pyarrow.parquet as pq
+
+        names = {_band_key(n) for n in pq.read_schema(ref.file).names}
+        sensor = "s2" if "B02" in names else "s1"
+        blob: bytes | str = _shard_row(ref.file, int(ref.row or 0), [_REFERENCE_BAND[sensor]])[
+            _REFERENCE_BAND[sensor]
+        ]
+    else:
+        files = _folder_files(ref.file)
+        band = "B02" if "B02" in files else "VV"
+        if band not in files:
+            raise BandError(f"{name}: neither B02.tif nor vv.tif")
+        blob = files[band]
+    return geotiff_shape(blob, name)[1]
 
 
 def _cut(

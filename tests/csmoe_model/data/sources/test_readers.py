@@ -133,3 +133,38 @@ def test_ssl4eo_damage_and_missing_band(ssl4eo_corpus: Ssl4eoCorpus, tmp_path: P
     broken.write_bytes(broken.read_bytes()[:100])
     with pytest.raises(DamagedImageError, match="cannot open"):
         read_samples(str(broken), [0], ["B02"], [(48, 48)])
+
+
+def test_read_rows_groups_stores_and_fills_seasons(
+    majortom_corpus: MajorTomCorpus, ssl4eo_corpus: Ssl4eoCorpus
+) -> None:
+    from csmoe_model.data.sources.rows import group_key, read_rows
+
+    shard = str(majortom_corpus.root / "Core-S2L2A" / "images" / "part_00001.parquet")
+    s1_folder = str(next((majortom_corpus.root / "Core-S1RTC").glob("*/*/S1A_*")))
+    stores = sorted((ssl4eo_corpus.root / "train").glob("*/*.zarr.zip"))
+    s2_store = next(p for p in stores if p.parent.name == "S2L2A")
+    s1_store = next(p for p in stores if p.parent.name == "S1GRD")
+    items = [
+        (0, f"{s1_folder}#window=6,6,120", f"{shard}#row=0&window=6,6,120"),
+        (1, f"{s1_folder}#window=126,6,120", f"{shard}#row=0&window=126,6,120"),
+        (2, f"{s1_folder}#window=6,6,120", f"{shard}#row={MAJORTOM_DAMAGED}&window=6,6,120"),
+        (3, f"{s1_store}#sample=1", f"{s2_store}#sample=1"),
+    ]
+    assert group_key(items[0][2]) == group_key(items[1][2]) != group_key(items[2][2])
+
+    def unused(path: str) -> object:
+        raise AssertionError(f"plain reader called for {path}")
+
+    # 120 px: the SSL4EO row (48 px) is resampled up like any other source
+    out = read_rows(items, 120, ("s2_10", "s2_20", "s2_60"), 4, unused, unused)  # type: ignore[arg-type]
+    (i0, img0, p0), (_, img1, _), (_, bad, problem), (_, cube, _) = out
+    assert p0 is None and img0 is not None and img1 is not None and cube is not None
+    assert img0.s2["s2_10"].shape == (4, 4, 120, 120) and img0.s2["s2_10"].dtype == np.uint16
+    assert img0.s2["s2_60"].shape == (4, 2, 20, 20) and img0.s1.shape == (4, 2, 120, 120)
+    # a single-date product fills every season slot
+    assert (img0.s2["s2_10"][0] == img0.s2["s2_10"][3]).all()
+    b02 = _rasterio(_shard_blob(majortom_corpus, 0, "B02"))
+    np.testing.assert_array_equal(img1.s2["s2_10"][0, 0], b02[6:126, 126:246])
+    assert bad is None and problem is not None and problem[0] == "damaged"
+    assert not (cube.s2["s2_10"][0] == cube.s2["s2_10"][1]).all()  # four real seasons
