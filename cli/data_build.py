@@ -9,6 +9,7 @@ import typer
 
 from csmoe_cli._common import console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
+from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.legends import list_legends
 from csmoe_data.sampling.options import ClimateLevel, SamplingOptions, StrategyName
 
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 _SAMPLING = "Sampling (optional)"
+_MAJORTOM = "Major TOM metadata sources"
 #: the library's defaults, shown in --help and used when an option is not given
 _EXECUTION = ExecutionOptions()
 _OPTIONS = SamplingOptions()
+_MT = MajorTomOptions()
 
 
 def _sampling_options(
@@ -93,7 +96,8 @@ def build_manifest_cmd(
         str | None,
         typer.Option(
             "--footprints",
-            help="Vector file, folder of patch GeoTIFFs, BigEarthNet root, or sample:bigearthnet.",
+            help="Vector file, folder of patch GeoTIFFs, BigEarthNet root, Major TOM metadata "
+            "Parquet (or folder), SSL4EO-S12 v1.1 root, or sample:bigearthnet.",
         ),
     ] = None,
     landcover: Annotated[
@@ -201,6 +205,48 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    pair_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--pair-with",
+            help="The other sensor's Major TOM metadata: pair S1 and S2 products by grid cell.",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.pair_with,
+    pair_max_days: Annotated[
+        float | None,
+        typer.Option(
+            "--pair-max-days",
+            min=0,
+            help="Pair only acquisitions at most this many days apart (default: nearest, any gap).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.pair_max_days,
+    paired_only: Annotated[
+        bool,
+        typer.Option(
+            "--paired-only",
+            help="Drop products without a partner (training needs both sensors).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.paired_only,
+    imagery_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--imagery-root",
+            help="Where the shards or the unpacked tree lie (default: each metadata file's folder).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.imagery_root,
+    tile_size: Annotated[
+        int,
+        typer.Option(
+            "--tile-size",
+            min=0,
+            help="Cut products into tiles of this many 10 m px, a multiple of 6 (0: whole products).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.tile_size or 0,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
@@ -241,6 +287,7 @@ def build_manifest_cmd(
         climate_legend=climate_legend,
         id_column=id_column,
         labels_column=labels_column,
+        majortom=MajorTomOptions(pair_with, pair_max_days, paired_only, imagery_root, tile_size),
     )
     execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))

@@ -16,6 +16,7 @@ from csmoe_cli.model_options import (
     S1BandsOpt,
     S2BandCount,
     S2BandsOpt,
+    Season,
     parse_bands,
     parse_key_values,
 )
@@ -168,6 +169,14 @@ def train_cmd(
     ] = None,
     s2_bands: S2BandsOpt = None,
     s1_bands: S1BandsOpt = None,
+    season: Annotated[
+        Season | None,
+        typer.Option(
+            "--season",
+            help="Seasonal caches (SSL4EO-S12): one season per sample and epoch drawn from --seed, "
+            f"or a fixed one (default: {_T.season}).",
+        ),
+    ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -202,6 +211,7 @@ def train_cmd(
         "model_overrides": overrides or None,
         "s2_bands": parse_bands(s2_bands),
         "s1_bands": parse_bands(s1_bands),
+        "season": season.value if season is not None else None,
     }
     cfg = resolve_config(given, config)
     if not cfg.out:

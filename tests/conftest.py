@@ -4,6 +4,8 @@ Test modules take these as fixtures (``geotiff``, ``manifest_factory``) instead 
 from other test files. The model half's generated data (BigEarthNet-layout patches: ``patch_factory``,
 ``patches``, ``cache_dir``; embeddings: ``embeddings_factory``, ``generated``, ``emb_file``) lives here
 too, since both ``tests/csmoe_model`` and the model commands' tests in ``tests/cli`` use it.
+Stores of the corpora csmoe reads in place (``majortom_corpus``, ``ssl4eo_corpus``) come from
+``tests/corpus_fixtures.py`` (generators in ``tests/corpus_stores.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# generated Major TOM and SSL4EO-S12 v1.1 stores: ``majortom_corpus``, ``ssl4eo_corpus``
+pytest_plugins = ["corpus_fixtures"]
 
 GeoTiffWriter = Callable[..., Path]
 ManifestFactory = Callable[..., Path]

@@ -13,7 +13,7 @@ import pytest
 from corpus_stores import write_majortom, write_ssl4eo
 
 #: the cells of the generated Major TOM corpus; S2 has one product per cell, S1 the first two
-MAJORTOM_CELLS = ("433U_1185R", "433U_1186R", "434U_1185R")
+MAJORTOM_CELLS = ("535U_81R", "535U_82R", "536U_81R")  # Bavaria: land for the descriptors
 #: S1 acquisitions are 3 and 39 days after the S2 ones of their cells
 MAJORTOM_S1_DAYS = (3, 40)
 #: the 10 m size of each generated product (Major TOM Core: 1068); 2 x 2 tiles of 120 px

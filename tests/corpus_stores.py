@@ -44,6 +44,11 @@ S2L2A_BANDS: tuple[str, ...] = (
 S2L1C_BANDS: tuple[str, ...] = (*S2L2A_BANDS[:10], "B10", *S2L2A_BANDS[10:])
 
 _R_KM = 6378.137
+#: lon/lat of land locations on several continents (SSL4EO-S12 samples around cities)
+LAND_CENTRES: tuple[tuple[float, float], ...] = (
+    (11.5, 48.1), (2.35, 48.85), (-3.7, 40.4), (21.0, 52.2), (31.2, 30.0), (-47.9, -15.8),
+    (28.0, -26.2), (77.2, 28.6), (-98.0, 39.0), (134.0, -25.0), (37.6, 55.7), (-58.4, -34.6),
+)  # fmt: skip
 
 
 def majortom_cell_corner(cell: str, dist_km: float = 10.0) -> tuple[float, float]:
@@ -360,8 +365,8 @@ def write_ssl4eo(
 ) -> Path:
     """Write an SSL4EO-S12 v1.1 root (``<split>/<modality>/*.zarr.zip``); return the root.
 
-    Locations are spread over Europe, Africa and South America (several UTM zones, both
-    hemispheres). ``damaged`` lists file indices whose S2L2A store is truncated (it cannot be
+    Locations cycle through :data:`LAND_CENTRES` (several UTM zones, both hemispheres, on land so
+    that land-cover and climate descriptors are valid), jittered by up to half a degree. ``damaged`` lists file indices whose S2L2A store is truncated (it cannot be
     opened), ``damaged_chunks`` those whose S2L2A store opens but has a corrupt ``bands`` chunk.
     """
     root = Path(root)
@@ -370,8 +375,11 @@ def write_ssl4eo(
     for f in range(n_files):
         ids = [f"{f * samples_per_file + s:07d}" for s in range(samples_per_file)]
         centres = [
-            (float(rng.uniform(-60, 40)), float(rng.uniform(-35, 60)))
-            for _ in range(samples_per_file)
+            (lon + float(rng.uniform(-0.5, 0.5)), lat + float(rng.uniform(-0.5, 0.5)))
+            for lon, lat in (
+                LAND_CENTRES[(f * samples_per_file + s) % len(LAND_CENTRES)]
+                for s in range(samples_per_file)
+            )
         ]
         name = f"ssl4eos12_{split or 'train'}_seasonal_data_{f + 1:06d}.zarr.zip"
         for m, modality in enumerate(modalities):
@@ -402,6 +410,7 @@ __all__ = [
     "S1_MAJORTOM_BANDS",
     "S2L1C_BANDS",
     "S2L2A_BANDS",
+    "LAND_CENTRES",
     "S2_MAJORTOM_BANDS",
     "corrupt_bands_chunk",
     "majortom_cell_corner",

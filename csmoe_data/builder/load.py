@@ -87,7 +87,10 @@ def load_inputs(inputs: BuildInputs) -> LoadedInputs:
 
     specs, given = load_rasters(inputs)
     fp = load_footprints(
-        inputs.footprints, id_column=inputs.id_column, labels_column=inputs.labels_column
+        inputs.footprints,
+        id_column=inputs.id_column,
+        labels_column=inputs.labels_column,
+        majortom=inputs.majortom,
     )
     if len(fp.table) == 0:
         raise CsmoeDataError(f"no footprints in {inputs.footprints}")

@@ -84,6 +84,10 @@ def build_metadata(
         },
         "unknown_codes": {},
     }
+    from csmoe_data.footprints.majortom import is_majortom_metadata
+
+    if is_majortom_metadata(loaded.footprints_path):
+        metadata["parameters"]["majortom"] = inputs.majortom.to_metadata()
     for k, spec in loaded.specs.items():
         metadata["inputs"][k] = input_entry(spec.info, loaded.given[k])
         metadata["legends"][k] = spec.legend.to_metadata()

@@ -8,6 +8,7 @@ from typing import Any
 
 from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
+from csmoe_data.footprints.options import MajorTomOptions
 
 #: footprints per task; bounded memory per worker, enough work to amortise the task overhead
 DEFAULT_CHUNK_SIZE = 2000
@@ -29,6 +30,7 @@ class BuildInputs:
         labels_column: optional column of a vector source holding labels.
         densify_pts: extra vertices per footprint edge before reprojection (recorded in the
             manifest's parameters).
+        majortom: pairing, imagery root and tiling of a Major TOM metadata source.
     """
 
     footprints: str | Path
@@ -39,6 +41,7 @@ class BuildInputs:
     id_column: str = schema.PATCH_ID
     labels_column: str | None = None
     densify_pts: int = DENSIFY_PTS
+    majortom: MajorTomOptions = field(default_factory=MajorTomOptions)
 
 
 @dataclass(frozen=True)

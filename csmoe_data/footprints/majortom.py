@@ -44,10 +44,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from csmoe_common.progress import progress_bar
 from csmoe_common.store_path import StorePath
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints.core import Footprints, finalize_table
 from csmoe_data.footprints.majortom_grid import cell_polygon
+from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.geometry import crs_string
 
 __all__ = [
@@ -65,26 +67,6 @@ _TIME_COLUMNS = ("timestamp", "product_datetime")
 _REFERENCE = {"s2": ("B02", "b02"), "s1": ("vv", "VV")}
 #: tile offsets are multiples of this (the 60 m bands' pixel in 10 m pixels)
 LATTICE_PX = 6
-
-
-@dataclass(frozen=True)
-class MajorTomOptions:
-    """How Major TOM metadata becomes footprints (the ``build-manifest`` options of that name).
-
-    Attributes:
-        pair_with: the other sensor's metadata Parquet (file or folder), or None.
-        pair_max_days: pair only acquisitions at most this many days apart (None: any).
-        paired_only: drop rows that found no partner.
-        imagery_root: where the imagery lies (None: the folder of each metadata file).
-        tile_size: cut products into square tiles of this many 10 m pixels (None or 0: one row
-            per product).
-    """
-
-    pair_with: Path | None = None
-    pair_max_days: float | None = None
-    paired_only: bool = False
-    imagery_root: Path | None = None
-    tile_size: int | None = 120
 
 
 def _metadata_files(path: Path) -> list[Path]:
@@ -358,8 +340,6 @@ def load_majortom(
             ``tile_size`` that is not a positive multiple of 6, or nothing left after
             ``paired_only``.
     """
-    from csmoe_data.footprints.core import progress_bar
-
     opts = options or MajorTomOptions()
     tile = opts.tile_size or 0
     if tile and (tile < 0 or tile % LATTICE_PX):
@@ -437,7 +417,13 @@ def load_majortom(
 
     wgs84 = "EPSG:4326"
     has_geometry = "geometry" in table.columns
-    with progress_bar(len(table) if tile else 0, "reading Major TOM headers", progress) as advance:
+    with progress_bar(
+        "reading Major TOM products",
+        len(table),
+        "products",
+        progress if tile else False,
+        min_total=500,
+    ) as advance:
         for i, rec in enumerate(table.to_dict("records")):
             ref = refs[i]
             partner = other.iloc[int(match[i])] if other is not None and match[i] >= 0 else None
@@ -496,7 +482,7 @@ def load_majortom(
                         **({"tile_row": None, "tile_col": None} if tile else {}),
                     }
                 )
-            advance()
+            advance(1)
     if damaged:
         notes.append(f"{damaged} product(s) with an unreadable image header: kept untiled")
     if tile:

@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from csmoe_common.progress import progress_bar
 from csmoe_common.store_path import StorePath
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.footprints.core import Footprints, finalize_table, progress_bar
+from csmoe_data.footprints.core import Footprints, finalize_table
 
 __all__ = ["MODALITIES", "find_stores", "is_ssl4eo_root", "load_ssl4eo"]
 
@@ -171,13 +172,15 @@ def load_ssl4eo(root: Path, source: str, progress: bool | None = None) -> Footpr
     records: list[dict[str, Any]] = []
     damaged: list[str] = []
     unpaired = 0
-    with progress_bar(len(jobs), "reading SSL4EO-S12 stores", progress) as advance:
+    with progress_bar(
+        "reading SSL4EO-S12 stores", len(jobs), "stores", progress, min_total=50
+    ) as advance:
         for split, primary, store, partner in jobs:
             try:
                 info = _store_rows(store)
             except _Damaged as exc:
                 damaged.append(str(exc))
-                advance()
+                advance(1)
                 continue
             s1_index: dict[str, int] = {}
             if partner is not None:
@@ -212,7 +215,7 @@ def load_ssl4eo(root: Path, source: str, progress: bool | None = None) -> Footpr
                 if split is not None:
                     rec["ssl4eo_split"] = split
                 records.append(rec)
-            advance()
+            advance(1)
     if damaged:
         notes.append(f"{len(damaged)} unreadable store(s) skipped (e.g. {damaged[0]})")
     if not records:

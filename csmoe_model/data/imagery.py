@@ -32,19 +32,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS
+from csmoe_model.data.sources.errors import BandError, DamagedImageError
 
 if TYPE_CHECKING:  # rasterio itself is imported only inside the reading functions
     from rasterio.io import DatasetReader
 
 _TIF = re.compile(r"^(?P<stem>.+)_(?P<band>[A-Za-z0-9]+)\.tiff?$", re.IGNORECASE)
-
-
-class BandError(Exception):
-    """The imagery lacks a band the model needs or its band order is not declared (a user error)."""
-
-
-class DamagedImageError(Exception):
-    """An image exists but cannot be decoded (truncated, corrupt, wrong shape)."""
 
 
 def normalize_band(name: str) -> str:

@@ -194,6 +194,7 @@ def embed_manifest(
     labels_columns: Sequence[str] = (),
     overwrite: bool = False,
     progress: bool = True,
+    season: int = 0,
 ) -> EmbedSummary:
     """Embed every row (or the rows of ``split``) of ``manifest`` and write the embeddings Parquet.
 
@@ -214,9 +215,11 @@ def embed_manifest(
         labels_columns: further list columns to copy besides ``labels`` and ``labels19``.
         overwrite: replace ``out``.
         progress: show progress bars.
+        season: the acquisition embedded from a seasonal cache (SSL4EO-S12: 0..3).
 
     Raises:
-        CsmoeError: output exists, bad model/weights, manifest or cache problems.
+        CsmoeError: output exists, bad model/weights, manifest or cache problems, a season the
+            cache does not hold.
     """
     from csmoe_model.data import open_cache
 
@@ -258,6 +261,7 @@ def embed_manifest(
             drop_last=False,
             workers=workers,
             upsample=str(loaded.cache.get("upsample") or "bilinear"),
+            season=season,
         )
         with (
             progress_bar(

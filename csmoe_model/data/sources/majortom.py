@@ -38,6 +38,7 @@ from csmoe_model.data.sources.geotiff import decode_geotiff, geotiff_shape, resa
 __all__ = [
     "is_majortom_folder",
     "is_parquet_shard",
+    "missing_product_bands",
     "product_key",
     "product_width",
     "read_products",
@@ -75,6 +76,13 @@ def is_majortom_folder(path: str) -> bool:
         return False
     names = {n.lower() for n in os.listdir(path)}
     return "b02.tif" in names or "vv.tif" in names
+
+
+def missing_product_bands(folder: str, bands: Sequence[str]) -> str | None:
+    """Which of ``bands`` a product folder lacks (``None`` when it has them all)."""
+    have = _folder_files(folder)
+    missing = [b for b in bands if _band_key(b) not in have]
+    return f"missing band file(s) {', '.join(missing)}" if missing else None
 
 
 def product_key(ref: StorePath) -> tuple[str, int | None]:
