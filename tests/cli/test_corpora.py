@@ -207,3 +207,24 @@ def test_ssl4eo_cache_seasons_train_embed(
                                     "--cache-dir", str(cache_dir), "--device", "cpu", "--workers", "0",
                                     "--season", "4", "--no-progress"])  # fmt: skip
     assert res.exit_code == 1 and "holds 4 season(s)" in res.output
+
+
+def test_store_corpora_cache_without_gdal(
+    majortom_manifest: Path, ssl4eo_manifest: Path, tmp_path: Path
+) -> None:
+    """A training host without GDAL (``csmoe[model]``) decodes Major TOM and SSL4EO-S12 stores."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['rasterio'] = None; sys.modules['osgeo'] = None  # importing them fails\n"
+        "from csmoe_model.data import open_cache\n"
+        f"for m in ({str(majortom_manifest)!r}, {str(ssl4eo_manifest)!r}):\n"
+        f"    c = open_cache(m, {str(tmp_path)!r}, workers=0)\n"
+        "    print(len(c), int(c.valid.sum()), c.seasons)\n"
+        "assert 'rasterio' not in sys.modules or sys.modules['rasterio'] is None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["8", "4", "1", "9", "6", "4"]
