@@ -16,7 +16,7 @@ import numpy as np
 
 from csmoe_model.data.sources.errors import DamagedImageError
 
-__all__ = ["decode_geotiff", "geotiff_shape", "resample"]
+__all__ = ["decode_geotiff", "geotiff_shape", "resample", "resample_stack"]
 
 
 def decode_geotiff(source: bytes | str | Path, name: str) -> np.ndarray:
@@ -111,3 +111,31 @@ def resample(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
                 else blocks.mean(axis=(1, 3))
             )
     return _bilinear(arr, (out_h, out_w))
+
+
+def resample_stack(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`resample` over the last two axes of ``(..., H, W)`` (one pass for whole-factor shrinks).
+
+    Integer inputs are averaged in float32 (exact for 16-bit values summed over small blocks).
+    """
+    h, w = arr.shape[-2:]
+    if (h, w) == tuple(shape):
+        return arr
+    out_h, out_w = shape
+    if (
+        h % out_h == 0
+        and w % out_w == 0
+        and h >= out_h
+        and w >= out_w
+        and not (np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any())
+    ):
+        fy, fx = h // out_h, w // out_w
+        lead = arr.shape[:-2]
+        # float32 sums of 16-bit integers over <= 36 pixels are exact; summing rows, then columns,
+        # over contiguous axes is ~1.6x faster than one mean over two strided axes
+        x = arr.astype(np.float32 if np.issubdtype(arr.dtype, np.integer) else np.float64)
+        x = x.reshape(*lead, out_h, fy, w).sum(axis=-2)
+        x = x.reshape(*lead, out_h, out_w, fx).sum(axis=-1)
+        return x / (fy * fx)
+    flat = arr.reshape(-1, h, w)
+    return np.stack([resample(a, shape) for a in flat]).reshape(*arr.shape[:-2], out_h, out_w)

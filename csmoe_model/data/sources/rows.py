@@ -119,7 +119,9 @@ def _s2_shapes(size: int, groups: Sequence[str]) -> tuple[list[str], list[tuple[
 def _to_uint16(stack: np.ndarray) -> np.ndarray:
     if stack.dtype == np.uint16:
         return stack
-    return np.clip(np.rint(np.nan_to_num(stack.astype(np.float64))), 0, 65535).astype(np.uint16)
+    if np.issubdtype(stack.dtype, np.integer):  # e.g. SSL4EO-S12's int16
+        return np.clip(stack, 0, 65535).astype(np.uint16)
+    return np.clip(np.rint(np.nan_to_num(stack)), 0, 65535).astype(np.uint16)
 
 
 def _fill_s1(arr: np.ndarray, name: str) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from csmoe_common.store_path import StorePath
 from csmoe_model.data.sources.errors import BandError, DamagedImageError
-from csmoe_model.data.sources.geotiff import resample
+from csmoe_model.data.sources.geotiff import resample_stack
 
 __all__ = ["is_zarr_zip", "open_store", "read_samples", "store_seasons"]
 
@@ -111,24 +111,28 @@ def read_samples(
     bad = [s for s in samples if s >= n_samples]
     if bad:
         raise BandError(f"{name} holds {n_samples} samples; sample {bad[0]} does not exist")
-    order = sorted(set(samples))
-    channel = [names.index(b) for b in bands]
+    # one basic slice over the samples asked for: zarr decodes each chunk once and takes its fast
+    # path (an orthogonal selection of a few samples and bands costs several times more here)
+    lo, hi = min(samples), max(samples) + 1
     try:
-        data = np.asarray(arr.oindex[order, :, sorted(set(channel)), :, :])
+        data = np.asarray(arr[lo:hi])  # (samples, time, band, y, x)
     except Exception as exc:  # a truncated chunk: zarr/numcodecs raise several types
         raise DamagedImageError(
             f"{name}: cannot decode bands ({' '.join(str(exc).split())[:160]})"
         ) from exc
-    where = {s: k for k, s in enumerate(order)}
-    cpos = {c: k for k, c in enumerate(sorted(set(channel)))}
+    channel = [names.index(b) for b in bands]
     out: list[list[np.ndarray]] = []
     for s in samples:
-        cube = data[where[s]]  # (time, band, y, x)
-        per_band = []
-        for c, shape in zip(channel, shapes, strict=True):
-            seasons = cube[:, cpos[c]]
-            per_band.append(
-                np.stack([resample(seasons[t], shape) for t in range(seasons.shape[0])])
-            )
+        cube = data[s - lo]  # (time, band, y, x)
+        per_band: list[np.ndarray] = []
+        k = 0
+        while k < len(channel):
+            # bands that go to one shape are resampled together
+            j = k
+            while j < len(channel) and shapes[j] == shapes[k]:
+                j += 1
+            stack = resample_stack(cube[:, channel[k:j]], shapes[k])
+            per_band.extend(stack[:, m] for m in range(j - k))
+            k = j
         out.append(per_band)
     return out
