@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -209,7 +208,7 @@ def main() -> None:
         print(f"generated stores in {time.perf_counter() - t0:.1f} s")
         results.append(bench_cache("BigEarthNet folders (real sample)", ben, tmp / "cache"))
         results.append(
-            bench_cache("Major TOM shards S2 + tree S1, 1068 px -> 120 px tiles", mt, tmp / "cache")
+            bench_cache("Major TOM shards (S2 + S1), 1068 px -> 120 px tiles", mt, tmp / "cache")
         )
         results.append(majortom_peer(tiles))
         results.append(bench_cache("SSL4EO-S12 zipped Zarr, 264 px x 4 seasons", ssl, tmp / "cache",
