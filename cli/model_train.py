@@ -61,7 +61,8 @@ def cache(
     )
     valid = int(c.valid.sum())
     console.print(
-        f"cache {c.path}: {len(c)} rows ({valid} usable), {c.size} px at 10 m, {c.n_s2} + 2 bands; "
+        f"cache {c.path}: {len(c)} rows ({valid} usable), {c.size} px at 10 m, {c.n_s2} + 2 bands"
+        f"{f', {c.seasons} seasons per row' if c.seasons > 1 else ''}; "
         f"statistics from {c.meta['stats_rows']}",
         highlight=False,
         soft_wrap=True,

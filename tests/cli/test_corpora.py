@@ -174,6 +174,7 @@ def test_ssl4eo_cache_seasons_train_embed(
     # the store with a corrupt bands chunk loses its locations, counted
     bad = ssl4eo_corpus.samples_per_file
     assert f"{n} rows ({n - bad} usable), {ssl4eo_corpus.size} px" in out
+    assert "4 seasons per row" in out
     assert f"{bad} damaged image(s) skipped" in out
     (cache,) = [p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     meta = json.loads((cache / "meta.json").read_text())
