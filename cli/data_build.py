@@ -81,6 +81,9 @@ def _summary(result: BuildResult) -> None:
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
+    # what the footprint source reported (pairing, tiling, skipped stores, ...)
+    for note in result.metadata.get("footprints", {}).get("notes", []):
+        table.add_row("footprints", str(note))
     if "sampling" in result.metadata:
         strata = result.metadata["sampling"].get("strategy", "")
         table.add_row("sampling", str(strata))

@@ -138,7 +138,9 @@ def test_majortom_unpaired_rows_need_both_sensors_to_train(
                                        *DESCRIPTORS, "--out", str(pool)]))  # fmt: skip
     t = pq.read_table(pool).to_pandas()
     assert len(t) == 3 and t["s1_path"].isna().tolist() == [False, False, True]
-    assert "2 of 3 products paired" in out
+    assert "2 of 3 products paired by grid cell" in " ".join(out.split())
+    notes = json.loads(pq.read_schema(pool).metadata[b"csmoe"])["footprints"]["notes"]
+    assert "2 of 3 products paired by grid cell" in notes
     res = runner.invoke(
         model_app, ["cache", "--manifest", str(pool), "--cache-dir", str(tmp_path / "c")]
     )
