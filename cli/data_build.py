@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from csmoe_cli._common import console, fail, user_errors
+from csmoe_cli._common import OnceCommand, console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
 from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.legends import list_legends
@@ -59,6 +59,13 @@ def _sampling_options(
     )
 
 
+def _one_or_many(values: list[str] | None) -> str | tuple[str, ...] | None:
+    """A repeated raster option: None, its one value, or all its values (tiles)."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
 def _summary(result: BuildResult) -> None:
     from rich.table import Table
 
@@ -78,6 +85,10 @@ def _summary(result: BuildResult) -> None:
             table.add_row(
                 f"[yellow]unknown {kind} codes[/]", f"{listed}{more} (excluded from valid area)"
             )
+    for warning in result.warnings:
+        table.add_row("[yellow]warning[/]", warning)
+    for note in result.notes:
+        table.add_row("note", note)
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
@@ -91,7 +102,7 @@ def _summary(result: BuildResult) -> None:
     console.print(table)
 
 
-@app.command("build-manifest")
+@app.command("build-manifest", cls=OnceCommand)
 @user_errors
 def build_manifest_cmd(
     out: Annotated[Path, typer.Option("--out", help="Manifest to write (GeoParquet).")],
@@ -99,12 +110,32 @@ def build_manifest_cmd(
         str | None,
         typer.Option(
             "--footprints",
-            help="Vector file, folder of patch GeoTIFFs, BigEarthNet root, Major TOM metadata "
-            "Parquet (or folder), SSL4EO-S12 v1.1 root, or sample:bigearthnet.",
+            help="Vector file, CSV (WKT or lon/lat), folder of patch GeoTIFFs, BigEarthNet root, "
+            "Major TOM metadata Parquet (or folder), SSL4EO-S12 v1.1 root, or sample:bigearthnet.",
         ),
     ] = None,
     landcover: Annotated[
-        str | None, typer.Option("--landcover", help="Land-cover raster (or sample:modis-igbp).")
+        list[str] | None,
+        typer.Option(
+            "--landcover",
+            help="Land-cover raster: a file, a folder of tiles, a quoted glob, a GDAL path or URL "
+            "(/vsizip/, /vsicurl/, s3://, https://), NetCDF/Zarr, or sample:modis-igbp; "
+            "repeat for several tiles.",
+        ),
+    ] = None,
+    landcover_band: Annotated[
+        str | None,
+        typer.Option("--landcover-band", help="Band of a multi-band raster: N (1-based) or NAME."),
+    ] = None,
+    landcover_var: Annotated[
+        str | None,
+        typer.Option("--landcover-var", help="Data variable of a NetCDF/Zarr land-cover map."),
+    ] = None,
+    landcover_crs: Annotated[
+        str | None,
+        typer.Option(
+            "--landcover-crs", help="CRS of a land-cover map that has none (e.g. EPSG:4326)."
+        ),
     ] = None,
     landcover_legend: Annotated[
         str | None,
@@ -114,7 +145,24 @@ def build_manifest_cmd(
         ),
     ] = None,
     climate: Annotated[
-        str | None, typer.Option("--climate", help="Köppen-Geiger raster (or sample:koppen-rubel).")
+        list[str] | None,
+        typer.Option(
+            "--climate",
+            help="Köppen-Geiger map: a file (GeoTIFF, NetCDF, Zarr), tiles, a GDAL path or URL, "
+            "or sample:koppen-rubel; repeat for several tiles.",
+        ),
+    ] = None,
+    climate_band: Annotated[
+        str | None,
+        typer.Option("--climate-band", help="Band of a multi-band climate map: N or NAME."),
+    ] = None,
+    climate_var: Annotated[
+        str | None,
+        typer.Option("--climate-var", help="Data variable of a NetCDF/Zarr climate map."),
+    ] = None,
+    climate_crs: Annotated[
+        str | None,
+        typer.Option("--climate-crs", help="CRS of a climate map that has none."),
     ] = None,
     climate_legend: Annotated[
         str | None,
@@ -129,6 +177,30 @@ def build_manifest_cmd(
         str | None,
         typer.Option("--labels-column", help="Column of a vector source holding labels."),
     ] = BuildInputs.labels_column,
+    layer: Annotated[
+        str | None,
+        typer.Option("--layer", help="Layer of a multi-layer footprint file (GeoPackage...)."),
+    ] = BuildInputs.layer,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            "--crs", help="CRS of footprints that carry none (a CSV WKT column); lon/lat = 4326."
+        ),
+    ] = BuildInputs.crs,
+    point_size: Annotated[
+        float | None,
+        typer.Option(
+            "--point-size",
+            min=0.0,
+            help="Point footprints become squares of this many metres in their UTM zone.",
+        ),
+    ] = BuildInputs.point_size,
+    dissolve_ids: Annotated[
+        bool,
+        typer.Option(
+            "--dissolve-ids", help="Merge rows sharing an id (tiles split at the antimeridian)."
+        ),
+    ] = BuildInputs.dissolve_ids,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes.")
     ] = _EXECUTION.workers,
@@ -272,7 +344,11 @@ def build_manifest_cmd(
     if pool is not None:
         from csmoe_data.builder.sample import sample_pool
 
-        given = (("--footprints", footprints), ("--landcover", landcover), ("--climate", climate))
+        given = (
+            ("--footprints", footprints),
+            ("--landcover", landcover),
+            ("--climate", climate),
+        )
         extra = [name for name, value in given if value]
         if extra:
             raise fail(f"--pool samples an existing manifest; drop {', '.join(extra)}")
@@ -284,12 +360,22 @@ def build_manifest_cmd(
 
     inputs = BuildInputs(
         footprints=footprints,
-        landcover=landcover,
+        landcover=_one_or_many(landcover),
         landcover_legend=landcover_legend,
-        climate=climate,
+        climate=_one_or_many(climate),
         climate_legend=climate_legend,
         id_column=id_column,
         labels_column=labels_column,
+        landcover_band=landcover_band,
+        landcover_var=landcover_var,
+        landcover_crs=landcover_crs,
+        climate_band=climate_band,
+        climate_var=climate_var,
+        climate_crs=climate_crs,
+        layer=layer,
+        crs=crs,
+        point_size=point_size,
+        dissolve_ids=dissolve_ids,
         majortom=MajorTomOptions(pair_with, pair_max_days, paired_only, imagery_root, tile_size),
     )
     execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)

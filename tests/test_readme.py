@@ -110,13 +110,15 @@ def _run_section(section: str, count: int, tmp_path: Path, monkeypatch: pytest.M
         assert result.exit_code == 0, f"{' '.join(argv)}\n{result.output}"
 
 
-def test_readme_majortom_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from corpus_stores import write_majortom
-
+def test_readme_majortom_walkthrough(
+    corpus_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a local copy of Core-S2L2A (shards) and Core-S1RTC (unpacked tree), on land in Europe
     cells = ["535U_81R", "535U_82R", "536U_81R", "536U_82R"]
-    write_majortom(tmp_path / "Core-S2L2A", cells, "s2", size=252, days=[0, 5, 10, 15], seed=4)
-    write_majortom(
+    corpus_stores.write_majortom(
+        tmp_path / "Core-S2L2A", cells, "s2", size=252, days=[0, 5, 10, 15], seed=4
+    )
+    corpus_stores.write_majortom(
         tmp_path / "Core-S1RTC", cells, "s1", layout="tree", size=252, days=[2, 6, 40, 16], seed=5
     )
     _run_section("## Pretrain on Major TOM", 4, tmp_path, monkeypatch)
@@ -125,10 +127,12 @@ def test_readme_majortom_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (tmp_path / "majortom_run" / "model.safetensors").is_file()
 
 
-def test_readme_ssl4eo_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from corpus_stores import write_ssl4eo
-
-    write_ssl4eo(tmp_path / "SSL4EO-S12-v1.1", n_files=3, samples_per_file=4, size=48, seed=6)
+def test_readme_ssl4eo_walkthrough(
+    corpus_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus_stores.write_ssl4eo(
+        tmp_path / "SSL4EO-S12-v1.1", n_files=3, samples_per_file=4, size=48, seed=6
+    )
     _run_section("## Pretrain on SSL4EO-S12", 4, tmp_path, monkeypatch)
     assert len(pq.read_table(tmp_path / "ssl4eo_emb.parquet")) == 8
     assert (tmp_path / "ssl4eo_run" / "model.safetensors").is_file()

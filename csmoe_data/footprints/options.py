@@ -10,6 +10,8 @@ from typing import Any
 DEFAULT_MAX_CELLS = 2_000_000
 #: folder sources with fewer files than this show no progress bar unless asked
 FOOTPRINT_BAR_MIN = 2000
+#: ``csmoe-data grid --scheme majortom``: Major TOM Core's grid spacing, km
+MAJORTOM_CELL_SIZE_KM = 10.0
 
 #: Major TOM products are cut into tiles of this many 10 m pixels (the model's 10 m size)
 DEFAULT_TILE_SIZE = 120

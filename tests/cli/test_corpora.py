@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import rasterio
-from corpus_fixtures import MAJORTOM_CELLS, MAJORTOM_DAMAGED, MajorTomCorpus, Ssl4eoCorpus
 from rasterio.io import MemoryFile
 from typer.testing import CliRunner
 
@@ -38,9 +37,7 @@ def _ok(result: object) -> str:
 
 
 @pytest.fixture(scope="module")
-def majortom_manifest(
-    majortom_corpus: MajorTomCorpus, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def majortom_manifest(majortom_corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mt") / "pool.parquet"
     _ok(
         runner.invoke(
@@ -63,26 +60,24 @@ def majortom_manifest(
     return out
 
 
-def test_majortom_pool_pairs_and_tiles(
-    majortom_manifest: Path, majortom_corpus: MajorTomCorpus
-) -> None:
+def test_majortom_pool_pairs_and_tiles(majortom_manifest: Path, majortom_corpus) -> None:
     t = pq.read_table(majortom_manifest).to_pandas()
     assert len(t) == 2 * 4  # two paired products (the third cell has no S1), 2 x 2 tiles each
-    assert t["grid_cell"].tolist() == [c for c in MAJORTOM_CELLS[:2] for _ in range(4)]
+    assert t["grid_cell"].tolist() == [c for c in majortom_corpus.cells[:2] for _ in range(4)]
     assert t["pair_days"].round(3).tolist() == [3.0] * 4 + [39.0] * 4
     assert (t["kg_valid_frac"] > 0.99).all()  # Bavaria: every tile on land, descriptors valid
     # paths point into the corpus (relative or absolute), with the tile's window
     s2 = parse_store_path(t["s2_path"].iloc[3])
     assert s2.file.endswith("part_00001.parquet") and s2.row == 0 and s2.window == (126, 126, 120)
     s1 = parse_store_path(t["s1_path"].iloc[3])
-    assert Path(s1.file).parent.name == MAJORTOM_CELLS[0] and s1.window == (126, 126, 120)
+    assert Path(s1.file).parent.name == majortom_corpus.cells[0] and s1.window == (126, 126, 120)
     meta = json.loads(pq.read_schema(majortom_manifest).metadata[b"csmoe"])
     assert meta["parameters"]["majortom"]["tile_size"] == 120
     assert meta["parameters"]["majortom"]["paired_only"] is True
 
 
 def test_majortom_cache_train_embed(
-    majortom_manifest: Path, majortom_corpus: MajorTomCorpus, tmp_path: Path
+    majortom_manifest: Path, majortom_corpus, tmp_path: Path
 ) -> None:
     cache_dir = tmp_path / "cache"
     out = _ok(runner.invoke(model_app, ["cache", "--manifest", str(majortom_manifest), "--cache-dir",
@@ -124,14 +119,12 @@ def test_majortom_cache_train_embed(
                                         "--out", str(emb), "--cache-dir", str(cache_dir), "--device", "cpu",
                                         "--workers", "0", "--no-progress"]))  # fmt: skip
     assert "8 rows (4 embedded, 4 damaged)" in out
-    assert MAJORTOM_DAMAGED == 1  # the damaged product is the second cell's: rows 4..7
+    assert majortom_corpus.damaged == 1  # the damaged product is the second cell's: rows 4..7
     e = pq.read_table(emb).to_pandas()
     assert e["emb_s2"].isna().tolist() == [False] * 4 + [True] * 4
 
 
-def test_majortom_unpaired_rows_need_both_sensors_to_train(
-    majortom_corpus: MajorTomCorpus, tmp_path: Path
-) -> None:
+def test_majortom_unpaired_rows_need_both_sensors_to_train(majortom_corpus, tmp_path: Path) -> None:
     pool = tmp_path / "pool.parquet"
     out = _ok(runner.invoke(data_app, ["build-manifest", "--footprints", str(majortom_corpus.s2_metadata),
                                        "--pair-with", str(majortom_corpus.s1_metadata), "--tile-size", "0",
@@ -154,7 +147,7 @@ def test_majortom_options_refused_for_other_sources(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ssl4eo_manifest(ssl4eo_corpus: Ssl4eoCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ssl4eo_manifest(ssl4eo_corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ssl") / "pool.parquet"
     _ok(runner.invoke(data_app, ["build-manifest", "--footprints", str(ssl4eo_corpus.root), *DESCRIPTORS,
                                  "--out", str(out)]))  # fmt: skip
@@ -162,7 +155,7 @@ def ssl4eo_manifest(ssl4eo_corpus: Ssl4eoCorpus, tmp_path_factory: pytest.TempPa
 
 
 def test_ssl4eo_cache_seasons_train_embed(
-    ssl4eo_manifest: Path, ssl4eo_corpus: Ssl4eoCorpus, tmp_path: Path
+    ssl4eo_manifest: Path, ssl4eo_corpus, tmp_path: Path
 ) -> None:
     import xarray as xr
     from zarr.storage import ZipStore

@@ -11,8 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 import rasterio
 import shapely
-from corpus_fixtures import MAJORTOM_CELLS, MAJORTOM_SIZE, MajorTomCorpus
-from corpus_stores import write_majortom
 from rasterio.io import MemoryFile
 
 from csmoe_common.store_path import parse_store_path
@@ -28,20 +26,20 @@ from csmoe_data.footprints.majortom_grid import cell_polygon
 UNTILED = MajorTomOptions(tile_size=0)
 
 
-def test_recognised(majortom_corpus: MajorTomCorpus) -> None:
+def test_recognised(majortom_corpus) -> None:
     assert is_majortom_metadata(majortom_corpus.s2_metadata)
     assert is_majortom_metadata(majortom_corpus.s2_metadata.parent)  # folder of metadata files
     assert not is_majortom_metadata(majortom_corpus.root)
 
 
-def test_untiled_rows_are_grid_cells(majortom_corpus: MajorTomCorpus) -> None:
+def test_untiled_rows_are_grid_cells(majortom_corpus) -> None:
     fp = load_majortom(majortom_corpus.s2_metadata, "x", UNTILED)
     t = fp.table
-    assert list(t["grid_cell"]) == list(MAJORTOM_CELLS)
+    assert list(t["grid_cell"]) == list(majortom_corpus.cells)
     assert set(t["crs"]) == {"EPSG:4326"}
     for cell, geom in zip(t["grid_cell"], t["geometry"], strict=True):
         assert shapely.equals_exact(geom, cell_polygon(cell), 1e-12)
-    assert t["patch_id"].iloc[0] == f"{MAJORTOM_CELLS[0]}_{t['product_id'].iloc[0]}"
+    assert t["patch_id"].iloc[0] == f"{majortom_corpus.cells[0]}_{t['product_id'].iloc[0]}"
     # imagery found in the shards: <shard>#row=<row of the product>
     refs = [parse_store_path(p) for p in t["s2_path"]]
     assert [Path(r.file).name for r in refs] == [
@@ -53,8 +51,8 @@ def test_untiled_rows_are_grid_cells(majortom_corpus: MajorTomCorpus) -> None:
     assert t["s1_path"].isna().all()
 
 
-def test_geometry_column_wins(tmp_path: Path) -> None:
-    meta = write_majortom(
+def test_geometry_column_wins(corpus_stores, tmp_path: Path) -> None:
+    meta = corpus_stores.write_majortom(
         tmp_path / "ds", ["433U_1185R"], "s2", layout="tree", size=60, geometry=True
     )
     fp = load_majortom(meta, "x", UNTILED)
@@ -66,13 +64,14 @@ def test_geometry_column_wins(tmp_path: Path) -> None:
     assert parse_store_path(fp.table["s2_path"].iloc[0]).row is None  # the tree folder
 
 
-def test_pairing_nearest_within_days(majortom_corpus: MajorTomCorpus) -> None:
+def test_pairing_nearest_within_days(majortom_corpus) -> None:
     opts = MajorTomOptions(pair_with=majortom_corpus.s1_metadata, tile_size=0)
     t = load_majortom(majortom_corpus.s2_metadata, "x", opts).table
     assert list(t["pair_days"].iloc[:2]) == pytest.approx([3.0, 39.0], abs=1e-3)
     assert t["s1_path"].notna().tolist() == [True, True, False]
     assert all(
-        Path(p).parent.name == c for p, c in zip(t["s1_path"][:2], MAJORTOM_CELLS, strict=False)
+        Path(p).parent.name == c
+        for p, c in zip(t["s1_path"][:2], majortom_corpus.cells, strict=False)
     )
     near = load_majortom(
         majortom_corpus.s2_metadata,
@@ -89,7 +88,7 @@ def test_pairing_nearest_within_days(majortom_corpus: MajorTomCorpus) -> None:
     assert any("--paired-only" in n for n in only.notes)
 
 
-def test_pairing_needs_the_other_sensor(majortom_corpus: MajorTomCorpus) -> None:
+def test_pairing_needs_the_other_sensor(majortom_corpus) -> None:
     with pytest.raises(CsmoeDataError, match="pair Sentinel-2 with Sentinel-1"):
         load_majortom(
             majortom_corpus.s2_metadata, "x", MajorTomOptions(pair_with=majortom_corpus.s2_metadata)
@@ -112,7 +111,7 @@ def test_tile_windows_are_centred_on_the_lattice() -> None:
     assert tile_windows(100, 100, 120) == []
 
 
-def test_tiles_have_their_own_footprints(majortom_corpus: MajorTomCorpus) -> None:
+def test_tiles_have_their_own_footprints(majortom_corpus) -> None:
     opts = MajorTomOptions(pair_with=majortom_corpus.s1_metadata, tile_size=120)
     fp = load_majortom(majortom_corpus.s2_metadata, "x", opts)
     t = fp.table
@@ -125,7 +124,7 @@ def test_tiles_have_their_own_footprints(majortom_corpus: MajorTomCorpus) -> Non
         x0, y0 = ds.transform @ (126, 6)
         x1, y1 = ds.transform @ (246, 126)
         epsg = ds.crs.to_epsg()
-        assert ds.width == MAJORTOM_SIZE
+        assert ds.width == majortom_corpus.size
     assert first["crs"] == f"EPSG:{epsg}"
     np.testing.assert_allclose(first["geometry"].bounds, (x0, y1, x1, y0))
     assert first["patch_id"].endswith("_r0c1")
@@ -135,12 +134,10 @@ def test_tiles_have_their_own_footprints(majortom_corpus: MajorTomCorpus) -> Non
     with rasterio.open(Path(s1.file) / "vv.tif") as ds:
         np.testing.assert_allclose(ds.transform @ (126, 6), (x0, y0))
     # tiles of one product share its acquisition and cell
-    assert t["grid_cell"].tolist() == [c for c in MAJORTOM_CELLS for _ in range(4)]
+    assert t["grid_cell"].tolist() == [c for c in majortom_corpus.cells for _ in range(4)]
 
 
-def test_products_without_imagery_stay_whole(
-    majortom_corpus: MajorTomCorpus, tmp_path: Path
-) -> None:
+def test_products_without_imagery_stay_whole(majortom_corpus, tmp_path: Path) -> None:
     copy = tmp_path / "Core-S2L2A"
     shutil.copytree(majortom_corpus.s2_metadata.parent, copy)
     (copy / "images" / "part_00002.parquet").unlink()

@@ -9,8 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from corpus_fixtures import Ssl4eoCorpus
-from corpus_stores import write_ssl4eo_store
 from zarr.storage import ZipStore
 
 from csmoe_common.store_path import parse_store_path
@@ -18,7 +16,7 @@ from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints.ssl4eo import is_ssl4eo_root, load_ssl4eo
 
 
-def test_one_row_per_location(ssl4eo_corpus: Ssl4eoCorpus) -> None:
+def test_one_row_per_location(ssl4eo_corpus) -> None:
     assert is_ssl4eo_root(ssl4eo_corpus.root)
     assert is_ssl4eo_root(ssl4eo_corpus.root / "train")
     fp = load_ssl4eo(ssl4eo_corpus.root, "x")
@@ -43,18 +41,22 @@ def test_one_row_per_location(ssl4eo_corpus: Ssl4eoCorpus) -> None:
     assert (Path(s1.file).parent.name, s1.sample) == ("S1GRD", 1)
 
 
-def test_s1_matched_by_location_id(tmp_path: Path) -> None:
+def test_s1_matched_by_location_id(corpus_stores, tmp_path: Path) -> None:
     root = tmp_path / "root"
     centres = [(10.0, 50.0), (11.0, 51.0)]
-    write_ssl4eo_store(root / "S2L1C" / "a.zarr.zip", "S2L1C", ["7", "8"], centres, size=12)
-    write_ssl4eo_store(root / "S1GRD" / "a.zarr.zip", "S1GRD", ["8", "9"], centres, size=12)
+    corpus_stores.write_ssl4eo_store(
+        root / "S2L1C" / "a.zarr.zip", "S2L1C", ["7", "8"], centres, size=12
+    )
+    corpus_stores.write_ssl4eo_store(
+        root / "S1GRD" / "a.zarr.zip", "S1GRD", ["8", "9"], centres, size=12
+    )
     t = load_ssl4eo(root, "x").table
     assert set(t["s2_level"]) == {"L1C"} and "ssl4eo_split" not in t.columns
     assert pd.isna(t["s1_path"].iloc[0])
     assert parse_store_path(t["s1_path"].iloc[1]).sample == 0
 
 
-def test_damaged_store_skipped_and_counted(ssl4eo_corpus: Ssl4eoCorpus, tmp_path: Path) -> None:
+def test_damaged_store_skipped_and_counted(ssl4eo_corpus, tmp_path: Path) -> None:
     root = tmp_path / "copy"
     shutil.copytree(ssl4eo_corpus.root, root)
     victim = sorted((root / "train" / "S2L2A").glob("*.zarr.zip"))[0]

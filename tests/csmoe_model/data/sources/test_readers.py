@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import rasterio
-from corpus_fixtures import MAJORTOM_DAMAGED, MajorTomCorpus, Ssl4eoCorpus
 from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 
@@ -20,7 +19,7 @@ from csmoe_model.data.sources.majortom import is_majortom_folder, read_products
 from csmoe_model.data.sources.ssl4eo import read_samples, store_seasons
 
 
-def _shard_blob(corpus: MajorTomCorpus, row: int, band: str) -> bytes:
+def _shard_blob(corpus, row: int, band: str) -> bytes:
     shard = corpus.root / "Core-S2L2A" / "images" / "part_00001.parquet"
     return pq.read_table(shard).column(band)[row].as_py()
 
@@ -32,12 +31,12 @@ def _rasterio(blob: bytes, out_shape: tuple[int, int] | None = None) -> np.ndarr
         return ds.read(1, out_shape=out_shape, resampling=Resampling.average)
 
 
-def test_decode_equals_rasterio(majortom_corpus: MajorTomCorpus) -> None:
+def test_decode_equals_rasterio(majortom_corpus) -> None:
     blob = _shard_blob(majortom_corpus, 0, "B05")
     np.testing.assert_array_equal(decode_geotiff(blob, "B05"), _rasterio(blob))
 
 
-def test_block_average_equals_gdal_average(majortom_corpus: MajorTomCorpus) -> None:
+def test_block_average_equals_gdal_average(majortom_corpus) -> None:
     blob = _shard_blob(majortom_corpus, 0, "B02")
     full = decode_geotiff(blob, "B02")
     ours = resample(full, (full.shape[0] // 2,) * 2)
@@ -53,7 +52,7 @@ def test_bilinear_is_exact_on_a_ramp() -> None:
     np.testing.assert_allclose(up, expected)
 
 
-def test_shard_tile_pixels_equal_the_band_slices(majortom_corpus: MajorTomCorpus) -> None:
+def test_shard_tile_pixels_equal_the_band_slices(majortom_corpus) -> None:
     shard = str(majortom_corpus.root / "Core-S2L2A" / "images" / "part_00001.parquet")
     refs = [StorePath(shard, row=0, window=(6, 126, 120)), StorePath(shard, row=0)]
     out = read_products(refs, ["B02", "B05", "B01"], [(120, 120), (60, 60), (20, 20)], "s2")
@@ -68,7 +67,7 @@ def test_shard_tile_pixels_equal_the_band_slices(majortom_corpus: MajorTomCorpus
     assert whole[0].shape == (120, 120)  # the whole product, averaged down
 
 
-def test_tree_s1_is_converted_to_db(majortom_corpus: MajorTomCorpus) -> None:
+def test_tree_s1_is_converted_to_db(majortom_corpus) -> None:
     folder = next((majortom_corpus.root / "Core-S1RTC").glob("*/*/S1A_*"))
     assert is_majortom_folder(str(folder))
     ((vh, vv),) = read_products(
@@ -80,10 +79,10 @@ def test_tree_s1_is_converted_to_db(majortom_corpus: MajorTomCorpus) -> None:
     assert -40 < float(np.mean(vh)) < 0
 
 
-def test_damaged_product_fails_only_its_tiles(majortom_corpus: MajorTomCorpus) -> None:
+def test_damaged_product_fails_only_its_tiles(majortom_corpus) -> None:
     shard = str(majortom_corpus.root / "Core-S2L2A" / "images" / "part_00001.parquet")
     refs = [
-        StorePath(shard, row=MAJORTOM_DAMAGED, window=(6, 6, 120)),
+        StorePath(shard, row=majortom_corpus.damaged, window=(6, 6, 120)),
         StorePath(shard, row=0, window=(6, 6, 120)),
     ]
     bad, good = read_products(refs, ["B02", "B04"], [(120, 120)] * 2, "s2")
@@ -91,7 +90,7 @@ def test_damaged_product_fails_only_its_tiles(majortom_corpus: MajorTomCorpus) -
     assert isinstance(good, list)
 
 
-def test_window_off_the_lattice_and_missing_bands(majortom_corpus: MajorTomCorpus) -> None:
+def test_window_off_the_lattice_and_missing_bands(majortom_corpus) -> None:
     shard = str(majortom_corpus.root / "Core-S2L2A" / "images" / "part_00001.parquet")
     (off,) = read_products([StorePath(shard, row=0, window=(1, 0, 120))], ["B05"], [(60, 60)], "s2")
     assert isinstance(off, BandError) and "divisible by 6" in str(off)
@@ -101,7 +100,7 @@ def test_window_off_the_lattice_and_missing_bands(majortom_corpus: MajorTomCorpu
     assert isinstance(no_row, BandError) and "row 9" in str(no_row)
 
 
-def test_ssl4eo_samples_equal_xarray(ssl4eo_corpus: Ssl4eoCorpus) -> None:
+def test_ssl4eo_samples_equal_xarray(ssl4eo_corpus) -> None:
     import xarray as xr
     from zarr.storage import ZipStore
 
@@ -120,7 +119,7 @@ def test_ssl4eo_samples_equal_xarray(ssl4eo_corpus: Ssl4eoCorpus) -> None:
     assert out[0][2].shape == (4, size // 6, size // 6)
 
 
-def test_ssl4eo_damage_and_missing_band(ssl4eo_corpus: Ssl4eoCorpus, tmp_path: Path) -> None:
+def test_ssl4eo_damage_and_missing_band(ssl4eo_corpus, tmp_path: Path) -> None:
     stores = sorted((ssl4eo_corpus.root / "train" / "S2L2A").glob("*.zarr.zip"))
     with pytest.raises(DamagedImageError, match="cannot decode"):
         read_samples(str(stores[ssl4eo_corpus.damaged_file]), [0], ["B02"], [(48, 48)])
@@ -135,9 +134,7 @@ def test_ssl4eo_damage_and_missing_band(ssl4eo_corpus: Ssl4eoCorpus, tmp_path: P
         read_samples(str(broken), [0], ["B02"], [(48, 48)])
 
 
-def test_read_rows_groups_stores_and_fills_seasons(
-    majortom_corpus: MajorTomCorpus, ssl4eo_corpus: Ssl4eoCorpus
-) -> None:
+def test_read_rows_groups_stores_and_fills_seasons(majortom_corpus, ssl4eo_corpus) -> None:
     from csmoe_model.data.sources.rows import group_key, read_rows
 
     shard = str(majortom_corpus.root / "Core-S2L2A" / "images" / "part_00001.parquet")
@@ -148,7 +145,7 @@ def test_read_rows_groups_stores_and_fills_seasons(
     items = [
         (0, f"{s1_folder}#window=6,6,120", f"{shard}#row=0&window=6,6,120"),
         (1, f"{s1_folder}#window=126,6,120", f"{shard}#row=0&window=126,6,120"),
-        (2, f"{s1_folder}#window=6,6,120", f"{shard}#row={MAJORTOM_DAMAGED}&window=6,6,120"),
+        (2, f"{s1_folder}#window=6,6,120", f"{shard}#row={majortom_corpus.damaged}&window=6,6,120"),
         (3, f"{s1_store}#sample=1", f"{s2_store}#sample=1"),
     ]
     assert group_key(items[0][2]) == group_key(items[1][2]) != group_key(items[2][2])
