@@ -205,7 +205,22 @@ def build_manifest_cmd(
         int, typer.Option("--workers", min=1, help="Worker processes.")
     ] = _EXECUTION.workers,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+        bool, typer.Option("--overwrite", help="Replace an existing --out (and its cut masks).")
+    ] = False,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--masks",
+            help="Folder of label rasters named <patch_id>[_reference_map|_mask].tif -> mask_path.",
+            file_okay=False,
+        ),
+    ] = None,
+    masks_from_landcover: Annotated[
+        bool,
+        typer.Option(
+            "--masks-from-landcover",
+            help="Cut --landcover onto each patch's S2 grid (nearest) into <out stem>_masks/.",
+        ),
     ] = False,
     dask_scheduler: Annotated[
         str | None,
@@ -327,6 +342,7 @@ def build_manifest_cmd(
 
     Without --n every footprint is kept; with --n, --split or --where the rows are sampled.
     """
+    masks_dir = _check_masks(out, footprints, landcover, masks, masks_from_landcover, overwrite)
     options = None
     if n is not None or split is not None or where is not None or pool is not None:
         options = _sampling_options(
@@ -353,6 +369,7 @@ def build_manifest_cmd(
         if extra:
             raise fail(f"--pool samples an existing manifest; drop {', '.join(extra)}")
         _summary(sample_pool(pool, out, options, overwrite=overwrite))
+        _add_masks(out, masks_dir, None, overwrite)
         return
     if footprints is None:
         raise fail("--footprints is required (or --pool to sample an existing manifest)")
@@ -380,3 +397,54 @@ def build_manifest_cmd(
     )
     execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))
+    _add_masks(
+        out, masks_dir, landcover[0] if masks_from_landcover and landcover else None, overwrite
+    )
+
+
+def _check_masks(
+    out: Path,
+    footprints: str | None,
+    landcover: list[str] | None,
+    masks: Path | None,
+    from_landcover: bool,
+    overwrite: bool,
+) -> Path | None:
+    """The folder of label rasters to match (``--masks``, or a reBEN root's Reference_Maps).
+
+    Checked before any work, so that a refused mask option leaves no manifest behind.
+    """
+    from csmoe_data.masks import mask_folder, reference_maps
+
+    if masks is not None and from_landcover:
+        raise fail("give --masks DIR or --masks-from-landcover, not both")
+    if masks is not None and not masks.is_dir():
+        raise fail(f"--masks {masks}: no such folder")
+    if from_landcover:
+        if not landcover:
+            raise fail("--masks-from-landcover needs --landcover")
+        if len(landcover) > 1:
+            raise fail(
+                "--masks-from-landcover cuts one --landcover raster; give one (or a VRT of the tiles)"
+            )
+        folder = mask_folder(out)
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise fail(f"{folder} holds masks already; pass --overwrite to replace them")
+        return None
+    if masks is None and footprints is not None and Path(footprints).is_dir():
+        return reference_maps(footprints)  # BigEarthNet v2.0: CORINE reference maps for free
+    return masks
+
+
+def _add_masks(out: Path, masks_dir: Path | None, landcover: str | None, overwrite: bool) -> None:
+    if masks_dir is None and landcover is None:
+        return
+    from csmoe_data.masks import add_masks
+
+    summary = add_masks(out, masks_dir=masks_dir, landcover=landcover, overwrite=overwrite)
+    console.print(
+        f"mask_path: {summary.with_mask:,} of {summary.rows:,} rows from {summary.source} "
+        f"(masks in {summary.folder})",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -7,7 +7,7 @@
 
 Modules: :mod:`.config` (``FinetuneConfig``), :mod:`.backbone` (the encoder as a backbone, layer-wise
 lr decay), :mod:`.tasks` (classification and segmentation), :mod:`.loop` (``finetune``),
-:mod:`.predictions` (GeoTIFF predictions), :mod:`.report` (Markdown).
+:mod:`.export` (weights and test scores on disk), :mod:`.predictions` (GeoTIFF predictions), :mod:`.report` (Markdown).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from csmoe_model.finetune.config import FinetuneConfig, Mode, Sensor, Task
 
 if TYPE_CHECKING:
-    from csmoe_model.finetune.loop import FinetuneResult, finetune, load_finetuned
+    from csmoe_model.finetune.export import load_finetuned
+    from csmoe_model.finetune.loop import FinetuneResult, finetune
 
-_LAZY = {"FinetuneResult": "loop", "finetune": "loop", "load_finetuned": "loop"}
+_LAZY = {"FinetuneResult": "loop", "finetune": "loop", "load_finetuned": "export"}
 
 __all__ = [
     "FinetuneConfig",

@@ -37,14 +37,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from csmoe_common.atomic import atomic_file, write_json, write_text
+from csmoe_common.atomic import write_json, write_text
 from csmoe_common.progress import progress_bar
 from csmoe_model.errors import CsmoeError
 from csmoe_model.finetune.backbone import Backbone, param_groups
 from csmoe_model.finetune.config import FinetuneConfig, Mode, Task
+from csmoe_model.finetune.export import (
+    best_path,
+    load_safetensors,
+    prune_best,
+    save_safetensors,
+    trainable_state,
+    write_scores,
+)
 from csmoe_model.finetune.tasks import ClassificationTask, FinetuneModel, SegmentationTask
 
-__all__ = ["FinetuneResult", "finetune", "load_finetuned"]
+__all__ = ["FinetuneResult", "finetune"]
 
 RUN_FOLDERS: tuple[str, ...] = ("checkpoints", "tb")
 RUN_FILES: tuple[str, ...] = (
@@ -150,39 +158,6 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _trainable_state(model: FinetuneModel, train_encoder: bool) -> dict[str, torch.Tensor]:
-    sd = (
-        model.state_dict()
-        if train_encoder
-        else {f"head.{k}": v for k, v in model.head.state_dict().items()}
-    )
-    return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
-
-
-def _save_safetensors(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_file(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-
-
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def _best_path(out: Path, step: int) -> Path:
-    return out / "checkpoints" / f"best_step_{step:08d}.safetensors"
-
-
-def _prune_best(out: Path, keep_step: int) -> None:
-    keep = _best_path(out, keep_step).name
-    for p in (out / "checkpoints").glob("best_step_*.safetensors"):
-        if p.name != keep:
-            p.unlink(missing_ok=True)
 
 
 def finetune(
@@ -339,7 +314,7 @@ def finetune(
             "best_step": best_step, "best_score": best_score, "elapsed": float(elapsed),
             "config": json.dumps(cfg.to_dict()),
         }, keep=2)  # fmt: skip
-        _prune_best(out, best_step)
+        prune_best(out, best_step)
 
     from csmoe_model.train.metrics_log import MetricsLog
 
@@ -405,8 +380,8 @@ def finetune(
                     )
                     if better:
                         best_step, best_score = done, score if has_val else float("nan")
-                        _save_safetensors(
-                            _best_path(out, done), _trainable_state(model, train_encoder), meta
+                        save_safetensors(
+                            best_path(out, done), trainable_state(model, train_encoder), meta
                         )
                 if row:
                     metrics_log.write(row)
@@ -425,7 +400,7 @@ def finetune(
         )
 
     # the selected model on test
-    model.load_state_dict(_load_safetensors(_best_path(out, best_step)), strict=False)
+    model.load_state_dict(load_safetensors(best_path(out, best_step)), strict=False)
     model.eval()
     writer = None
     if save_predictions is not None:
@@ -447,7 +422,7 @@ def finetune(
     )
     test_s = time.perf_counter() - t0
     if scores:
-        _write_scores(out / "test_predictions.parquet", cache.patch_ids, scores, task)
+        write_scores(out / "test_predictions.parquet", cache.patch_ids, scores, task)
     if writer is not None:
         writer.close()
         log(f"wrote {writer.count} predicted GeoTIFF(s) to {save_predictions}")
@@ -475,7 +450,7 @@ def finetune(
         **{k: v for k, v in task.data.info.items() if k not in ("values",)},
     }
     full_state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    _save_safetensors(out / "model.safetensors", full_state, meta)
+    save_safetensors(out / "model.safetensors", full_state, meta)
     write_json(out / "metrics.json", report, overwrite=True)
     from csmoe_model.finetune.report import metrics_markdown
 
@@ -483,64 +458,3 @@ def finetune(
     return FinetuneResult(
         out, done, total, report, best_step, best_score, first_loss, last_loss, rate
     )
-
-
-def _write_scores(
-    path: Path, patch_ids: np.ndarray, scores: list[tuple[np.ndarray, np.ndarray]], task: Any
-) -> None:
-    """``test_predictions.parquet``: patch_id, the class scores and the reference labels of each test row."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    idx = np.concatenate([i for i, _ in scores])
-    prob = np.concatenate([p for _, p in scores]).astype(np.float32)
-    y = task.y[idx].numpy()
-    classes = task.data.classes
-    table = pa.table({
-        "patch_id": pa.array([str(patch_ids[i]) for i in idx], pa.string()),
-        "scores": pa.array(list(prob), pa.list_(pa.float32())),
-        "labels": pa.array([[classes[c] for c in np.flatnonzero(r)] for r in y], pa.list_(pa.string())),
-    }).replace_schema_metadata({b"csmoe_predictions": json.dumps({"classes": classes}).encode()})  # fmt: skip
-    with atomic_file(path) as tmp:
-        pq.write_table(table, tmp)
-
-
-def load_finetuned(
-    run_dir: str | Path, device: str | torch.device = "cpu"
-) -> tuple[FinetuneModel, dict[str, Any]]:
-    """Rebuild a finished fine-tuning run's model (encoder and head) from its run directory.
-
-    Returns:
-        ``(model, run_config)`` in eval mode.
-
-    Raises:
-        CsmoeError: not a finished fine-tuning run.
-    """
-    from csmoe_model import build_model
-    from csmoe_model.heads.upernet import UPerNetHead
-
-    run_dir = Path(run_dir)
-    cfg_file, weights = run_dir / "config.json", run_dir / "model.safetensors"
-    if not cfg_file.is_file() or not weights.is_file():
-        raise CsmoeError(
-            f"{run_dir} is not a finished fine-tuning run (config.json, model.safetensors)"
-        )
-    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    if "finetune" not in cfg:
-        raise CsmoeError(f"{run_dir} is not a fine-tuning run")
-    mc = dict(cfg["model"]["config"])
-    mc.pop("name", None)
-    net = build_model(cfg["model"]["name"], **mc)
-    head_cfg = cfg["head"]
-    backbone = Backbone(net, head_cfg["sensor"], head_cfg["out_indices"])
-    n = len(head_cfg["classes"])
-    head: torch.nn.Module
-    if head_cfg["task"] == "segment":
-        head = UPerNetHead(
-            [backbone.out_dim] * len(backbone.out_indices), n, int(head_cfg["channels"])
-        )
-    else:
-        head = torch.nn.Linear(backbone.out_dim, n)
-    model = FinetuneModel(backbone, head)
-    model.load_state_dict(_load_safetensors(weights))
-    return model.to(device).eval(), cfg
