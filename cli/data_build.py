@@ -37,6 +37,7 @@ def _sampling_options(
     where: str | None,
     min_distance: float | None,
     split: str | None,
+    split_block_size: float | None = None,
 ) -> SamplingOptions:
     from csmoe_data.samples import resolve_path
     from csmoe_data.sampling.options import parse_split
@@ -56,6 +57,7 @@ def _sampling_options(
         where=where,
         min_distance=min_distance,
         split=split_map,
+        split_block_size=split_block_size,
     )
 
 
@@ -95,11 +97,28 @@ def _summary(result: BuildResult) -> None:
     # what the footprint source reported (pairing, tiling, skipped stores, ...)
     for note in result.metadata.get("footprints", {}).get("notes", []):
         table.add_row("footprints", str(note))
+    warnings: list[str] = []
     if "sampling" in result.metadata:
-        strata = result.metadata["sampling"].get("strategy", "")
-        table.add_row("sampling", str(strata))
+        sampling = result.metadata["sampling"]
+        table.add_row("sampling", str(sampling.get("strategy", "")))
+        report = sampling.get("split_report")
+        if isinstance(report, dict):
+            shares = ", ".join(
+                f"{k} {report['achieved'][k]:.1%} ({report['counts'][k]:,}; asked {v:.0%})"
+                for k, v in report["requested"].items()
+            )
+            table.add_row("split shares", shares)
+            table.add_row(
+                "split blocks",
+                f"{report['blocks']:,} of {report['block_size_m']:,.0f} m "
+                f"({report['block_size_from']})",
+            )
+            table.add_row("removed (touching another split)", f"{report['removed']:,}")
+            warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
 
 
 @app.command("build-manifest", cls=OnceCommand)
@@ -228,6 +247,14 @@ def build_manifest_cmd(
             "--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."
         ),
     ] = _EXECUTION.dask_scheduler,
+    raster_memory: Annotated[
+        float,
+        typer.Option(
+            "--raster-memory",
+            min=0,
+            help="MB per worker for rasters read whole into memory (smaller ones first; the rest by windows).",
+        ),
+    ] = _EXECUTION.raster_memory_mb,
     n: Annotated[
         int | None,
         typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING),
@@ -295,6 +322,14 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    split_block_size: Annotated[
+        float | None,
+        typer.Option(
+            "--split-block-size",
+            help="Metres; cell size of the split block grid (default: from the footprint size).",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
     pair_with: Annotated[
         Path | None,
         typer.Option(
@@ -356,6 +391,7 @@ def build_manifest_cmd(
             where,
             min_distance,
             split,
+            split_block_size,
         )
     if pool is not None:
         from csmoe_data.builder.sample import sample_pool
@@ -395,7 +431,9 @@ def build_manifest_cmd(
         dissolve_ids=dissolve_ids,
         majortom=MajorTomOptions(pair_with, pair_max_days, paired_only, imagery_root, tile_size),
     )
-    execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
+    execution = ExecutionOptions(
+        workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory
+    )
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))
     _add_masks(
         out, masks_dir, landcover[0] if masks_from_landcover and landcover else None, overwrite

@@ -1,15 +1,17 @@
 """``sample_manifest``: filters, allocation, picks, ``min_distance``, splits, metadata.
 
 Order of work: drop rows below ``min_valid_frac`` (land-cover or climate valid fraction; NaN
-fails) and rows failing ``where``; group the rest (strata, clusters) with the strategy; split
+fails), rows failing ``where`` and rows without valid coordinates
+(:mod:`csmoe_data.sampling.eligibility`); group the rest (strata, clusters) with the strategy; split
 the budget with :func:`~csmoe_data.sampling.allocation.allocate`; let the strategy pick rows in
 each group, then refine all picks at once. With ``min_distance`` the picks are thinned greedily
 (each group's first pick before any group's second) against the footprint distance of
 :mod:`csmoe_data.sampling.geo`, rows too close to a kept one leave the pool, and the missing
 picks are drawn again from what is left (groups that run dry pass their share on), for up to
 :data:`MAX_DISTANCE_ROUNDS` rounds; fewer rows than asked come back only when the pool cannot
-hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows;
-without ``split`` every row is ``train``. Output rows keep the pool's order.
+hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows
+(footprints touching a footprint of another split are removed and counted in the metadata's
+``split_report``); without ``split`` every row is ``train``. Output rows keep the pool's order.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
+from csmoe_data.sampling.eligibility import eligible_positions
 from csmoe_data.sampling.features import (
     class_columns,
     descriptor_matrix,
@@ -34,7 +37,7 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
-from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
+from csmoe_data.sampling.splits import blocked_splits
 from csmoe_data.sampling.strategies import SamplingContext, Strategy, get_strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
@@ -94,6 +97,12 @@ def _validate(options: SamplingOptions) -> Strategy:
         total = sum(options.split.values())
         if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
             raise CsmoeDataError(f"split fractions must be >= 0 and sum to 1, not {options.split}")
+    if options.split_block_size is not None and not (
+        np.isfinite(options.split_block_size) and options.split_block_size > 0
+    ):
+        raise CsmoeDataError(
+            f"--split-block-size must be > 0 metres, not {options.split_block_size}"
+        )
     return strategy
 
 
@@ -257,7 +266,7 @@ def sample_manifest(
     checksum_of = "file" if pool_checksum else "ids+descriptors"
     checksum = pool_checksum or _pool_checksum(pool)
 
-    positions = _filter(pool, options)
+    positions = eligible_positions(pool, options)
     rows = pool.iloc[positions].reset_index(drop=True)
     groups_map = (
         load_landcover_groups(options.landcover_groups) if options.landcover_groups else None
@@ -290,9 +299,18 @@ def sample_manifest(
     out[schema.STRATUM] = pd.array(
         strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
     )
+    split_report = None
     if options.split is not None:
-        blocks = spatial_blocks(np.asarray(out.geometry.values, dtype=object), DEFAULT_BLOCK_SIZE_M)
-        split = assign_splits(blocks, options.split, options.seed)
+        split, split_report = blocked_splits(
+            np.asarray(out.geometry.values, dtype=object),
+            options.split,
+            options.seed,
+            options.split_block_size,
+        )
+        kept = np.array([s is not None for s in split], dtype=bool)
+        if not kept.all():  # footprints touching another split leave the sample
+            out = out.iloc[np.flatnonzero(kept)].reset_index(drop=True)
+            split = split[kept]
     else:
         split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
     out[schema.SPLIT] = pd.array(split.astype(str), dtype="string")
@@ -313,7 +331,10 @@ def sample_manifest(
         "split_counts": {
             str(k): int(v) for k, v in out[schema.SPLIT].value_counts(sort=False).items()
         },
-        "split_block_m": DEFAULT_BLOCK_SIZE_M if options.split is not None else None,
+        "split_block_m": (
+            round(split_report.block_size_m, 3) if split_report is not None else None
+        ),
+        "split_report": split_report.to_metadata() if split_report is not None else None,
         "strategy_params": strategy.params(),
     }
     return out, metadata
