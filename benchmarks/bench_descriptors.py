@@ -136,7 +136,7 @@ def ours(
     path: Path, fp_frames: list[gpd.GeoDataFrame], legend, compiled: bool = True
 ) -> tuple[float, list]:
     from csmoe_data.descriptors import footprint_descriptors
-    from csmoe_data.rasters import close_datasets, inspect_raster
+    from csmoe_data.engine.io import close_datasets, inspect_raster
 
     close_datasets()
     info = inspect_raster(path)

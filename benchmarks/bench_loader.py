@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from csmoe_common.bands import BAND_GSD
 from csmoe_model.data import BatchPlan, synthetic_cache
 from csmoe_model.data.loader import CacheBatches, PlanSampler
 
@@ -150,15 +151,13 @@ def _geotiff_rate(root: Path, seconds: float) -> tuple[float, float]:
 
     folder = root / "geotiff"
     rng = np.random.default_rng(0)
-    gsd = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
-           "B8A": 20, "B09": 60, "B11": 20, "B12": 20, "VV": 10, "VH": 10}  # fmt: skip
     pairs = []
     for i in range(32):
         d2, d1 = folder / f"S2_{i}", folder / f"S1_{i}"
         if not d1.is_dir():
             d2.mkdir(parents=True)
             d1.mkdir(parents=True)
-            for band, g in gsd.items():
+            for band, g in BAND_GSD.items():
                 s = 1200 // g
                 d = d1 if band in ("VV", "VH") else d2
                 arr = (

@@ -21,7 +21,6 @@ Needs only torch, numpy and pyarrow (no GDAL): the cache is generated (``synthet
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
@@ -32,21 +31,21 @@ from csmoe_model import build_model
 from csmoe_model.data import open_cache, synthetic_cache
 from csmoe_model.train.config import TrainConfig
 from csmoe_model.train.schedule import build_optimizer
+from csmoe_model.train.step import amp_dtype_for, train_step
 
 
 def run(model, opt, batches, steps: int, device: torch.device, compile_: bool, loader=None):
     """Seconds per step over steps ``steps // 5 .. steps - 1`` and the loader wait in that window.
+
+    Each step is :func:`~csmoe_model.train.step.train_step` as ``csmoe train`` runs it (bf16
+    autocast on CUDA, gradient clipping at 1.0, fused AdamW; no schedule).
 
     The clock starts and stops after ``torch.cuda.synchronize()``, so the figure is GPU time, not
     the time to queue kernels; nothing in the loop synchronises (no ``.item()``), so the CPU runs
     ahead and a loader that keeps up costs the GPU nothing.
     """
     fwd = torch.compile(model) if compile_ else model
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-        if device.type == "cuda"
-        else contextlib.nullcontext
-    )
+    amp_dtype = amp_dtype_for(device)
     params = [p for p in model.parameters() if p.requires_grad]
     skip = max(1, steps // 5)  # warm-up: allocator, cuDNN/cuBLAS heuristics, compilation
     t0, wait0, done = None, 0.0, 0
@@ -56,12 +55,7 @@ def run(model, opt, batches, steps: int, device: torch.device, compile_: bool, l
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             wait0 = loader.wait_s if loader is not None else 0.0
-        with autocast():
-            out = fwd(s1, s2)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        train_step(fwd, opt, s1, s2, params=params, grad_clip=1.0, amp_dtype=amp_dtype)
         done = i + 1
         if done >= steps:
             break

@@ -1,7 +1,9 @@
 """Training-step throughput: csmae-b (dense CSMAE baseline) vs csmoe-b (Soft MoE), side by side.
 
-One step = masked forward of the full CSMAE objective + backward + AdamW (weight decay off for
-norms, biases, tokens, Soft MoE scale) on synthetic normalised inputs at the model's img_size.
+One step = :func:`csmoe_model.train.step.train_step`, the step ``csmoe train`` runs (masked forward
+of the full CSMAE objective + backward + AdamW from ``build_optimizer``: weight decay off for norms,
+biases, tokens, Soft MoE scale; fused on CUDA), without gradient clipping or a schedule, on
+synthetic normalised inputs at the model's img_size.
 Reports pairs/s, peak memory, and model-FLOPs utilisation (MFU) = (FlopCounterMode FLOPs of one
 forward+backward, counted on the meta device; optimizer not counted) x steps/s / the device's
 dense bf16 peak. On a CPU MFU is not applicable (no bf16 peak to compare against).
@@ -26,6 +28,9 @@ import torch
 
 from csmoe_model import build_model
 from csmoe_model.flops import bf16_peak_flops, count_flops
+from csmoe_model.train.config import TrainConfig
+from csmoe_model.train.schedule import build_optimizer
+from csmoe_model.train.step import train_step
 
 
 def device_peak(device: torch.device, override: float | None) -> tuple[str, float | None]:
@@ -64,28 +69,18 @@ def bench(
     torch.manual_seed(0)
     with torch.device(device):  # initialise on the device: seconds faster for 485M parameters
         model = build_model(name, **overrides).train()
-    decay = model.no_weight_decay()
     params = dict(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in params.items() if n not in decay], "weight_decay": 0.05},
-        {"params": [p for n, p in params.items() if n in decay], "weight_decay": 0.0},
-    ]
-    # fused AdamW (CUDA and CPU): one kernel over all parameters, no full-size temporaries
-    opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), fused=True)
+    # the training optimizer: decay groups as csmoe train, fused AdamW on CUDA (one kernel)
+    opt = build_optimizer(model, TrainConfig(lr=1e-4, weight_decay=0.05), device)
     step_model = torch.compile(model) if compiled else model
     g = torch.Generator(device=device).manual_seed(0)
     size, b = model.img_size, args.batch
     s1 = torch.randn(b, model.in_chans["s1"], size, size, device=device, generator=g)
     s2 = torch.randn(b, model.in_chans["s2"], size, size, device=device, generator=g)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+    amp_dtype = torch.bfloat16 if args.dtype == "bf16" else None
 
     def step() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        with amp:
-            loss = step_model(s1, s2).loss
-        loss.backward()
-        opt.step()
-        return loss
+        return train_step(step_model, opt, s1, s2, amp_dtype=amp_dtype).loss
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--alpha", type=float, default=0.5, help="stratum budget exponent")
-    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    ap.add_argument("--strategies", nargs="+", default=STRATEGIES.names())
     ap.add_argument("--pool", type=Path, help="use this pool manifest instead of building one")
     args = ap.parse_args(argv)
 

@@ -80,7 +80,7 @@ done
 # ---------------------------------------------------------------- CUDA tests
 if $PY -c "import pytest" 2>/dev/null; then
     part tests 170 60 $PY -m pytest -q -p no:cacheprovider -m "not slow" -rs \
-        --junitxml="$OUT/pytest.xml" tests/model/test_gpu_paths.py tests/train/test_gpu_paths.py
+        --junitxml="$OUT/pytest.xml" tests/csmoe_model/models/test_model_gpu_paths.py tests/csmoe_model/train/test_training_gpu_paths.py
 else
     # no pytest: the same CUDA paths through a direct smoke check
     part smoke 120 30 $PY - <<'EOF'

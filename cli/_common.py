@@ -21,6 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

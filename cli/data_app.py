@@ -19,7 +19,7 @@ app = typer.Typer(
 add_version_option(app)
 
 for _module in (data_build, data_grid, data_stats):
-    _module.register(app)
+    app.add_typer(_module.app)
 
 
 def main() -> None:

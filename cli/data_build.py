@@ -3,42 +3,51 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from csmoe_cli._common import console, fail, user_errors
+from csmoe_data.builder.options import BuildInputs, ExecutionOptions
+from csmoe_data.legends import list_legends
+from csmoe_data.sampling.options import ClimateLevel, SamplingOptions, StrategyName
+
+if TYPE_CHECKING:
+    from csmoe_data.builder.options import BuildResult
+
+app = typer.Typer()
 
 _SAMPLING = "Sampling (optional)"
+#: the library's defaults, shown in --help and used when an option is not given
+_EXECUTION = ExecutionOptions()
+_OPTIONS = SamplingOptions()
 
 
-def _options(
+def _sampling_options(
     n: int | None,
-    strategy: str,
+    strategy: StrategyName,
     alpha: float,
     seed: int,
-    climate_level: str,
+    climate_level: ClimateLevel,
     landcover_groups: str | None,
     min_valid_frac: float,
     where: str | None,
     min_distance: float | None,
     split: str | None,
-) -> Any:
+) -> SamplingOptions:
     from csmoe_data.samples import resolve_path
-    from csmoe_data.sampling.options import SamplingOptions, parse_split
+    from csmoe_data.sampling.options import parse_split
 
-    if climate_level not in ("symbol", "group"):
-        raise fail(f"--climate-level must be 'symbol' or 'group', not {climate_level!r}")
     try:
         split_map = parse_split(split) if split else None
     except ValueError as exc:
         raise fail(f"--split: {exc}") from None
     return SamplingOptions(
         n=n,
-        strategy=strategy,
+        strategy=strategy.value,
         alpha=alpha,
         seed=seed,
-        climate_level=climate_level,  # type: ignore[arg-type]
+        climate_level=climate_level,
         landcover_groups=resolve_path(landcover_groups) if landcover_groups else None,
         min_valid_frac=min_valid_frac,
         where=where,
@@ -47,7 +56,7 @@ def _options(
     )
 
 
-def _summary(result: Any) -> None:
+def _summary(result: BuildResult) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -76,6 +85,8 @@ def _summary(result: Any) -> None:
     console.print(table)
 
 
+@app.command("build-manifest")
+@user_errors
 def build_manifest_cmd(
     out: Annotated[Path, typer.Option("--out", help="Manifest to write (GeoParquet).")],
     footprints: Annotated[
@@ -92,7 +103,7 @@ def build_manifest_cmd(
         str | None,
         typer.Option(
             "--landcover-legend",
-            help="worldcover, corine, corine-index, modis-igbp, dynamic-world, nlcd, or a JSON/CSV file.",
+            help=f"{', '.join(list_legends('landcover'))}, or a JSON/CSV file.",
         ),
     ] = None,
     climate: Annotated[
@@ -100,16 +111,20 @@ def build_manifest_cmd(
     ] = None,
     climate_legend: Annotated[
         str | None,
-        typer.Option("--climate-legend", help="koppen-rubel, koppen-beck, or a JSON/CSV file."),
+        typer.Option(
+            "--climate-legend", help=f"{', '.join(list_legends('climate'))}, or a JSON/CSV file."
+        ),
     ] = None,
     id_column: Annotated[
         str, typer.Option("--id-column", help="Id column of a vector source.")
-    ] = "patch_id",
+    ] = BuildInputs.id_column,
     labels_column: Annotated[
         str | None,
         typer.Option("--labels-column", help="Column of a vector source holding labels."),
-    ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    ] = BuildInputs.labels_column,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes.")
+    ] = _EXECUTION.workers,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out.")
     ] = False,
@@ -118,14 +133,15 @@ def build_manifest_cmd(
         typer.Option(
             "--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."
         ),
-    ] = None,
+    ] = _EXECUTION.dask_scheduler,
     n: Annotated[
         int | None,
         typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING),
-    ] = None,
+    ] = _OPTIONS.n,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="Sampling strategy.", rich_help_panel=_SAMPLING)
-    ] = "thematic-climatic",
+        StrategyName,
+        typer.Option("--strategy", help="Sampling strategy.", rich_help_panel=_SAMPLING),
+    ] = StrategyName(_OPTIONS.strategy),
     alpha: Annotated[
         float,
         typer.Option(
@@ -133,16 +149,16 @@ def build_manifest_cmd(
             help="Stratum budget ~ size**alpha (1 proportional, 0 equal).",
             rich_help_panel=_SAMPLING,
         ),
-    ] = 0.5,
+    ] = _OPTIONS.alpha,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed.", rich_help_panel=_SAMPLING)
-    ] = 0,
+    ] = _OPTIONS.seed,
     climate_level: Annotated[
-        str,
+        ClimateLevel,
         typer.Option(
             "--climate-level", help="symbol (Cfb) or group (C).", rich_help_panel=_SAMPLING
         ),
-    ] = "symbol",
+    ] = _OPTIONS.climate_level,
     landcover_groups: Annotated[
         str | None,
         typer.Option(
@@ -156,19 +172,19 @@ def build_manifest_cmd(
         typer.Option(
             "--min-valid-frac", help="Drop rows with less valid area.", rich_help_panel=_SAMPLING
         ),
-    ] = 0.5,
+    ] = _OPTIONS.min_valid_frac,
     where: Annotated[
         str | None,
         typer.Option(
             "--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING
         ),
-    ] = None,
+    ] = _OPTIONS.where,
     min_distance: Annotated[
         float | None,
         typer.Option(
             "--min-distance", help="Metres between selected footprints.", rich_help_panel=_SAMPLING
         ),
-    ] = None,
+    ] = _OPTIONS.min_distance,
     pool: Annotated[
         str | None,
         typer.Option(
@@ -190,13 +206,9 @@ def build_manifest_cmd(
 
     Without --n every footprint is kept; with --n, --split or --where the rows are sampled.
     """
-    from csmoe_data.build import build_manifest
-
-    # csmoe_data.sampling is imported only when needed (it pulls in scipy)
-    wants = n is not None or split is not None or where is not None or pool is not None
     options = None
-    if wants:
-        options = _options(
+    if n is not None or split is not None or where is not None or pool is not None:
+        options = _sampling_options(
             n,
             strategy,
             alpha,
@@ -208,24 +220,27 @@ def build_manifest_cmd(
             min_distance,
             split,
         )
-    result = build_manifest(
-        footprints,
-        out,
+    if pool is not None:
+        from csmoe_data.builder.sample import sample_pool
+
+        given = (("--footprints", footprints), ("--landcover", landcover), ("--climate", climate))
+        extra = [name for name, value in given if value]
+        if extra:
+            raise fail(f"--pool samples an existing manifest; drop {', '.join(extra)}")
+        _summary(sample_pool(pool, out, options, overwrite=overwrite))
+        return
+    if footprints is None:
+        raise fail("--footprints is required (or --pool to sample an existing manifest)")
+    from csmoe_data.builder.pipeline import build_manifest
+
+    inputs = BuildInputs(
+        footprints=footprints,
         landcover=landcover,
         landcover_legend=landcover_legend,
         climate=climate,
         climate_legend=climate_legend,
         id_column=id_column,
         labels_column=labels_column,
-        workers=workers,
-        overwrite=overwrite,
-        dask_scheduler=dask_scheduler,
-        sampling=options,
-        pool=pool,
     )
-    _summary(result)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("build-manifest")(user_errors(build_manifest_cmd))
+    execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
+    _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))

@@ -8,8 +8,12 @@ from typing import Annotated
 import typer
 
 from csmoe_cli._common import console, user_errors
+from csmoe_data.footprints.options import DEFAULT_MAX_CELLS
+
+app = typer.Typer()
 
 
+@app.command("grid")
 @user_errors
 def grid(
     bbox: Annotated[
@@ -27,7 +31,7 @@ def grid(
     ],
     max_cells: Annotated[
         int, typer.Option("--max-cells", help="Refuse to write more cells than this.", min=1)
-    ] = 2_000_000,
+    ] = DEFAULT_MAX_CELLS,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output.")
     ] = False,
@@ -38,7 +42,7 @@ def grid(
     and written with a lon/lat outline; load the file with build-manifest --footprints, which
     rebuilds each cell as its exact UTM square.
     """
-    from csmoe_data.atomic import check_output_path
+    from csmoe_common.atomic import check_output_path
     from csmoe_data.footprints.grid import make_grid, write_grid
 
     check_output_path(out, overwrite)  # fail before the work, not after
@@ -48,8 +52,3 @@ def grid(
     console.print(
         f"wrote {len(cells):,} cells in {zones} UTM zone{'s' if zones != 1 else ''} to {out}"
     )
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("grid")(grid)

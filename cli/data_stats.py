@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from csmoe_cli._common import console, user_errors
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    from rich.table import Table
 
-def _read(path: Path) -> tuple[Any, dict[str, Any]]:
+app = typer.Typer()
+
+
+def _read(path: Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     from csmoe_data.manifest import read_manifest
     from csmoe_data.samples import resolve_path
 
     return read_manifest(resolve_path(path))
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -29,24 +36,19 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _distribution_table(
     title: str,
     means: dict[str, dict[str, float]],
-    sample: Any,
-    pool: Any,
+    sample: pd.DataFrame,
+    pool: pd.DataFrame,
     major: str,
     names: dict[str, str],
     top: int,
-) -> Any:
+) -> Table:
     """Rich table: mean fraction and majority rows of each class, sample next to pool."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col, kw in (
-        ("class", {}),
-        ("sample mean", {"justify": "right"}),
-        ("pool mean", {"justify": "right"}),
-        ("sample rows (majority)", {"justify": "right"}),
-        ("pool rows (majority)", {"justify": "right"}),
-    ):
-        table.add_column(col, **kw)
+    table.add_column("class")
+    for col in ("sample mean", "pool mean", "sample rows (majority)", "pool rows (majority)"):
+        table.add_column(col, justify="right")
     prefix = "lc_" if major == "lc_major" else "kg_"
     s_major = sample[major].astype(str).value_counts() if major in sample.columns else {}
     p_major = pool[major].astype(str).value_counts() if major in pool.columns else {}
@@ -66,6 +68,7 @@ def _distribution_table(
     return table
 
 
+@app.command("stats")
 @user_errors
 def stats(
     manifest: Annotated[Path, typer.Argument(help="A sampled manifest (GeoParquet).")],
@@ -107,7 +110,7 @@ def stats(
     """
     from rich.table import Table
 
-    from csmoe_data.atomic import atomic_output, check_output_path
+    from csmoe_common.atomic import check_output_path, write_text
     from csmoe_data.plots import legend_info, make_plots
     from csmoe_data.stats import compute_stats, eligible_pool, pool_path_from_metadata
 
@@ -184,11 +187,5 @@ def stats(
         figures["plots"] = [str(p) for p in written]
         console.print(f"wrote {len(written)} figures to {plots}")
     if json_out is not None:
-        with atomic_output(json_out, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        write_text(json_out, json.dumps(figures, indent=2) + "\n", overwrite=overwrite)
         console.print(f"wrote {json_out}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command("stats")(stats)

@@ -18,8 +18,9 @@ app = typer.Typer(
 
 add_version_option(app)
 
+# each module's nameless Typer app is merged into this one (its commands become top-level commands)
 for _module in (model_info, model_train, model_eval):
-    _module.register(app)
+    app.add_typer(_module.app)
 
 
 def main() -> None:

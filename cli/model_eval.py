@@ -5,11 +5,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from csmoe_cli._common import console, err_console, user_errors
+from csmoe_cli.model_options import DeviceOpt, OverwriteOpt, ProgressOpt
+from csmoe_model.eval.options import (
+    CURVE_K,
+    EMBED_BATCH_SIZE,
+    EMBED_WORKERS,
+    PROBE_CS,
+    PROBE_KNN_K,
+    PROBE_SENSOR,
+    RETRIEVAL_CHUNK_SIZE,
+    RETRIEVAL_K,
+    ProbeSensor,
+)
+
+app = typer.Typer()
 
 eval_app = typer.Typer(
     name="eval",
@@ -46,50 +60,32 @@ MarkdownOpt = Annotated[
         dir_okay=False,
     ),
 ]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-]
-
-
-ProgressOpt = Annotated[
-    bool, typer.Option("--progress/--no-progress", help="Show progress bars (on stderr).")
-]
 
 
 @contextlib.contextmanager
 def _progress(enabled: bool, unit: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """Yield ``update(label, done, total)`` drawing one rich bar per label (rate, ETA), or None."""
+    """Yield ``update(label, done, total)`` drawing one progress bar per label, or ``None``.
+
+    Each label gets its own :func:`csmoe_common.progress.progress_bar` (opened at its first
+    update, closed when the next label starts or at the end).
+    """
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from csmoe_common.progress import progress_bar
 
-    from csmoe_model.data.progress import RateColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(unit),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        state: dict[str, Any] = {"label": None, "advance": None, "done": 0}
 
         def update(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.update(tasks[label], completed=done)
+            if label != state["label"]:
+                stack.close()
+                state["advance"] = stack.enter_context(
+                    progress_bar(label, total, unit, enabled=True, transient=False)
+                )
+                state["label"], state["done"] = label, 0
+            state["advance"](done - state["done"])
+            state["done"] = done
 
         yield update
 
@@ -101,7 +97,7 @@ def _report_paths(
 
     A refusal (existing file without --overwrite) then costs nothing and leaves nothing half-written.
     """
-    from csmoe_model.eval.io import check_output_path
+    from csmoe_common.atomic import check_output_path
 
     if md_path is None and json_path is not None:
         md_path = json_path.with_suffix(".md")
@@ -112,9 +108,13 @@ def _report_paths(
 
 
 def _write_reports(
-    data: dict, markdown: str, json_path: Path | None, md_path: Path | None, overwrite: bool
+    data: dict[str, Any],
+    markdown: str,
+    json_path: Path | None,
+    md_path: Path | None,
+    overwrite: bool,
 ) -> None:
-    from csmoe_model.eval.io import write_json, write_text
+    from csmoe_common.atomic import write_json, write_text
 
     if json_path is not None:
         write_json(json_path, data, overwrite)
@@ -129,7 +129,9 @@ def _write_reports(
 def retrieval(
     embeddings: EmbeddingsOpt,
     labels_column: LabelsOpt = None,
-    k: Annotated[int, typer.Option("--k", help="Cut-off: items retrieved per query.")] = 10,
+    k: Annotated[
+        int, typer.Option("--k", help="Cut-off: items retrieved per query.")
+    ] = RETRIEVAL_K,
     queries: Annotated[
         str | None, typer.Option("--queries", help="Split of the queries (default: all rows).")
     ] = None,
@@ -146,11 +148,12 @@ def retrieval(
     ] = None,
     plot_k: Annotated[
         int, typer.Option("--plot-k", help="Largest k of the curves drawn with --plots.")
-    ] = 100,
+    ] = CURVE_K,
     device: DeviceOpt = "auto",
     chunk_size: Annotated[
-        int, typer.Option("--chunk-size", help="Queries per similarity chunk (memory bound).")
-    ] = 1024,
+        int,
+        typer.Option("--chunk-size", help="Queries per similarity chunk (memory bound)."),
+    ] = RETRIEVAL_CHUNK_SIZE,
     progress: ProgressOpt = True,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -202,14 +205,17 @@ def probe(
     embeddings: EmbeddingsOpt,
     labels_column: LabelsOpt = None,
     sensor: Annotated[
-        str, typer.Option("--sensor", help="s1, s2 or both (concatenated embeddings).")
-    ] = "s2",
-    knn_k: Annotated[int, typer.Option("--knn-k", help="Neighbours of the kNN classifier.")] = 20,
+        ProbeSensor, typer.Option("--sensor", help="Embeddings to classify (both: concatenated).")
+    ] = PROBE_SENSOR,
+    knn_k: Annotated[
+        int, typer.Option("--knn-k", help="Neighbours of the kNN classifier.")
+    ] = PROBE_KNN_K,
     c_values: Annotated[
         str | None,
         typer.Option(
             "--c-values",
-            help="Comma-separated C grid for the linear probe (default 1e-4,1e-3,...,100).",
+            help="Comma-separated C grid for the linear probe "
+            f"(default {','.join(f'{c:g}' for c in PROBE_CS)}).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random state of the solver.")] = 0,
@@ -224,13 +230,13 @@ def probe(
     Trains on split train, chooses the regularisation on val, reports on test.
     """
     from csmoe_model.eval.embeddings import read_embeddings
-    from csmoe_model.eval.probe import DEFAULT_CS, evaluate_probe
+    from csmoe_model.eval.probe import evaluate_probe
     from csmoe_model.eval.report import probe_markdown, probe_rich_table
 
     if knn_k < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--knn-k")
     json_path, markdown_path = _report_paths(json_path, markdown_path, overwrite)
-    cs = DEFAULT_CS
+    cs = PROBE_CS
     if c_values:
         try:
             cs = tuple(float(v) for v in c_values.split(",") if v.strip())
@@ -245,7 +251,7 @@ def probe(
         report = evaluate_probe(
             emb,
             labels_column=labels_column,
-            sensor=sensor,
+            sensor=sensor.value,
             knn_k=knn_k,
             cs=cs,
             seed=seed,
@@ -261,6 +267,8 @@ def probe(
     _write_reports(report.to_dict(), probe_markdown(report), json_path, markdown_path, overwrite)
 
 
+@app.command("embed")
+@user_errors
 def embed(
     manifest: Annotated[
         Path,
@@ -284,10 +292,13 @@ def embed(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Model preset of --weights (see `csmoe models`).")
+        str | None,
+        typer.Option("--model", help="Model preset of --weights (`csmoe model-info` lists them)."),
     ] = None,
     device: DeviceOpt = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Pairs per forward pass.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Pairs per forward pass.")
+    ] = EMBED_BATCH_SIZE,
     split: Annotated[
         str | None, typer.Option("--split", help="Embed only this split (default: all rows).")
     ] = None,
@@ -300,8 +311,9 @@ def embed(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", help="Loader and cache-decoding processes (0: in-process).")
-    ] = 0,
+        int,
+        typer.Option("--workers", help="Loader and cache-decoding processes (0: in-process)."),
+    ] = EMBED_WORKERS,
     labels_column: Annotated[
         list[str] | None,
         typer.Option(
@@ -343,7 +355,4 @@ def embed(
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``embed`` and the ``eval`` sub-app to ``app``."""
-    app.command("embed")(user_errors(embed))
-    app.add_typer(eval_app, name="eval")
+app.add_typer(eval_app, name="eval")

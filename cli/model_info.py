@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from csmoe_cli._common import user_errors
+from csmoe_cli.model_options import parse_key_values
 
+if TYPE_CHECKING:
+    from csmoe_model.flops import ModelReport
+
+app = typer.Typer()
+
+#: the preset the comparison table's ratios are relative to
 BASELINE = "csmae-b"
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` strings; values are JSON where they parse (``14``, ``[0, 2]``, ``null``), else strings.
-
-    Raises:
-        CsmoeError: for an item without ``=``.
-    """
-    from csmoe_model.errors import CsmoeError
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise CsmoeError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 def _m(n: float) -> str:
@@ -48,7 +35,7 @@ def _console() -> Console:
     return Console(width=max(probe.width, 160)) if not probe.is_terminal else probe
 
 
-def _detail(report: Any) -> list[Table]:
+def _detail(report: ModelReport) -> list[Table]:
     head = Table(
         title=f"{report.name}: {report.img_size} px, patch {report.patch_size}, {report.tokens_per_sensor} tokens per sensor"
     )
@@ -81,7 +68,7 @@ def _detail(report: Any) -> list[Table]:
     return [head, comp]
 
 
-def _comparison(reports: list[Any]) -> Table:
+def _comparison(reports: list[ModelReport]) -> Table:
     base = next((r for r in reports if r.name == BASELINE), None)
     table = Table(title="Presets (GFLOPs per S1+S2 pair, FlopCounterMode: 2 per multiply-add)")
     cols = ["model", "img/patch", "tokens", "MoE blocks", "params M", "encoder M", "active/token M"]
@@ -106,51 +93,44 @@ def _comparison(reports: list[Any]) -> Table:
     return table
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``model-info`` to ``app``."""
+@app.command("model-info")
+@user_errors
+def model_info(
+    name: Annotated[
+        str | None, typer.Argument(help="Preset name; omit to compare all presets.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Config override KEY=VALUE (repeatable), e.g. --set patch_size=14."
+        ),
+    ] = None,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Batch size for the count (FLOPs are per pair).")
+    ] = 2,
+) -> None:
+    """Show a preset's parameters and FLOPs per S1+S2 pair, or compare all presets.
 
-    @app.command("model-info")
-    @user_errors
-    def model_info(
-        name: Annotated[
-            str | None, typer.Argument(help="Preset name; omit to compare all presets.")
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print JSON instead of tables.")
-        ] = False,
-        overrides: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--set", help="Config override KEY=VALUE (repeatable), e.g. --set patch_size=14."
-            ),
-        ] = None,
-        batch: Annotated[
-            int, typer.Option(min=1, help="Batch size for the count (FLOPs are per pair).")
-        ] = 2,
-    ) -> None:
-        """Show a preset's parameters and FLOPs per S1+S2 pair, or compare all presets.
+    Parameters: total, encoder, and active per token; FLOPs (FlopCounterMode on the meta device,
+    2 per multiply-add; GMACs = half) for encoder inference and one training step, by component.
+    """
+    from csmoe_model.flops import compare_presets, model_report
 
-        Parameters: total, encoder, and active per token; FLOPs (FlopCounterMode on the meta device,
-        2 per multiply-add; GMACs = half) for encoder inference and one training step, by component.
-        """
-        from csmoe_model.flops import compare_presets, model_report
-
-        kwargs = parse_overrides(overrides)
-        if name is not None:
-            report = model_report(name, batch=batch, **kwargs)
-            if as_json:
-                typer.echo(json.dumps(report.to_dict(), indent=2))
-                return
-            console = _console()
-            for table in _detail(report):
-                console.print(table)
-            return
-        reports = compare_presets(batch=batch, **kwargs)
+    kwargs = parse_key_values(overrides, "--set")
+    if name is not None:
+        report = model_report(name, batch=batch, **kwargs)
         if as_json:
-            typer.echo(
-                json.dumps(
-                    {"baseline": BASELINE, "models": [r.to_dict() for r in reports]}, indent=2
-                )
-            )
+            typer.echo(json.dumps(report.to_dict(), indent=2))
             return
-        _console().print(_comparison(reports))
+        console = _console()
+        for table in _detail(report):
+            console.print(table)
+        return
+    reports = compare_presets(batch=batch, **kwargs)
+    if as_json:
+        typer.echo(
+            json.dumps({"baseline": BASELINE, "models": [r.to_dict() for r in reports]}, indent=2)
+        )
+        return
+    _console().print(_comparison(reports))

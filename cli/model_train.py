@@ -1,73 +1,46 @@
-"""CLI commands: ``csmoe cache`` (decode a manifest's imagery once) and ``csmoe train``."""
+"""CLI commands ``csmoe cache`` (decode a manifest's imagery once) and ``csmoe train``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from csmoe_cli._common import console, err_console, user_errors
+from csmoe_cli.model_options import (
+    CACHE_DEFAULTS,
+    TRAIN_DEFAULTS,
+    CacheDirOpt,
+    ManifestOpt,
+    S1BandsOpt,
+    S2BandCount,
+    S2BandsOpt,
+    parse_bands,
+    parse_key_values,
+)
+from csmoe_common.errors import CsmoeError
 
+app = typer.Typer()
 
-def _bands(value: str | None) -> tuple[str, ...] | None:
-    return tuple(b.strip() for b in value.split(",") if b.strip()) if value else None
-
-
-def _model_args(values: list[str] | None) -> dict | None:
-    from csmoe_model.errors import CsmoeError
-
-    if not values:
-        return None
-    out = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise CsmoeError(f"--model-arg expects KEY=VALUE, not {item!r}")
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(raw)
-        except ValueError:
-            out[key.strip().replace("-", "_")] = raw
-    return out
+_T = TRAIN_DEFAULTS
 
 
 def _note(message: str) -> None:
     err_console.print(message, highlight=False, soft_wrap=True)
 
 
-ManifestOpt = Annotated[
-    Path, typer.Option("--manifest", "-m", help="Manifest written by csmoe-data build-manifest.")
-]
-CacheDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        help="Parent folder of imagery caches (default: $CSMOE_CACHE_DIR or ~/.cache/csmoe).",
-    ),
-]
-S2BandsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--s2-bands",
-        help="Band order of multi-band S2 GeoTIFFs without band descriptions, e.g. B02,B03,B04,B08,...",
-    ),
-]
-S1BandsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--s1-bands", help="Band order of multi-band S1 GeoTIFFs without descriptions, e.g. VV,VH."
-    ),
-]
-
-
+@app.command("cache")
+@user_errors
 def cache(
     manifest: ManifestOpt,
     cache_dir: CacheDirOpt = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Decoding processes.")] = 4,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", min=0, help="Decoding processes.")
+    ] = _T.workers,
     bands: Annotated[
-        int, typer.Option("--bands", help="Sentinel-2 bands to cache: 12 or 10.")
-    ] = 12,
+        S2BandCount, typer.Option("--bands", help="Sentinel-2 bands to cache.")
+    ] = S2BandCount(str(CACHE_DEFAULTS.n_s2)),
     s2_bands: S2BandsOpt = None,
     s1_bands: S1BandsOpt = None,
     strict: Annotated[
@@ -79,12 +52,9 @@ def cache(
     ] = True,
 ) -> None:
     """Decode a manifest's imagery once into the local cache that csmoe train and embed read."""
-    from csmoe_model.data import CacheSettings, open_cache
-    from csmoe_model.errors import CsmoeError
+    from csmoe_model.data.cache import CacheSettings, open_cache
 
-    if bands not in (10, 12):
-        raise CsmoeError(f"--bands must be 10 or 12, not {bands}")
-    settings = CacheSettings(bands, None, _bands(s2_bands), _bands(s1_bands))
+    settings = CacheSettings(int(bands.value), None, parse_bands(s2_bands), parse_bands(s1_bands))
     c = open_cache(
         manifest, cache_dir, settings, workers=workers, strict=strict, progress=progress, log=_note
     )
@@ -103,12 +73,14 @@ def cache(
         )
 
 
+@app.command("train")
+@user_errors
 def train_cmd(
     manifest: ManifestOpt,
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", help="Model preset (csmoe model-info lists them) (default: csmoe-b)."
+            "--model", help=f"Model preset (csmoe model-info lists them) (default: {_T.model})."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
@@ -120,27 +92,35 @@ def train_cmd(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", "-b", help="Global batch (all processes) (default: 256)."),
+        typer.Option(
+            "--batch-size", "-b", help=f"Global batch (all processes) (default: {_T.batch_size})."
+        ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option("--lr", help="Peak learning rate (default: 5e-4).")
+        float | None, typer.Option("--lr", help=f"Peak learning rate (default: {_T.lr:g}).")
     ] = None,
     warmup_steps: Annotated[
         int | None,
         typer.Option("--warmup-steps", help="Linear warm-up steps (default: 5% of the steps)."),
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="auto, cpu or cuda (default: auto).")
+        str | None,
+        typer.Option("--device", help=f"auto, cpu, cuda or cuda:N (default: {_T.device})."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of init, masks and data order (default: 0).")
+        int | None,
+        typer.Option("--seed", help=f"Seed of init, masks and data order (default: {_T.seed})."),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
-        typer.Option("--checkpoint-every", help="Steps between checkpoints (default: 1000)."),
+        typer.Option(
+            "--checkpoint-every",
+            help=f"Steps between checkpoints (default: {_T.checkpoint_every}).",
+        ),
     ] = None,
     log_every: Annotated[
-        int | None, typer.Option("--log-every", help="Steps per metrics row (default: 10).")
+        int | None,
+        typer.Option("--log-every", help=f"Steps per metrics row (default: {_T.log_every})."),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
@@ -158,13 +138,24 @@ def train_cmd(
     cache_dir: CacheDirOpt = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-j", min=0, help="Loader and decoding processes (default: 4)."),
+        typer.Option(
+            "--workers",
+            "-j",
+            min=0,
+            help=f"Loader and decoding processes (default: {_T.workers}).",
+        ),
     ] = None,
     compile: Annotated[
-        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile", help=f"torch.compile the model (default: {_T.compile})."
+        ),
     ] = None,
     strict: Annotated[
-        bool | None, typer.Option("--strict/--no-strict", help="Stop on damaged images.")
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict", help=f"Stop on damaged images (default: {_T.strict})."
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing run directory.")
@@ -181,11 +172,16 @@ def train_cmd(
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
 ) -> None:
-    """Pretrain a model on the imagery named by a manifest (torchrun --nproc-per-node K for DDP)."""
-    from csmoe_model.errors import CsmoeError
-    from csmoe_model.train import resolve_config, train
+    """Pretrain a model on the imagery named by a manifest (torchrun --nproc-per-node K for DDP).
 
-    given = {
+    Options not given come from --config, else from the defaults shown; with --resume, the run's
+    own settings.
+    """
+    from csmoe_model.train.config import read_config_file, resolve_config
+    from csmoe_model.train.loop import train
+
+    overrides = parse_key_values(model_arg, "--model-arg")
+    given: dict[str, Any] = {
         "manifest": str(manifest.expanduser().resolve()),
         "model": model,
         "out": str(out) if out else None,
@@ -203,16 +199,14 @@ def train_cmd(
         "workers": workers,
         "compile": compile,
         "strict": strict,
-        "model_overrides": _model_args(model_arg),
-        "s2_bands": _bands(s2_bands),
-        "s1_bands": _bands(s1_bands),
+        "model_overrides": overrides or None,
+        "s2_bands": parse_bands(s2_bands),
+        "s1_bands": parse_bands(s1_bands),
     }
     cfg = resolve_config(given, config)
     if not cfg.out:
         raise CsmoeError("missing option --out RUN_DIR")
     if config:  # a config file counts as given options too (checked on --resume)
-        from csmoe_model.train.config import read_config_file
-
         given = read_config_file(config) | {k: v for k, v in given.items() if v is not None}
     result = train(
         cfg, resume=resume, overwrite=overwrite, given=given, log=_note, progress=progress
@@ -229,9 +223,3 @@ def train_cmd(
             highlight=False,
             soft_wrap=True,
         )
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``cache`` and ``train`` to ``app``."""
-    app.command("cache")(user_errors(cache))
-    app.command("train")(user_errors(train_cmd))

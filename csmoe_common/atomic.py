@@ -65,8 +65,9 @@ def os_error_message(exc: OSError, path: str | Path | None = None) -> str:
 
 
 def check_output_path(path: str | Path, overwrite: bool) -> Path:
-    """Check that ``path`` may be written, creating nothing (so a check made before the inputs are
-    validated leaves no trace).
+    """Check that ``path`` may be written, creating nothing.
+
+    A check made before the inputs are validated so leaves no trace.
 
     Raises:
         CsmoeError: if it is a folder, or exists and ``overwrite`` is false.
@@ -151,7 +152,9 @@ def temporary_dir(target: str | Path) -> Path:
     make_parent(target)
     try:
         return Path(
-            tempfile.mkdtemp(prefix=f".tmp-{_prefix(target.name)}-{os.getpid()}-", dir=target.parent)
+            tempfile.mkdtemp(
+                prefix=f".tmp-{_prefix(target.name)}-{os.getpid()}-", dir=target.parent
+            )
         )
     except OSError as exc:
         raise CsmoeError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None

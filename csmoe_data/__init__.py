@@ -3,11 +3,6 @@
 This half of the project never imports torch: data hosts and training hosts differ.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("csmoe")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from csmoe_common.version import __version__
 
 __all__ = ["__version__"]

@@ -2,7 +2,7 @@
 
 For each footprint and raster: the footprint is transformed into the raster's CRS (edges
 densified; the raster is never warped), then into pixel space; every pixel under it is weighted
-by the exact area of the footprint inside it (:func:`csmoe_data.rasters.coverage`), so
+by the exact area of the footprint inside it (:func:`csmoe_data.engine.coverage.coverage`), so
 fractions equal exact area-weighted coverage fractions (what exactextract computes), for
 footprints spanning thousands of pixels as for a 1.2 km patch inside one 9 km climate pixel.
 Pixels that are nodata (the raster's nodata value, NaN, or a value the legend declares as
@@ -17,7 +17,7 @@ fully), kept in run-length form and expanded one window at a time right before t
 weighted histogram (one ``np.bincount`` over raw values, spread over sub-bins so that runs of
 one class do not serialise the additions), then mapped to classes through a lookup table.
 With numba installed, 8/16-bit rasters take a compiled path instead (about 3x faster;
-:func:`csmoe_data.rasters.jit_kernels`): boundaries are cut edge by edge, and each window's
+:func:`csmoe_data.engine.kernels.jit_kernels`): boundaries are cut edge by edge, and each window's
 coverage and histogram are fused in one pass (runs of interior pixels add straight into the
 bins of their values). Both paths give the same areas to float rounding (~1e-11 pixel);
 ``CSMOE_NO_NUMBA=1`` forces the numpy path.
@@ -33,6 +33,7 @@ Columns (see ``data_manifests/README.md``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,17 +42,17 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from csmoe_data.legends import NODATA, UNKNOWN, Legend
-from csmoe_data.rasters import (
+from csmoe_common import manifest as schema
+from csmoe_data.engine.coverage import (
     Pieces,
-    RasterInfo,
     boundary_pieces,
     coverage_raw,
     coverage_runs,
-    jit_kernels,
-    read_window,
     to_pixel_space,
 )
+from csmoe_data.engine.io import RasterInfo, read_window
+from csmoe_data.engine.kernels import jit_kernels
+from csmoe_data.legends import NODATA, UNKNOWN, Legend
 
 #: footprints starting in the same tile of this many pixels share one windowed read
 TILE = 512
@@ -143,7 +144,7 @@ class ClassMapper:
             if per[1] > EPS:
                 vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > EPS))
                 unknown = dict(zip(vals.tolist(), hist[vals].tolist(), strict=True))
-            return per[2:], unknown
+            return np.asarray(per[2:], dtype=np.float64), unknown
         cls = self.classes(data)
         per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
         unknown = {}
@@ -152,7 +153,7 @@ class ClassMapper:
             vals, inv = np.unique(data[unk].astype(np.int64), return_inverse=True)
             sums = np.bincount(inv, weights=weights[unk])
             unknown = dict(zip(vals.tolist(), sums.tolist(), strict=True))
-        return per[2:], unknown
+        return np.asarray(per[2:], dtype=np.float64), unknown
 
     def _histogram(
         self, blk: NDArray[Any], weights: NDArray[np.float64], nv: int
@@ -167,7 +168,8 @@ class ClassMapper:
         size = blk.size
         if size > len(self._lane):
             if size > MAX_LANE_PIXELS:
-                return np.bincount(blk.ravel(), weights=weights, minlength=nv)
+                hist = np.bincount(blk.ravel(), weights=weights, minlength=nv)
+                return np.asarray(hist, dtype=np.float64)
             self._lane = np.arange(size, dtype=np.intp) % LANES
         key = blk.astype(np.intp).ravel()
         key *= LANES
@@ -180,8 +182,9 @@ class ClassMapper:
         blocks: list[NDArray[Any]],
         runs: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]],
     ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
-        """:meth:`areas` for many windows, given their coverages as runs
-        (:func:`csmoe_data.rasters.coverage_runs`).
+        """:meth:`areas` for many windows, given their coverages as runs.
+
+        The runs are those of :func:`csmoe_data.engine.coverage.coverage_runs`.
 
         Each window's coverage is expanded from its runs just before its histogram (still in
         cache when the histogram reads it), then one weighted ``np.bincount`` per window over
@@ -223,22 +226,27 @@ class ClassMapper:
         onehot = np.zeros((nv, self.k + 2))
         onehot[np.arange(nv), self.shifted[:nv]] = 1.0
         per = hist @ onehot
-        unknown = [{} for _ in range(m)]
+        unknown: list[dict[int, float]] = [{} for _ in range(m)]
+        table = self.table
+        if table is None:  # only the table path builds raw-value histograms
+            raise RuntimeError("raw-value histograms need a lookup table")
         for i in np.flatnonzero(per[:, 1] > EPS):
-            vals = np.flatnonzero((self.table[:nv] == UNKNOWN) & (hist[i] > EPS))
+            vals = np.flatnonzero((table[:nv] == UNKNOWN) & (hist[i] > EPS))
             unknown[i] = dict(zip(vals.tolist(), hist[i, vals].tolist(), strict=True))
         return per[:, 2:], unknown
 
     def fused_areas(
         self,
-        kernel: Any,
+        kernel: Callable[..., None],
         blocks: list[NDArray[Any]],
         pieces: Pieces,
         windows: NDArray[np.int64],
     ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
-        """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only): coverage and
-        histogram of each window in one pass over its pixels, no run-length intermediate
-        (:func:`csmoe_data.rasters.jit_kernels`)."""
+        """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only).
+
+        Coverage and histogram of each window in one pass over its pixels, no run-length
+        intermediate (:func:`csmoe_data.engine.kernels.jit_kernels`).
+        """
         m = len(blocks)
         nv = self._nv(blocks)
         hist = np.empty((m, nv))
@@ -320,7 +328,7 @@ def class_areas(
         info: the raster.
         legend: its legend.
         compiled: use the compiled kernels when numba is available
-            (:func:`csmoe_data.rasters.jit_kernels`; 8/16-bit rasters); the numpy path gives the
+            (:func:`csmoe_data.engine.kernels.jit_kernels`; 8/16-bit rasters); the numpy path gives the
             same areas to about 1e-11 pixel (float summation order) and avoids numba's start-up
             cost (about 0.6 s per process), which pays off only for larger jobs.
 
@@ -411,10 +419,10 @@ def class_areas(
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
             blocks = [reader.block(q) for q in qs]
             if kernel is not None:
-                per, unk = mapper.fused_areas(kernel, blocks, pieces, windows)
+                batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows)
             else:
-                per, unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows))
-            add(js, per, unk)
+                batch_per, batch_unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows))
+            add(js, batch_per, batch_unk)
             a = e
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
@@ -441,14 +449,14 @@ def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols["lc_valid_frac"] = valid_frac
+    cols[schema.LC_VALID_FRAC] = valid_frac
     major = pd.array(legend.codes[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)], dtype="Int32")
     major[~has] = pd.NA
-    cols["lc_major"] = major
+    cols[schema.LC_MAJOR] = major
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
     entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
-    cols["lc_entropy"] = entropy.astype(np.float32)
+    cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
     return pd.DataFrame(cols)
 
 
@@ -456,10 +464,12 @@ def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string, null where nothing valid)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols["kg_valid_frac"] = valid_frac
+    cols[schema.KG_VALID_FRAC] = valid_frac
     symbols = np.array(legend.keys, dtype=object)
     major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
-    cols["kg_major"] = pd.array(np.where(has, major, None), dtype="string")
+    cols[schema.KG_MAJOR] = pd.array(
+        np.where(has, major, np.array(None, dtype=object)), dtype="string"
+    )
     return pd.DataFrame(cols)
 
 

@@ -109,8 +109,9 @@ def as_geometry_array(geoms: Iterable[Any] | Any) -> NDArray[np.object_]:
     values = getattr(geoms, "values", geoms)  # GeoSeries -> GeometryArray
     if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
         values = values.to_numpy()
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = list(values)
+    items = list(values)
+    arr: NDArray[np.object_] = np.empty(len(items), dtype=np.object_)
+    arr[:] = items
     return arr
 
 

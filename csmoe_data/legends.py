@@ -39,23 +39,28 @@ from typing import Any, Literal
 
 import numpy as np
 
+from csmoe_common.errors import UnknownNameError
+from csmoe_common.registry import Registry
 from csmoe_data.errors import CsmoeDataError
 
 LEGENDS_DIR = Path(__file__).resolve().parent / "legends"
 
 Kind = Literal["landcover", "climate"]
 
-#: built-in legend name -> kind
-BUILTIN_LEGENDS: dict[str, Kind] = {
-    "worldcover": "landcover",
-    "corine": "landcover",
-    "corine-index": "landcover",
-    "modis-igbp": "landcover",
-    "dynamic-world": "landcover",
-    "nlcd": "landcover",
-    "koppen-beck": "climate",
-    "koppen-rubel": "climate",
-}
+#: built-in legend name -> kind (each is ``legends/<name>.json``)
+LEGENDS: Registry[Kind] = Registry("legend")
+_BUILTIN: tuple[tuple[str, Kind], ...] = (
+    ("worldcover", "landcover"),
+    ("corine", "landcover"),
+    ("corine-index", "landcover"),
+    ("modis-igbp", "landcover"),
+    ("dynamic-world", "landcover"),
+    ("nlcd", "landcover"),
+    ("koppen-beck", "climate"),
+    ("koppen-rubel", "climate"),
+)
+for _name, _kind in _BUILTIN:
+    LEGENDS.add(_name, _kind)
 
 #: index returned by :meth:`Legend.lookup_table` for values the legend lacks
 UNKNOWN = -1
@@ -195,7 +200,16 @@ class Legend:
 
 def list_legends(kind: Kind | None = None) -> list[str]:
     """Names of the built-in legends, optionally only those of one kind."""
-    return [n for n, k in BUILTIN_LEGENDS.items() if kind is None or k == kind]
+    return [n for n, k in LEGENDS.items() if kind is None or k == kind]
+
+
+def legend_kind(name: str) -> Kind:
+    """The kind (``landcover`` or ``climate``) of the built-in legend ``name``.
+
+    Raises:
+        UnknownNameError: if ``name`` is not a built-in legend (the message lists them).
+    """
+    return LEGENDS.get(name)
 
 
 def _color(value: Any, where: str) -> str | None:
@@ -308,7 +322,7 @@ def _parse_csv(path: Path, kind: Kind) -> tuple[list[LegendClass], list[int]]:
 @cache
 def _builtin(name: str) -> Legend:
     path = LEGENDS_DIR / f"{name}.json"
-    kind = BUILTIN_LEGENDS[name]
+    kind = LEGENDS.get(name)
     classes, nodata, data = _parse_json(path, kind)
     return Legend(
         name=name,
@@ -324,27 +338,25 @@ def load_legend(spec: str | Path, kind: Kind) -> Legend:
     """Return a built-in legend by name, or load a user legend file.
 
     Args:
-        spec: a built-in name (see :data:`BUILTIN_LEGENDS`) or a ``.json`` / ``.csv`` path.
+        spec: a built-in name (see :data:`LEGENDS`) or a ``.json`` / ``.csv`` path.
         kind: ``landcover`` or ``climate``; a built-in legend of the other kind is refused.
 
     Raises:
-        CsmoeDataError: unknown name (the message lists the known ones), wrong kind, missing or
-            malformed file, duplicate values, or (climate) a name that is not a Köppen symbol.
+        UnknownNameError: an unknown name (the message lists the known ones).
+        CsmoeDataError: wrong kind, missing or malformed file, duplicate values, or (climate) a name that is not a Köppen symbol.
     """
     text = str(spec)
-    if text in BUILTIN_LEGENDS:
-        if BUILTIN_LEGENDS[text] != kind:
+    if text in LEGENDS:
+        if LEGENDS.get(text) != kind:
             raise CsmoeDataError(
-                f"legend {text!r} is a {BUILTIN_LEGENDS[text]} legend, not a {kind} legend; "
+                f"legend {text!r} is a {LEGENDS.get(text)} legend, not a {kind} legend; "
                 f"{kind} legends: {', '.join(list_legends(kind))}"
             )
         return _builtin(text)
     path = Path(text).expanduser()
     if path.suffix.lower() not in (".json", ".csv"):
-        raise CsmoeDataError(
-            f"unknown {kind} legend {text!r}; known: {', '.join(list_legends(kind))}, "
-            "or a .json/.csv legend file"
-        )
+        # not a file name either: an unknown name (the built-ins of this kind, or a file)
+        raise UnknownNameError(f"{kind} legend", text, [*list_legends(kind), "a .json/.csv file"])
     if not path.is_file():
         raise CsmoeDataError(f"legend file not found: {path}")
     if path.suffix.lower() == ".json":

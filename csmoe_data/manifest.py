@@ -18,13 +18,20 @@ import geopandas as gpd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from csmoe_data.atomic import atomic_output
+from csmoe_common.atomic import atomic_output
+from csmoe_common.manifest import BBOX, GEOPARQUET_VERSION, METADATA_KEY, decode_metadata
 from csmoe_data.errors import CsmoeDataError
 
-#: the Parquet schema-metadata key holding csmoe's JSON metadata
-METADATA_KEY = b"csmoe"
-#: GeoParquet version written
-GEOPARQUET_VERSION = "1.1.0"
+__all__ = [
+    "GEOPARQUET_VERSION",
+    "METADATA_KEY",
+    "file_sha256",
+    "manifest_table",
+    "path_sha256",
+    "read_manifest",
+    "read_manifest_metadata",
+    "write_manifest",
+]
 
 
 def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -91,8 +98,8 @@ def manifest_table(gdf: gpd.GeoDataFrame, metadata: dict[str, Any]) -> pa.Table:
         raise CsmoeDataError("the manifest's geometry has no CRS; expected EPSG:4326")
     if gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
-    if "bbox" in gdf.columns:  # regenerated from the geometry below
-        gdf = gdf.drop(columns="bbox")
+    if BBOX in gdf.columns:  # regenerated from the geometry below
+        gdf = gdf.drop(columns=BBOX)
     table = _geopandas_to_arrow(
         gdf.reset_index(drop=True),
         index=False,
@@ -139,39 +146,15 @@ def write_manifest(
 def read_manifest_metadata(path: str | Path) -> dict[str, Any]:
     """Return only the decoded ``csmoe`` metadata of a manifest (reads the footer only).
 
+    :func:`csmoe_common.manifest.read_manifest_metadata` with ``sample:<name>`` resolved.
+
     Raises:
-        CsmoeDataError: if the file is missing, not Parquet, or its csmoe metadata is corrupt.
+        CsmoeError: if the file is missing, not Parquet, or its csmoe metadata is corrupt.
     """
-    path = _check_exists(path)
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise CsmoeDataError(f"{path} is not a readable Parquet file: {exc}") from exc
-    return _decode_metadata(path, schema.metadata or {})
-
-
-def _check_exists(path: str | Path) -> Path:
+    from csmoe_common.manifest import read_manifest_metadata as read_metadata
     from csmoe_data.samples import resolve_path
 
-    path = resolve_path(path)
-    if not path.exists():
-        raise CsmoeDataError(f"manifest not found: {path}")
-    if path.is_dir():
-        raise CsmoeDataError(f"{path} is a directory, not a manifest file")
-    return path
-
-
-def _decode_metadata(path: Path, schema_meta: dict[bytes, bytes]) -> dict[str, Any]:
-    raw = schema_meta.get(METADATA_KEY)
-    if raw is None:
-        return {}
-    try:
-        out = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CsmoeDataError(f"{path}: the csmoe metadata is not valid JSON ({exc})") from exc
-    if not isinstance(out, dict):
-        raise CsmoeDataError(f"{path}: the csmoe metadata is not a JSON object")
-    return out
+    return read_metadata(resolve_path(path))
 
 
 def read_manifest(path: str | Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
@@ -185,9 +168,12 @@ def read_manifest(path: str | Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
         derived from the geometry) and the decoded ``csmoe`` metadata ({} if absent).
 
     Raises:
-        CsmoeDataError: if the file is missing, not (Geo)Parquet, or its metadata is corrupt.
+        CsmoeError: if the file is missing, not (Geo)Parquet, or its metadata is corrupt.
     """
-    path = _check_exists(path)
+    from csmoe_common.manifest import check_manifest_file
+    from csmoe_data.samples import resolve_path
+
+    path = check_manifest_file(resolve_path(path))
     try:
         pf = pq.ParquetFile(path)
         schema_meta = pf.schema_arrow.metadata or {}
@@ -195,11 +181,11 @@ def read_manifest(path: str | Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
         raise CsmoeDataError(f"{path} is not a readable Parquet file: {exc}") from exc
     if b"geo" not in schema_meta:
         raise CsmoeDataError(f"{path} is Parquet but not GeoParquet (no 'geo' metadata)")
-    metadata = _decode_metadata(path, schema_meta)
+    metadata = decode_metadata(path, schema_meta)
     try:
         gdf = gpd.read_parquet(path)
     except (ValueError, pa.ArrowInvalid, OSError) as exc:
         raise CsmoeDataError(f"{path} is not a readable GeoParquet file: {exc}") from exc
-    if "bbox" in gdf.columns:
-        gdf = gdf.drop(columns="bbox")
+    if BBOX in gdf.columns:
+        gdf = gdf.drop(columns=BBOX)
     return gdf, metadata

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from csmoe_data.atomic import atomic_output  # noqa: E402
+from csmoe_common.atomic import atomic_output  # noqa: E402
 from csmoe_data.sampling.features import (  # noqa: E402
     MISSING,
     climate_columns,
@@ -339,7 +339,7 @@ def make_plots(
     Raises:
         CsmoeDataError: if a figure exists and ``overwrite`` is false, or the folder cannot be made.
     """
-    from csmoe_data.atomic import check_output_path
+    from csmoe_common.atomic import check_output_path
 
     out_dir = Path(out_dir)
     pool = sample if pool is None else pool

@@ -40,13 +40,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from csmoe_common.divergence import js_divergence
+from csmoe_common.progress import progress_bar
 from csmoe_data.sampling.features import (
     climate_columns,
     descriptor_matrix,
     landcover_columns,
     strata_labels,
 )
-from csmoe_data.sampling.progress import progress_bar
 
 #: a class "covers" a row at this fraction or more, for ``class_counts``
 CLASS_PRESENCE = 0.05
@@ -54,30 +55,14 @@ CLASS_PRESENCE = 0.05
 NN_CHUNK = 65_536
 
 
-def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits between two non-negative vectors (normalised here)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.sum() <= 0 or q.sum() <= 0:
-        return 0.0 if p.sum() == q.sum() else 1.0
-    p = p / p.sum()
-    q = q / q.sum()
-    m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
-
-
 def nearest_distances(
-    pool_X: np.ndarray, sample_X: np.ndarray, advance: Callable[[int], Any] | None = None
+    pool_X: np.ndarray, sample_X: np.ndarray, advance: Callable[[int], None] | None = None
 ) -> np.ndarray:
     """Exact Euclidean distance from every pool row to its nearest sample row.
 
     Args:
-        pool_X, sample_X: descriptor matrices.
+        pool_X: descriptor matrix of the pool.
+        sample_X: descriptor matrix of the sample.
         advance: called with the number of pool rows done after each chunk (progress bars).
     """
     from sklearn.neighbors import NearestNeighbors
@@ -145,7 +130,7 @@ def compute_stats(
     else:
         big = len(pool_X) * len(sample_X) >= 1e9
         show = progress if progress is not None else (big and sys.stderr.isatty())
-        with progress_bar(len(pool_X), "nearest selected row", "pool rows", bool(show)) as advance:
+        with progress_bar("nearest selected row", len(pool_X), "pool rows", bool(show)) as advance:
             radii = nearest_distances(pool_X, sample_X, advance)
     nl = len(lc_cols)
 

@@ -1,20 +1,36 @@
 """csmoe_model: the CSMoE model (Soft MoE cross-sensor masked autoencoder), training and evaluation.
 
-Never imports the data half (``csmoe_data``) nor GDAL: training hosts need torch, numpy and pyarrow only.
+Never imports the data half (``csmoe_data``) nor GDAL: training hosts need torch, numpy and pyarrow
+only. The names below are imported on first use (PEP 562), so that light modules such as
+:mod:`csmoe_model.train.config` (read by the CLI for its defaults) do not pull in torch.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("csmoe")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from csmoe_model.layers.soft_moe import SoftMoE
-from csmoe_model.models.csmoe import CSMoE, CsmoeConfig, CsmoeOutput
-from csmoe_model.registry import build_model, get_config, list_models, register_model
+from csmoe_common.version import __version__
+
+if TYPE_CHECKING:
+    from csmoe_model.layers.soft_moe import SoftMoE
+    from csmoe_model.models.csmoe import CSMoE, CsmoeConfig, CsmoeOutput
+    from csmoe_model.registry import MODELS, build_model, get_config, list_models, register_model
+
+_LAZY: dict[str, str] = {
+    "SoftMoE": "csmoe_model.layers.soft_moe",
+    "CSMoE": "csmoe_model.models.csmoe",
+    "CsmoeConfig": "csmoe_model.models.csmoe",
+    "CsmoeOutput": "csmoe_model.models.csmoe",
+    "MODELS": "csmoe_model.registry",
+    "build_model": "csmoe_model.registry",
+    "get_config": "csmoe_model.registry",
+    "list_models": "csmoe_model.registry",
+    "register_model": "csmoe_model.registry",
+}
 
 __all__ = [
+    "MODELS",
     "CSMoE",
     "CsmoeConfig",
     "CsmoeOutput",
@@ -25,3 +41,11 @@ __all__ = [
     "list_models",
     "register_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'csmoe_model' has no attribute {name!r}")

@@ -120,8 +120,10 @@ def _inputs(model: CSMoE, batch: int, device: torch.device) -> tuple[torch.Tenso
 
 
 def count_flops(model: CSMoE, mode: str = "encode", batch: int = 2) -> FlopCount:
-    """Count FLOPs per pair for ``mode``: ``"encode"`` (inference embedding of S1 and S2, all
-    patches visible) or ``"train"`` (one masked forward + backward of the full objective).
+    """Count FLOPs per pair for ``mode``.
+
+    ``"encode"``: inference embedding of S1 and S2, all patches visible; ``"train"``: one masked
+    forward + backward of the full objective.
 
     Runs on the model's device (use a ``meta`` model for speed).
 

@@ -1,7 +1,10 @@
-"""Model registry: ``register_model`` (decorator), ``build_model(name, **overrides)``, ``list_models``.
+"""Model registry (timm's shape): ``register_model``, ``list_models``, ``get_config``, ``build_model``.
 
-A registered entry is a function returning a :class:`~csmoe_model.models.csmoe.CsmoeConfig`;
-``build_model`` applies keyword overrides to that config and builds the model.
+A registered entry is a zero-argument function returning a
+:class:`~csmoe_model.models.csmoe.CsmoeConfig`; ``build_model`` applies keyword overrides to that
+config and builds the model. The registry is a :class:`csmoe_common.registry.Registry` that imports
+:mod:`csmoe_model.models.presets` the first time it is read, so this module imports no model code
+at import time and there is no import circle (presets import the registry, never the reverse).
 """
 
 from __future__ import annotations
@@ -10,51 +13,41 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from csmoe_common.registry import Registry
 from csmoe_model.errors import CsmoeError
 
 if TYPE_CHECKING:
     from csmoe_model.models.csmoe import CSMoE, CsmoeConfig
 
-_REGISTRY: dict[str, Callable[[], CsmoeConfig]] = {}
+PresetFactory = Callable[[], "CsmoeConfig"]
+
+#: the model presets (populated by importing ``csmoe_model.models.presets`` on first read)
+MODELS: Registry[PresetFactory] = Registry("model", populate=("csmoe_model.models.presets",))
 
 
-def register_model(name: str) -> Callable[[Callable[[], CsmoeConfig]], Callable[[], CsmoeConfig]]:
+def register_model(name: str) -> Callable[[PresetFactory], PresetFactory]:
     """Register a preset: a zero-argument function returning a ``CsmoeConfig``.
 
     Raises:
         CsmoeError: if ``name`` is already registered.
     """
-
-    def decorator(fn: Callable[[], CsmoeConfig]) -> Callable[[], CsmoeConfig]:
-        if name in _REGISTRY:
-            raise CsmoeError(f"model {name!r} is already registered")
-        _REGISTRY[name] = fn
-        return fn
-
-    return decorator
-
-
-def _ensure_loaded() -> None:
-    # importing the models package runs its @register_model decorators
-    import csmoe_model.models  # noqa: F401
+    return MODELS.register(name)
 
 
 def list_models() -> list[str]:
     """Return the registered preset names, sorted."""
-    _ensure_loaded()
-    return sorted(_REGISTRY)
+    return sorted(MODELS.names())
 
 
 def get_config(name: str, /, **overrides: Any) -> CsmoeConfig:
     """Return the preset ``name``'s config with ``overrides`` applied (validated).
 
     Raises:
-        CsmoeError: for an unknown name, an unknown field or an invalid value.
+        UnknownNameError: for an unknown name (a :class:`CsmoeError`; the message lists the known
+            presets).
+        CsmoeError: for an unknown field or an invalid value.
     """
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        raise CsmoeError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
-    base = _REGISTRY[name]()
+    base = MODELS.get(name)()
     fields = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -73,8 +66,8 @@ def build_model(name: str, /, **overrides: Any) -> CSMoE:
     ``build_model(name, **dataclasses.asdict(model.config))`` rebuilds the same architecture.
 
     Raises:
-        CsmoeError: for an unknown name (the message lists the known ones), an unknown field or an
-            invalid value.
+        UnknownNameError: for an unknown name (the message lists the known ones).
+        CsmoeError: for an unknown field or an invalid value.
     """
     from csmoe_model.models.csmoe import CSMoE
 

@@ -1,7 +1,9 @@
 """Fixtures shared by every test package: the repository root, one GeoTIFF writer, one manifest factory.
 
 Test modules take these as fixtures (``geotiff``, ``manifest_factory``) instead of importing helpers
-from other test files.
+from other test files. The model half's generated data (BigEarthNet-layout patches: ``patch_factory``,
+``patches``, ``cache_dir``; embeddings: ``embeddings_factory``, ``generated``, ``emb_file``) lives here
+too, since both ``tests/csmoe_model`` and the model commands' tests in ``tests/cli`` use it.
 """
 
 from __future__ import annotations
@@ -107,3 +109,127 @@ def geotiff() -> GeoTiffWriter:
 def manifest_factory() -> ManifestFactory:
     """The manifest writer :func:`write_manifest`."""
     return write_manifest
+
+
+# ------------------------------------------------------------------ the model half's generated data
+# (used by tests/csmoe_model and by the model commands' tests in tests/cli)
+
+#: ground sampling distance of each Sentinel-2 band in BigEarthNet patch folders
+S2_GSD = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
+          "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20}  # fmt: skip
+
+PatchFactory = Callable[..., list[dict[str, Any]]]
+EmbeddingsFactory = Callable[..., dict[str, Any]]
+
+
+def make_patches(
+    root: Path, n: int, size: int = 12, seed: int = 0, bands: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Write ``n`` BigEarthNet-layout S2/S1 patch pairs (``size`` px at 10 m) under ``root``.
+
+    Returns one manifest row per pair (``patch_id``, ``s2_path``, ``s1_path`` relative to ``root``).
+    """
+    from affine import Affine
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        name2, name1 = f"S2X_MSIL2A_2020_{i}_{seed}", f"S1X_IW_GRDH_2020_{i}_{seed}"
+        d2, d1 = root / "S2" / name2, root / "S1" / name1
+        d2.mkdir(parents=True)
+        d1.mkdir(parents=True)
+        x0, y0 = 400000.0 + 10 * size * i, 5300000.0
+        for band, gsd in S2_GSD.items():
+            if bands is not None and band not in bands:
+                continue
+            s = size * 10 // gsd
+            arr = (rng.integers(0, 3000, (s, s)) + 100 * i).astype(np.uint16)
+            write_geotiff(d2 / f"{name2}_{band}.tif", arr, Affine(gsd, 0, x0, 0, -gsd, y0))
+        for pol in ("VV", "VH"):
+            arr = rng.normal(-15 if pol == "VV" else -22, 3, (size, size)).astype(np.float32)
+            write_geotiff(d1 / f"{name1}_{pol}.tif", arr, Affine(10, 0, x0, 0, -10, y0))
+        rows.append({"patch_id": name2, "s2_path": f"S2/{name2}", "s1_path": f"S1/{name1}"})
+    return rows
+
+
+#: classes of each cluster of :func:`make_embeddings`; clusters 0 and 1 share "forest"
+CLUSTER_LABELS = [
+    ["forest", "water"],
+    ["forest", "pasture"],
+    ["urban"],
+    ["arable land"],
+    ["beaches"],
+    ["wetlands", "shrub"],
+]
+
+
+def make_embeddings(
+    n_per_cluster: int = 30, dim: int = 16, noise: float = 0.05, seed: int = 0
+) -> dict[str, Any]:
+    """Rows with labels from their cluster; ``emb_s1`` = ``emb_s2`` + small noise."""
+    rng = np.random.default_rng(seed)
+    n_clusters = len(CLUSTER_LABELS)
+    centres = rng.normal(size=(n_clusters, dim)) * 3.0
+    cluster = np.repeat(np.arange(n_clusters), n_per_cluster)
+    s2 = centres[cluster] + rng.normal(size=(len(cluster), dim))
+    s1 = s2 + noise * rng.normal(size=s2.shape)
+    splits = np.array(["train", "train", "val", "test", "test"])[np.arange(len(cluster)) % 5]
+    order = rng.permutation(len(cluster))  # interleave clusters
+    cluster, s1, s2, splits = cluster[order], s1[order], s2[order], splits[order]
+    labels = [CLUSTER_LABELS[c] for c in cluster]
+    return {
+        "patch_id": [f"patch_{i:04d}" for i in range(len(cluster))],
+        "split": list(splits),
+        "emb": {"s1": s1.astype(np.float32), "s2": s2.astype(np.float32)},
+        "labels": {"labels19": labels, "labels": [[f"{x} (43)" for x in lab] for lab in labels]},
+        "cluster": cluster,
+    }
+
+
+@pytest.fixture(scope="session")
+def patch_factory() -> PatchFactory:
+    """The BigEarthNet-layout patch writer :func:`make_patches`."""
+    return make_patches
+
+
+@pytest.fixture
+def patches(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """16 generated pairs at 12 px (train 12, val 4) and their manifest ``tmp_path/m.parquet``."""
+    rows = make_patches(tmp_path, 16, size=12)
+    splits = ["train"] * 12 + ["val"] * 4
+    return write_manifest(tmp_path / "m.parquet", rows, splits), rows
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A fresh imagery-cache folder (``--cache-dir``) for one test."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def embeddings_factory() -> EmbeddingsFactory:
+    """The generated-embeddings maker :func:`make_embeddings`."""
+    return make_embeddings
+
+
+@pytest.fixture
+def generated() -> dict[str, Any]:
+    """The default generated embeddings (6 clusters x 30 rows, 16-d)."""
+    return make_embeddings()
+
+
+@pytest.fixture
+def emb_file(tmp_path: Path, generated: dict[str, Any]) -> Path:
+    """:func:`generated` written as an embeddings Parquet (``tmp_path/emb.parquet``)."""
+    from csmoe_model.eval.embeddings import write_embeddings
+
+    path = tmp_path / "emb.parquet"
+    write_embeddings(
+        path,
+        generated["patch_id"],
+        generated["split"],
+        generated["emb"],
+        labels=generated["labels"],
+        metadata={"model": "generated"},
+    )
+    return path

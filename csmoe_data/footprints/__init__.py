@@ -3,10 +3,42 @@
 ``load_footprints(source)`` accepts a vector file (GeoParquet, GeoPackage, GeoJSON, Shapefile,
 FlatGeobuf, ...), a folder of GeoTIFF patches, a BigEarthNet root (``S2/`` with optional ``S1/``),
 a ``csmoe-data grid`` file, or ``sample:bigearthnet``; see :mod:`csmoe_data.footprints.load`.
+
+The names below are imported on first use, so that ``csmoe_data.footprints.options`` (what the
+CLI reads its defaults from) can be imported without GDAL or geopandas.
 """
 
-from csmoe_data.footprints.core import Footprints
-from csmoe_data.footprints.grid import cells_at_points, make_grid, write_grid
-from csmoe_data.footprints.load import load_footprints
+from __future__ import annotations
 
-__all__ = ["Footprints", "cells_at_points", "load_footprints", "make_grid", "write_grid"]
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from csmoe_data.footprints.core import Footprints
+    from csmoe_data.footprints.grid import cells_at_points, make_grid, write_grid
+    from csmoe_data.footprints.load import load_footprints
+
+_EXPORTS: dict[str, str] = {
+    "Footprints": "core",
+    "cells_at_points": "grid",
+    "make_grid": "grid",
+    "write_grid": "grid",
+    "load_footprints": "load",
+}
+
+__all__ = [
+    "Footprints",
+    "cells_at_points",
+    "load_footprints",
+    "make_grid",
+    "write_grid",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value

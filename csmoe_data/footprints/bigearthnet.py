@@ -29,8 +29,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.footprints.core import Footprints, finalize_table, progress_bar
+from csmoe_data.footprints.core import Footprints, finalize_table
+from csmoe_data.footprints.options import FOOTPRINT_BAR_MIN
 from csmoe_data.footprints.rasters import default_workers, raster_footprint
 from csmoe_data.geometry import crs_string
 from csmoe_data.labels import parse_labels, to_labels19
@@ -221,8 +223,9 @@ def load_bigearthnet(
     s1_dirs = _patch_folders(s1_root, "VV") if s1_root is not None else []
     workers = workers or default_workers()
     notes: list[str] = []
+    total = len(s2_dirs) + len(s1_dirs)
     with progress_bar(
-        len(s2_dirs) + len(s1_dirs), "reading BigEarthNet patches", progress
+        "reading BigEarthNet patches", total, "patches", progress, min_total=FOOTPRINT_BAR_MIN
     ) as advance:
         s2 = _map(_s2_record, s2_dirs, workers, advance)
         s1 = _map(_s1_record, s1_dirs, workers, advance)

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.geometry import repair_geometries, split_antimeridian, unwrap_longitudes
 from csmoe_data.labels import BEN19_LABELS, BEN43_LABELS, parse_labels, to_labels19
 
-__all__ = ["RESERVED_COLUMNS", "Footprints", "finalize_table", "progress_bar"]
+__all__ = ["RESERVED_COLUMNS", "Footprints", "finalize_table"]
 
 #: columns a source sets itself; an attribute with one of these names is renamed ``<name>_src``
-RESERVED_COLUMNS: tuple[str, ...] = ("patch_id", "geometry", "crs")
+RESERVED_COLUMNS: tuple[str, ...] = (schema.PATCH_ID, schema.GEOMETRY, schema.CRS)
 
 _KNOWN_BEN = {" ".join(n.lower().split()) for n in (*BEN43_LABELS, *BEN19_LABELS)}
 
@@ -118,8 +116,8 @@ def add_labels(table: pd.DataFrame, labels_column: str, notes: list[str]) -> pd.
 
 def finalize_table(
     ids: pd.Series,
-    geoms: Any,
-    crs: Any,
+    geoms: Iterable[shapely.Geometry | None],
+    crs: str | Sequence[str],
     attrs: pd.DataFrame | None,
     id_column: str,
     notes: list[str],
@@ -185,43 +183,3 @@ def finalize_table(
     if not len(table):
         raise CsmoeDataError("no usable footprint left (every geometry was empty or not polygonal)")
     return table, repaired, dropped
-
-
-@contextmanager
-def progress_bar(total: int, description: str, enabled: bool | None = None) -> Iterator[Any]:
-    """A rich progress bar (rate and ETA) on stderr; yields ``advance(n=1)``.
-
-    Shown when ``enabled`` is True, or when None and stderr is a terminal and ``total`` is large.
-    """
-    show = enabled if enabled is not None else (sys.stderr.isatty() and total >= 2000)
-    if not show:
-        yield lambda n=1: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    class _Rate(TransferSpeedColumn):
-        def render(self, task: Any) -> Any:  # items/s rather than bytes/s
-            from rich.text import Text
-
-            speed = task.finished_speed or task.speed
-            return Text("?/s" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)

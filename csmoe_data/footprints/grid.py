@@ -30,7 +30,7 @@ import pyproj
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from csmoe_data.atomic import atomic_output
+from csmoe_common.atomic import atomic_output
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.geometry import crs_string, transform_geometries
 
@@ -221,8 +221,10 @@ def _frame(
 def _candidates(
     region: shapely.Geometry, size: float
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Rows and cols of the cells that may overlap ``region``: per row band, the cols under the
-    band's part of the region (so the count stays close to the answer, whatever the region's shape).
+    """Rows and cols of the cells that may overlap ``region``.
+
+    Per row band, the cols under the band's part of the region (so the count stays close to the
+    answer, whatever the region's shape).
     """
     minx, miny, maxx, maxy = region.bounds
     rows = np.arange(math.floor(miny / size), math.ceil(maxy / size), dtype=np.int64)

@@ -17,8 +17,10 @@ import rasterio
 import shapely
 from rasterio.errors import RasterioIOError
 
+from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.footprints.core import Footprints, finalize_table, progress_bar
+from csmoe_data.footprints.core import Footprints, finalize_table
+from csmoe_data.footprints.options import FOOTPRINT_BAR_MIN
 from csmoe_data.geometry import crs_string
 
 __all__ = ["RASTER_SUFFIXES", "iter_rasters", "load_raster_folder", "raster_footprint"]
@@ -76,17 +78,17 @@ def _headers(
     paths: list[Path], workers: int, progress: bool | None, what: str
 ) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
-    with progress_bar(len(paths), what, progress) as advance:
+    with progress_bar(what, len(paths), "files", progress, min_total=FOOTPRINT_BAR_MIN) as advance:
         if workers <= 1 or len(paths) < 64:
             for p in paths:
                 out.append(raster_footprint(p))
-                advance()
+                advance(1)
         else:
             # GDAL releases the GIL while it parses headers, so threads overlap the file I/O
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for result in pool.map(raster_footprint, paths):
                     out.append(result)
-                    advance()
+                    advance(1)
     return out
 
 

@@ -3,28 +3,65 @@
 Entry point: :func:`sample_manifest`. Strategies live in :data:`STRATEGIES`
 (``thematic-climatic`` (default), ``stratified``, ``cluster``, ``random``); add one with
 :func:`register_strategy`.
+
+The names below are imported on first use, so that ``csmoe_data.sampling.options`` (what the CLI
+reads its defaults from) can be imported without scipy and scikit-learn.
 """
 
-from csmoe_data.sampling.allocation import allocate
-from csmoe_data.sampling.core import DEFAULT_SPLIT, pool_checksum, sample_manifest
-from csmoe_data.sampling.options import SamplingOptions, parse_split
-from csmoe_data.sampling.splits import assign_splits, spatial_blocks
-from csmoe_data.sampling.strategies import (
-    STRATEGIES,
-    SamplingContext,
-    Strategy,
-    list_strategies,
-    register_strategy,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from csmoe_data.sampling.allocation import allocate
+    from csmoe_data.sampling.core import DEFAULT_SPLIT, pool_checksum, sample_manifest
+    from csmoe_data.sampling.options import (
+        ClimateLevel,
+        SamplingOptions,
+        StrategyName,
+        parse_split,
+    )
+    from csmoe_data.sampling.splits import assign_splits, spatial_blocks
+    from csmoe_data.sampling.strategies import (
+        STRATEGIES,
+        SamplingContext,
+        Strategy,
+        get_strategy,
+        list_strategies,
+        register_strategy,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "allocate": "allocation",
+    "DEFAULT_SPLIT": "core",
+    "pool_checksum": "core",
+    "sample_manifest": "core",
+    "ClimateLevel": "options",
+    "SamplingOptions": "options",
+    "StrategyName": "options",
+    "parse_split": "options",
+    "assign_splits": "splits",
+    "spatial_blocks": "splits",
+    "STRATEGIES": "strategies",
+    "SamplingContext": "strategies",
+    "Strategy": "strategies",
+    "get_strategy": "strategies",
+    "list_strategies": "strategies",
+    "register_strategy": "strategies",
+}
 
 __all__ = [
+    "ClimateLevel",
     "DEFAULT_SPLIT",
     "STRATEGIES",
     "SamplingContext",
     "SamplingOptions",
     "Strategy",
+    "StrategyName",
     "allocate",
     "assign_splits",
+    "get_strategy",
     "list_strategies",
     "parse_split",
     "pool_checksum",
@@ -32,3 +69,12 @@ __all__ = [
     "sample_manifest",
     "spatial_blocks",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value

@@ -22,6 +22,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from csmoe_common import manifest as schema
+from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
 from csmoe_data.sampling.features import (
@@ -32,9 +34,8 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
-from csmoe_data.sampling.progress import progress_bar
 from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
-from csmoe_data.sampling.strategies import STRATEGIES, SamplingContext, Strategy, group_rng
+from csmoe_data.sampling.strategies import SamplingContext, Strategy, get_strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
 DEFAULT_SPLIT = "train"
@@ -52,10 +53,10 @@ def pool_checksum(gdf: pd.DataFrame) -> str:
     :func:`sample_manifest` instead (the metadata then says ``pool_checksum_of: file``).
     """
     digest = hashlib.sha256()
-    ids = gdf["patch_id"] if "patch_id" in gdf.columns else pd.Series(gdf.index)
+    ids = gdf[schema.PATCH_ID] if schema.PATCH_ID in gdf.columns else pd.Series(gdf.index)
     digest.update("\x1f".join(ids.astype(str).tolist()).encode("utf-8"))
     cols = class_columns(gdf.columns) + [
-        c for c in ("lc_valid_frac", "kg_valid_frac") if c in gdf.columns
+        c for c in (schema.LC_VALID_FRAC, schema.KG_VALID_FRAC) if c in gdf.columns
     ]
     digest.update("\x1f".join(cols).encode("utf-8"))
     if cols:
@@ -65,7 +66,7 @@ def pool_checksum(gdf: pd.DataFrame) -> str:
             nan[:, j] = gdf[c].isna().to_numpy()
         digest.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
         digest.update(np.packbits(nan).tobytes())
-    for c in ("lc_major", "kg_major"):
+    for c in (schema.LC_MAJOR, schema.KG_MAJOR):
         if c in gdf.columns:
             digest.update(c.encode())
             digest.update("\x1f".join(gdf[c].astype(object).map(str).tolist()).encode("utf-8"))
@@ -76,9 +77,7 @@ _pool_checksum = pool_checksum  # sample_manifest's argument shadows the name
 
 
 def _validate(options: SamplingOptions) -> Strategy:
-    if options.strategy not in STRATEGIES:
-        known = ", ".join(STRATEGIES)
-        raise CsmoeDataError(f"unknown sampling strategy {options.strategy!r}; known: {known}")
+    strategy = get_strategy(options.strategy)
     if options.n is not None and options.n < 0:
         raise CsmoeDataError(f"--n must be >= 0, not {options.n}")
     if not np.isfinite(options.alpha) or options.alpha < 0:
@@ -95,13 +94,13 @@ def _validate(options: SamplingOptions) -> Strategy:
         total = sum(options.split.values())
         if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
             raise CsmoeDataError(f"split fractions must be >= 0 and sum to 1, not {options.split}")
-    return STRATEGIES[options.strategy]
+    return strategy
 
 
 def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
     """Positions of the pool rows that pass ``min_valid_frac`` and ``where``."""
     keep = np.ones(len(pool), dtype=bool)
-    for col in ("lc_valid_frac", "kg_valid_frac"):
+    for col in (schema.LC_VALID_FRAC, schema.KG_VALID_FRAC):
         if col in pool.columns and options.min_valid_frac > 0:
             v = pd.to_numeric(pool[col], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
@@ -166,7 +165,7 @@ def _select(
     members = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
     if not options.min_distance or geoms is None:
         picked = []
-        with progress_bar(int(counts.sum()), "sampling strata", "picks", show) as advance:
+        with progress_bar("sampling strata", int(counts.sum()), "picks", show) as advance:
             for g in range(len(names)):
                 if counts[g] > 0:
                     rng = group_rng(options.seed, names[g])
@@ -183,7 +182,7 @@ def _select(
     accepted: list[np.ndarray] = []
     for round_ in range(MAX_DISTANCE_ROUNDS):
         picks: dict[int, np.ndarray] = {}
-        for g in np.flatnonzero(want > 0):
+        for g in np.flatnonzero(want > 0).tolist():
             rows = members[g][available[members[g]]]
             if len(rows):
                 picks[int(g)] = strategy.pick(
@@ -288,7 +287,7 @@ def sample_manifest(
     chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms, bool(show)))
 
     out = rows.iloc[chosen].reset_index(drop=True)
-    out["stratum"] = pd.array(
+    out[schema.STRATUM] = pd.array(
         strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
     )
     if options.split is not None:
@@ -296,9 +295,9 @@ def sample_manifest(
         split = assign_splits(blocks, options.split, options.seed)
     else:
         split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
-    out["split"] = pd.array(split.astype(str), dtype="string")
+    out[schema.SPLIT] = pd.array(split.astype(str), dtype="string")
 
-    selected_strata = len(set(out["stratum"].tolist())) if len(out) else 0
+    selected_strata = len(set(out[schema.STRATUM].tolist())) if len(out) else 0
     metadata: dict[str, Any] = {
         "strategy": options.strategy,
         "options": options.to_metadata(),
@@ -311,7 +310,9 @@ def sample_manifest(
         "groups_selected": int(selected_strata),
         "pool_checksum": checksum,
         "pool_checksum_of": checksum_of,
-        "split_counts": {str(k): int(v) for k, v in out["split"].value_counts(sort=False).items()},
+        "split_counts": {
+            str(k): int(v) for k, v in out[schema.SPLIT].value_counts(sort=False).items()
+        },
         "split_block_m": DEFAULT_BLOCK_SIZE_M if options.split is not None else None,
         "strategy_params": strategy.params(),
     }

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from csmoe_common.divergence import js_divergence
+
 #: rows a k-means fit sees at most: this many, or 40 per cluster if more (random subset above)
 KMEANS_MAX_FIT = 5_000
 #: medoids minimise sum(d) + MAX_WEIGHT * rows * max(d) over their rows: a little weight on the
@@ -284,19 +286,6 @@ def _nearest_chunked(X: np.ndarray, centres: np.ndarray, cells: int = 4_000_000)
     return out
 
 
-def _js_bits(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence (bits) of two non-negative vectors, normalised here."""
-    sp, sq = p.sum(), q.sum()
-    if sp <= 0 or sq <= 0:
-        return 0.0
-    p, q = p / sp, q / sq
-    m = 0.5 * (p + q)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
-        b = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
-    return float(0.5 * a + 0.5 * b)
-
-
 def refine_medoids(
     X: np.ndarray,
     selected: np.ndarray,
@@ -398,7 +387,7 @@ def refine_medoids(
         total = X[sel].astype(np.float64).sum(axis=0)
 
         def divergence(vec: np.ndarray) -> float:
-            return sum(_js_bits(vec[p], target[p]) for p in parts)
+            return sum(js_divergence(vec[p], target[p]) for p in parts)
 
         # escalate the tolerance only while the sample is still off the pool's distribution
         for tol in [t for t in BALANCE_STEPS if t < balance_tol] + [balance_tol]:
@@ -514,9 +503,9 @@ def repair_max(
                     best = (mx, total, int(j), int(c))
         if best is None:
             break
-        _, _, j, c = best
-        taken[sel[j]] = False
-        sel[j] = c
-        taken[c] = True
+        _, _, moved, target = best
+        taken[sel[moved]] = False
+        sel[moved] = target
+        taken[target] = True
         near, d1, d2 = _two_nearest(Xe, X[sel])
     return sel

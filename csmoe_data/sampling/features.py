@@ -11,16 +11,20 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 
-_LC_CLASS = re.compile(r"^lc_(-?\d+)$")
-_KG_SUMMARY = {"kg_valid_frac", "kg_major", "kg_entropy"}
+#: a unique value of a majority column (a class code or a Köppen symbol)
+Scalar = int | float | str
+
+_LC_CLASS = re.compile(rf"^{schema.LANDCOVER_PREFIX}(-?\d+)$")
+_KG_SUMMARY = {schema.KG_VALID_FRAC, schema.KG_MAJOR, "kg_entropy"}
 #: label used for a missing climate or land-cover majority in stratum names
 MISSING = "none"
 
@@ -35,7 +39,10 @@ def climate_columns(columns: pd.Index | list[str]) -> list[str]:
     return [
         c
         for c in columns
-        if isinstance(c, str) and c.startswith("kg_") and c not in _KG_SUMMARY and len(c) > 3
+        if isinstance(c, str)
+        and c.startswith(schema.CLIMATE_PREFIX)
+        and c not in _KG_SUMMARY
+        and len(c) > 3
     ]
 
 
@@ -118,7 +125,9 @@ def load_landcover_groups(path: str | Path) -> dict[int, str]:
     return out
 
 
-def _labels_of(series: pd.Series | None, n: int, mapper=None) -> np.ndarray:
+def _labels_of(
+    series: pd.Series | None, n: int, mapper: Callable[[Scalar], str] | None = None
+) -> np.ndarray:
     """Strings for a majority column; nulls become :data:`MISSING`. Vectorised over uniques."""
     if series is None:
         return np.full(n, MISSING, dtype=object)
@@ -157,16 +166,16 @@ def strata_labels(
     def kg_map(u: object) -> str:
         return climate_group(str(u)) if climate_level == "group" else str(u)
 
-    def lc_map(u: object) -> str:
+    def lc_map(u: Scalar) -> str:
         if landcover_groups is None:
             return str(u)
         try:
-            return landcover_groups.get(int(u), str(u))  # type: ignore[arg-type]
+            return landcover_groups.get(int(u), str(u))
         except (TypeError, ValueError):
             return str(u)
 
-    kg = _labels_of(df["kg_major"] if "kg_major" in df.columns else None, n, kg_map)
-    lc = _labels_of(df["lc_major"] if "lc_major" in df.columns else None, n, lc_map)
+    kg = _labels_of(df[schema.KG_MAJOR] if schema.KG_MAJOR in df.columns else None, n, kg_map)
+    lc = _labels_of(df[schema.LC_MAJOR] if schema.LC_MAJOR in df.columns else None, n, lc_map)
     # combine through codes so that the string concatenation runs once per distinct pair
     pairs = pd.MultiIndex.from_arrays([kg, lc])
     codes, uniques = pd.factorize(pairs)

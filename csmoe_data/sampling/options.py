@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+
+class ClimateLevel(StrEnum):
+    """Level of the Köppen-Geiger class in strata: the full symbol (Cfb) or its group (C)."""
+
+    SYMBOL = "symbol"
+    GROUP = "group"
+
+
+class StrategyName(StrEnum):
+    """The built-in sampling strategies (the registry may hold more; see ``list_strategies``)."""
+
+    THEMATIC_CLIMATIC = "thematic-climatic"
+    STRATIFIED = "stratified"
+    CLUSTER = "cluster"
+    RANDOM = "random"
 
 
 @dataclass(frozen=True)
@@ -26,10 +43,10 @@ class SamplingOptions:
     """
 
     n: int | None = None
-    strategy: str = "thematic-climatic"
+    strategy: str = StrategyName.THEMATIC_CLIMATIC.value
     alpha: float = 0.5
     seed: int = 0
-    climate_level: Literal["symbol", "group"] = "symbol"
+    climate_level: ClimateLevel = ClimateLevel.SYMBOL
     landcover_groups: Path | None = None
     min_valid_frac: float = 0.5
     where: str | None = None
@@ -40,6 +57,7 @@ class SamplingOptions:
         """JSON-serialisable form for the manifest's file metadata."""
         out = asdict(self)
         out["landcover_groups"] = str(self.landcover_groups) if self.landcover_groups else None
+        out["climate_level"] = str(self.climate_level)  # a plain string, whatever was passed
         return out
 
 

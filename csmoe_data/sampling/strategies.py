@@ -25,11 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from csmoe_common.divergence import js_divergence_rows
+from csmoe_common.manifest import LANDCOVER_PREFIX
+from csmoe_common.registry import Registry
 from csmoe_data.sampling.coverage import cover, lloyd, medoid, refine_medoids, repair_max
 from csmoe_data.sampling.options import SamplingOptions
 
-#: name -> strategy instance
-STRATEGIES: dict[str, Strategy] = {}
+#: name -> strategy instance (the four built-in strategies are registered below, in this module)
+STRATEGIES: Registry[Strategy] = Registry("sampling strategy")
 
 
 @dataclass
@@ -110,14 +113,12 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     """Class decorator adding an instance of the class to :data:`STRATEGIES` under ``name``.
 
     Raises:
-        ValueError: if the name is taken.
+        CsmoeError: if the name is taken.
     """
 
     def deco(cls: type[Strategy]) -> type[Strategy]:
-        if name in STRATEGIES:
-            raise ValueError(f"strategy {name!r} is already registered")
+        STRATEGIES.add(name, cls())
         cls.name = name
-        STRATEGIES[name] = cls()
         return cls
 
     return deco
@@ -125,7 +126,16 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 def list_strategies() -> list[str]:
     """Registered strategy names, in registration order (the default first)."""
-    return list(STRATEGIES)
+    return STRATEGIES.names()
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy ``name``.
+
+    Raises:
+        UnknownNameError: for an unknown name (the message lists the known ones).
+    """
+    return STRATEGIES.get(name)
 
 
 def group_spread(X: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -139,16 +149,6 @@ def group_spread(X: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
     for j in range(X.shape[1]):  # D bincounts, not N Python steps
         mean_sq += (np.bincount(codes, weights=X[:, j], minlength=n_groups) / safe) ** 2
     return np.sqrt(np.maximum(sq / safe - mean_sq, 0.0))
-
-
-def _js_rows(P: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """JS divergence (bits) of every row of ``P`` (normalised here) to the distribution ``q``."""
-    P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
-    M = 0.5 * (P + q[None, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(P > 0, P * np.log2(P / M), 0.0).sum(axis=1)
-        b = np.where(q[None, :] > 0, q[None, :] * np.log2(q[None, :] / M), 0.0).sum(axis=1)
-    return np.maximum(0.5 * a + 0.5 * b, 0.0)
 
 
 def js_bounded_counts(
@@ -201,7 +201,9 @@ def js_bounded_counts(
 
     def divergences(T: np.ndarray) -> np.ndarray:
         """(rows, parts) JS divergence of each candidate total."""
-        return np.stack([_js_rows(T[:, p[0]], t) for p, t in zip(parts, targets, strict=True)], 1)
+        return np.stack(
+            [js_divergence_rows(T[:, p[0]], t) for p, t in zip(parts, targets, strict=True)], 1
+        )
 
     weights = np.array([p[1] for p in parts])
     bounds_ = np.array([p[2] for p in parts])
@@ -253,8 +255,10 @@ def js_bounded_counts(
 
 @register_strategy("thematic-climatic")
 class ThematicClimatic(Strategy):
-    """Strata = (climate, dominant land cover); n_s ∝ N_s ** alpha, at least one each;
-    inside a stratum, rows that cover its descriptor distribution.
+    """Strata = (climate, dominant land cover), rows that cover each stratum's descriptors.
+
+    n_s ∝ N_s ** alpha, at least one each; inside a stratum, rows that cover its descriptor
+    distribution.
 
     Steps: (0) if the land-cover divergence that the N_s ** alpha budget predicts exceeds
     ``js_bound``, single rows of budget move between strata until it does not (every stratum
@@ -327,9 +331,10 @@ class ThematicClimatic(Strategy):
     def adjust_counts(
         self, ctx: SamplingContext, codes: np.ndarray, counts: np.ndarray
     ) -> np.ndarray:
+        """Move single rows of budget until the predicted divergence is bounded (step 0)."""
         if not self.js_bound or len(codes) == 0 or counts.sum() == 0:
             return counts
-        n_lc = sum(1 for c in ctx.columns if c.startswith("lc_"))
+        n_lc = sum(1 for c in ctx.columns if c.startswith(LANDCOVER_PREFIX))
         if n_lc == 0:
             return counts
         # the row a one-pick stratum gets is its medoid: predict with it, not with the mean
@@ -350,9 +355,10 @@ class ThematicClimatic(Strategy):
         return js_bounded_counts(ctx.X, codes, counts, self.js_bound, single, parts=parts)
 
     def refine(self, ctx: SamplingContext, picks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Steps 2-4: global k-medoids moves, class balance, worst-row repairs."""
         if not self.global_refine:
             return picks
-        n_lc = sum(1 for c in ctx.columns if c.startswith("lc_"))
+        n_lc = sum(1 for c in ctx.columns if c.startswith(LANDCOVER_PREFIX))
         parts = (
             [slice(0, n_lc)]
             if self.balance == "landcover"
@@ -373,6 +379,7 @@ class ThematicClimatic(Strategy):
     def allocation_weights(
         self, ctx: SamplingContext, codes: np.ndarray, n_groups: int
     ) -> np.ndarray | None:
+        """Stratum spread ** ``spread_beta`` (None when ``spread_beta`` is 0)."""
         if not self.spread_beta:
             return None
         spread = group_spread(ctx.X, codes, n_groups)
@@ -381,6 +388,7 @@ class ThematicClimatic(Strategy):
     def pick(
         self, ctx: SamplingContext, rows: np.ndarray, k: int, rng: np.random.Generator
     ) -> np.ndarray:
+        """Rows that cover the stratum's descriptor distribution (``within``), best first."""
         if k >= len(rows):
             return rows[cover(ctx.X[rows], len(rows), rng, "kcenter")] if len(rows) else rows
         return rows[cover(ctx.X[rows], k, rng, self.within, self.medoid_share)]
@@ -406,9 +414,11 @@ class Cluster(Strategy):
     max_fit = 20_000
 
     def n_clusters(self, n: int, rows: int) -> int:
+        """Number of k-means clusters for a budget of ``n`` picks from ``rows`` rows."""
         return int(max(1, min(rows, n, max(2, min(256, round(n / 4))))))
 
     def groups(self, ctx: SamplingContext, n: int) -> tuple[np.ndarray, list[str]]:
+        """k-means clusters of the descriptor, numbered by first appearance."""
         m = len(ctx.X)
         k = self.n_clusters(n, m)
         if k <= 1 or m == 0:
@@ -444,9 +454,11 @@ class Random(Strategy):
     uses_alpha = False
 
     def groups(self, ctx: SamplingContext, n: int) -> tuple[np.ndarray, list[str]]:
+        """One group holding every row."""
         return np.zeros(len(ctx.X), dtype=np.int64), ["all"]
 
     def stratum_labels(
         self, ctx: SamplingContext, codes: np.ndarray, names: list[str]
     ) -> np.ndarray:
+        """The (climate, land cover) stratum of each row."""
         return ctx.strata

@@ -12,19 +12,41 @@ Public API (used by ``csmoe train``, ``csmoe cache`` and ``csmoe embed``)::
         out = model.encode(s1=batch.s1, s2=batch.s2)
         patch_ids = cache.patch_ids[batch.index.numpy()]
 
-Only building a cache needs rasterio (imported lazily); reading needs numpy, pyarrow and torch.
+Only building a cache needs rasterio (imported lazily); reading needs numpy, pyarrow and torch. The
+names below are imported on first use, so that the cache settings do not pull in torch.
 """
 
-from csmoe_model.data.cache import (
-    CacheSettings,
-    ImageryCache,
-    default_cache_dir,
-    open_cache,
-    synthetic_cache,
-)
-from csmoe_model.data.loader import Batch, BatchPlan, DeviceLoader
-from csmoe_model.data.manifest import ManifestRows, read_manifest_rows, select_split
-from csmoe_model.data.transforms import DeviceTransform
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from csmoe_model.data.cache import (
+        CacheSettings,
+        ImageryCache,
+        default_cache_dir,
+        open_cache,
+        synthetic_cache,
+    )
+    from csmoe_model.data.loader import Batch, BatchPlan, DeviceLoader
+    from csmoe_model.data.manifest import ManifestRows, read_manifest_rows, select_split
+    from csmoe_model.data.transforms import DeviceTransform
+
+_LAZY: dict[str, str] = {
+    "CacheSettings": "cache",
+    "ImageryCache": "cache",
+    "default_cache_dir": "cache",
+    "open_cache": "cache",
+    "synthetic_cache": "cache",
+    "Batch": "loader",
+    "BatchPlan": "loader",
+    "DeviceLoader": "loader",
+    "ManifestRows": "manifest",
+    "read_manifest_rows": "manifest",
+    "select_split": "manifest",
+    "DeviceTransform": "transforms",
+}
 
 __all__ = [
     "Batch",
@@ -40,3 +62,11 @@ __all__ = [
     "select_split",
     "synthetic_cache",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"csmoe_model.data.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'csmoe_model.data' has no attribute {name!r}")

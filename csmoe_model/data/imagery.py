@@ -9,7 +9,7 @@ Two layouts are read:
   ``rasterio``'s ``dst.set_band_description``) or, for files without descriptions, with
   ``csmoe cache/train --s2-bands B02,B03,... --s1-bands VV,VH`` (the order of the file's bands).
 
-The model's band order is fixed by :mod:`csmoe_model.bands`. The cache keeps each Sentinel-2
+The model's band order is fixed by :mod:`csmoe_common.bands`. The cache keeps each Sentinel-2
 resolution group at its native resolution relative to the 10 m size ``size`` (BigEarthNet: 120):
 ``s2_10`` = B02 B03 B04 B08 at ``size``, ``s2_20`` = B05 B06 B07 B11 B12 B8A at ``size // 2``,
 ``s2_60`` = B01 B09 at ``size // 6`` (12-band caches only), ``s1`` = VH VV at ``size``.
@@ -27,19 +27,14 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from csmoe_model.bands import S1_BANDS
+from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS
 
-#: Sentinel-2 resolution groups in model band order (their concatenation is ``bands.S2_BANDS_12``)
-S2_GROUPS: dict[str, tuple[str, ...]] = {
-    "s2_10": ("B02", "B03", "B04", "B08"),
-    "s2_20": ("B05", "B06", "B07", "B11", "B12", "B8A"),
-    "s2_60": ("B01", "B09"),
-}
-#: size divisor of each group relative to the 10 m size
-GROUP_DIVISOR: dict[str, int] = {"s2_10": 1, "s2_20": 2, "s2_60": 6, "s1": 1}
+if TYPE_CHECKING:  # rasterio itself is imported only inside the reading functions
+    from rasterio.io import DatasetReader
 
 _TIF = re.compile(r"^(?P<stem>.+)_(?P<band>[A-Za-z0-9]+)\.tiff?$", re.IGNORECASE)
 
@@ -95,7 +90,7 @@ def check_folder(folder: str | Path, sensor: str, n_s2: int) -> str | None:
     return f"missing band(s) {', '.join(missing)}" if missing else None
 
 
-def _read_band(src, index: int, shape: tuple[int, int]) -> np.ndarray:
+def _read_band(src: DatasetReader, index: int, shape: tuple[int, int]) -> np.ndarray:
     from rasterio.enums import Resampling
 
     if (src.height, src.width) == shape:
@@ -106,7 +101,7 @@ def _read_band(src, index: int, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
-def _open(path: str):
+def _open(path: str) -> DatasetReader:
     import rasterio
 
     try:
@@ -131,7 +126,7 @@ def native_size(s2_path: str) -> int:
         return int(src.height)
 
 
-def _declared_order(src, declared: Sequence[str] | None, path: str) -> list[str]:
+def _declared_order(src: DatasetReader, declared: Sequence[str] | None, path: str) -> list[str]:
     desc = [normalize_band(d) if d else "" for d in (src.descriptions or ())]
     if desc and all(desc):
         return desc

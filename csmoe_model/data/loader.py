@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from csmoe_model.data.transforms import DeviceTransform
 from csmoe_model.errors import CsmoeError
+
+if TYPE_CHECKING:
+    from csmoe_model.data.cache import ImageryCache
 
 _AUG_STREAM = 0xA06  # separates the augmentation RNG stream from the order stream
 
@@ -67,12 +70,14 @@ class BatchPlan:
 
     @property
     def rows_per_rank(self) -> int:
+        """Rows each rank draws from per epoch (the same on every rank)."""
         n = len(self.rows)
         # every rank gets the same number of rows so that DDP steps stay in lockstep
         return n // self.world if self.world > 1 else n
 
     @property
     def batches_per_epoch(self) -> int:
+        """Batches (steps) per epoch on each rank."""
         n = self.rows_per_rank
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
@@ -101,7 +106,7 @@ class PlanSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
         per = self.plan.batches_per_epoch
-        epoch, order = -1, None
+        epoch, order = -1, np.empty(0, dtype=np.int64)
         for step in range(self.start, self.stop):
             e, b = divmod(step, per)
             if e != epoch:
@@ -189,7 +194,8 @@ def _shared_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     n = int(np.prod(shape))
     try:
         storage = torch.UntypedStorage._new_shared(n * torch.tensor([], dtype=dtype).element_size())
-        return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+        strides = torch.empty(shape, device="meta").stride()  # contiguous strides of ``shape``
+        return torch.empty(0, dtype=dtype).set_(storage, 0, shape, strides)
     except (AttributeError, RuntimeError):  # private API moved: fall back to the public one
         return torch.empty(shape, dtype=dtype).share_memory_()
 
@@ -234,7 +240,7 @@ class DeviceLoader:
 
     def __init__(
         self,
-        cache,
+        cache: ImageryCache,
         rows: np.ndarray,
         batch_size: int,
         *,

@@ -1,20 +1,48 @@
-"""Read the rows and imagery paths of a csmoe manifest with pyarrow only (no geopandas, no GDAL).
+"""The model half's one manifest reader, with pyarrow only (no geopandas, no GDAL).
 
-The geometry column is ignored: training needs ``patch_id``, ``s1_path``, ``s2_path`` and, for
-``--split``, the ``split`` column. Relative imagery paths resolve against the manifest's folder.
+Built on :mod:`csmoe_common.manifest` (column names, file checks, the ``csmoe`` metadata). The
+geometry column is ignored: training and embedding need ``patch_id``, ``s1_path``, ``s2_path`` and,
+for ``--split``, the ``split`` column (:func:`read_manifest_rows`; relative imagery paths resolve
+against the manifest's folder), and evaluation the label list columns (:func:`read_manifest_labels`).
+:func:`read_manifest_metadata` (re-exported) reads the ``csmoe`` metadata document.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from csmoe_common.manifest import (
+    LABELS,
+    LABELS19,
+    PATCH_ID,
+    S1_PATH,
+    S2_PATH,
+    SPLIT,
+    check_manifest_file,
+    read_manifest_metadata,
+    read_schema,
+)
 from csmoe_model.errors import CsmoeError
 
+__all__ = [
+    "LABEL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "ManifestRows",
+    "parse_splits",
+    "read_manifest_labels",
+    "read_manifest_metadata",
+    "read_manifest_rows",
+    "select_split",
+]
+
 #: columns read from a manifest (``split`` only when present)
-REQUIRED_COLUMNS: tuple[str, ...] = ("patch_id", "s1_path", "s2_path")
+REQUIRED_COLUMNS: tuple[str, ...] = (PATCH_ID, S1_PATH, S2_PATH)
+#: label columns copied into embeddings when present
+LABEL_COLUMNS: tuple[str, ...] = (LABELS, LABELS19)
 
 
 @dataclass(frozen=True)
@@ -93,32 +121,67 @@ def read_manifest_rows(path: str | Path) -> ManifestRows:
     """
     import pyarrow.parquet as pq
 
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise CsmoeError(f"manifest not found: {path}")
-    try:
-        schema = pq.read_schema(path)
-    except Exception as exc:  # pyarrow raises several types for non-parquet files
-        raise CsmoeError(f"cannot read manifest {path}: {exc}") from exc
+    path = check_manifest_file(path).resolve()
+    schema = read_schema(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
     if missing:
         raise CsmoeError(
             f"manifest {path.name} has no column(s) {', '.join(missing)}; build it from imagery footprints "
             "(e.g. csmoe-data build-manifest --footprints <BigEarthNet root>) so that rows name their imagery"
         )
-    columns = [*REQUIRED_COLUMNS, *(["split"] if "split" in schema.names else [])]
+    columns = [*REQUIRED_COLUMNS, *([SPLIT] if SPLIT in schema.names else [])]
     table = pq.read_table(path, columns=columns)
     if table.num_rows == 0:
         raise CsmoeError(f"manifest {path.name} has no rows")
-    patch_id = np.array([str(v) for v in table.column("patch_id").to_pylist()], dtype=object)
+    patch_id = np.array([str(v) for v in table.column(PATCH_ID).to_pylist()], dtype=object)
     base = path.parent
     split = None
-    if "split" in columns:
-        split = np.array(table.column("split").to_pylist(), dtype=object)
+    if SPLIT in columns:
+        split = np.array(table.column(SPLIT).to_pylist(), dtype=object)
     return ManifestRows(
         path=path,
         patch_id=patch_id,
-        s1_path=_resolve(table.column("s1_path").to_pylist(), base),
-        s2_path=_resolve(table.column("s2_path").to_pylist(), base),
+        s1_path=_resolve(table.column(S1_PATH).to_pylist(), base),
+        s2_path=_resolve(table.column(S2_PATH).to_pylist(), base),
         split=split,
     )
+
+
+def read_manifest_labels(
+    path: str | Path, extra: Sequence[str] = ()
+) -> dict[str, list[list[str] | None]]:
+    """Read the label list columns of a manifest (``labels``, ``labels19`` when present, and ``extra``).
+
+    Args:
+        path: the manifest.
+        extra: further list-of-string columns to read; each must exist.
+
+    Returns:
+        ``{column: one list of labels (or None) per row, in file order}``; ``{}`` without label columns.
+
+    Raises:
+        CsmoeError: the file is missing or not Parquet, or a column in ``extra`` is missing or not
+            a list column.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = check_manifest_file(path)
+    schema = read_schema(path)
+    wanted = [c for c in LABEL_COLUMNS if c in schema.names]
+    for c in extra:
+        if c not in schema.names:
+            raise CsmoeError(f"label column {c!r} not in the manifest {path.name}")
+        if c not in wanted:
+            wanted.append(c)
+    for c in wanted:
+        t = schema.field(c).type
+        if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+            raise CsmoeError(f"label column {c!r} is {t}, not a list of strings")
+    if not wanted:
+        return {}
+    table = pq.read_table(path, columns=wanted)
+    return {
+        c: [None if v is None else [str(x) for x in v] for v in table.column(c).to_pylist()]
+        for c in wanted
+    }

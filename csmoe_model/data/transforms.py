@@ -7,7 +7,7 @@ Runs on the training device (GPU), after the uint16/float16 arrays have been cop
 2. bring every group to ``img_size`` in one step with **bilinear** interpolation (``upsample=
    "bicubic"`` is available; ``align_corners=False``; anti-aliased when shrinking), so the 20 m and
    60 m bands are upsampled straight to the model's size (120 -> 128 for patch 16, or 120 -> 32 for tiny);
-3. concatenate in model band order (:mod:`csmoe_model.bands`);
+3. concatenate in model band order (:mod:`csmoe_common.bands`);
 4. augment (training only): one of the 8 flips/90-degree rotations per pair, the same for S1 and S2,
    chosen by a 3-bit code drawn by the loader from ``(seed, step)`` (so it is deterministic and resumable).
 """
@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from csmoe_model.data.imagery import S2_GROUPS, s2_groups
+from csmoe_common.bands import S2_GROUPS
+from csmoe_model.data.imagery import s2_groups
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

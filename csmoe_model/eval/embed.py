@@ -26,20 +26,25 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from csmoe_common.atomic import check_output_path
+from csmoe_common.device import resolve_device
+from csmoe_common.progress import progress_bar
+from csmoe_common.version import __version__
+from csmoe_model.data.manifest import read_manifest_labels
 from csmoe_model.errors import CsmoeError
 from csmoe_model.eval.embeddings import write_embeddings
-from csmoe_model.eval.io import check_output_path
-from csmoe_model.eval.metrics import resolve_device
+from csmoe_model.eval.options import EMBED_BATCH_SIZE, EMBED_WORKERS
 
-__all__ = ["EmbedSummary", "LoadedModel", "embed_manifest", "load_model", "manifest_labels"]
+if TYPE_CHECKING:
+    from csmoe_model.data.cache import ImageryCache
+    from csmoe_model.models.csmoe import CSMoE
 
-#: label columns copied from the manifest when present
-LABEL_COLUMNS: tuple[str, ...] = ("labels", "labels19")
+__all__ = ["EmbedSummary", "LoadedModel", "embed_manifest", "load_model"]
 
 
 @dataclass
@@ -55,7 +60,7 @@ class LoadedModel:
             ``s1_bands``, ``upsample``), possibly empty.
     """
 
-    model: Any
+    model: CSMoE
     name: str
     source: str
     stats: dict[str, list[float]] | None = None
@@ -130,7 +135,8 @@ def load_model(
         name = str(cfg["model"]["name"])
         if model is not None and model != name:
             raise CsmoeError(f"--model {model} differs from the run's model {name}")
-        data = cfg.get("data") if isinstance(cfg.get("data"), Mapping) else {}
+        section = cfg.get("data")
+        data: Mapping[str, Any] = section if isinstance(section, Mapping) else {}
         return LoadedModel(
             model=net,
             name=name,
@@ -138,7 +144,8 @@ def load_model(
             stats=data.get("normalization"),
             cache=_cache_from_run_config(cfg),
         )
-    weights = Path(weights)  # type: ignore[arg-type]
+    assert weights is not None  # exactly one of run / weights (checked above)
+    weights = Path(weights)
     state, meta = _load_state(weights)
     overrides: dict[str, Any] = {}
     if meta.get("config"):  # export_encoder (csmoe train) records the model config
@@ -146,7 +153,7 @@ def load_model(
             overrides = json.loads(meta["config"])
         except json.JSONDecodeError:
             overrides = {}
-    name = model or meta.get("model") or overrides.get("name")
+    name = str(model or meta.get("model") or overrides.get("name") or "")
     if not name:
         raise CsmoeError("--weights needs --model NAME (the preset the weights belong to)")
     if model is not None and overrides.get("name") not in (None, model):
@@ -155,37 +162,6 @@ def load_model(
     net.load_encoder_state_dict(_encoder_state(state))
     net.eval()
     return LoadedModel(model=net, name=name, source=str(weights))
-
-
-def manifest_labels(
-    manifest: str | Path, extra: Sequence[str] = ()
-) -> dict[str, list[list[str] | None]]:
-    """Read the label columns (``labels``, ``labels19`` and ``extra``) of a manifest with pyarrow.
-
-    Raises:
-        CsmoeError: if a column in ``extra`` is missing or not a list of strings.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(manifest)
-    wanted = [c for c in LABEL_COLUMNS if c in schema.names]
-    for c in extra:
-        if c not in schema.names:
-            raise CsmoeError(f"label column {c!r} not in the manifest {Path(manifest).name}")
-        if c not in wanted:
-            wanted.append(c)
-    for c in wanted:
-        t = schema.field(c).type
-        if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
-            raise CsmoeError(f"label column {c!r} is {t}, not a list of strings")
-    if not wanted:
-        return {}
-    table = pq.read_table(manifest, columns=wanted)
-    return {
-        c: [None if v is None else [str(x) for x in v] for v in table.column(c).to_pylist()]
-        for c in wanted
-    }
 
 
 @dataclass
@@ -211,10 +187,10 @@ def embed_manifest(
     weights: str | Path | None = None,
     model: str | None = None,
     device: str = "auto",
-    batch_size: int = 256,
+    batch_size: int = EMBED_BATCH_SIZE,
     split: str | None = None,
     cache_dir: str | Path | None = None,
-    workers: int = 0,
+    workers: int = EMBED_WORKERS,
     labels_columns: Sequence[str] = (),
     overwrite: bool = False,
     progress: bool = True,
@@ -227,7 +203,9 @@ def embed_manifest(
     Args:
         manifest: the manifest (with ``s1_path`` and ``s2_path``).
         out: the embeddings Parquet to write (atomically).
-        run, weights, model: see :func:`load_model`.
+        run: a run folder of ``csmoe train`` (see :func:`load_model`).
+        weights: a safetensors file of encoder weights, instead of ``run``.
+        model: the preset of ``weights`` (or, with ``run``, a check of the run's preset).
         device: ``auto``, ``cpu``, ``cuda``, ...
         batch_size: pairs per forward pass.
         split: embed only this split (e.g. ``test``; ``None``: all rows).
@@ -245,10 +223,7 @@ def embed_manifest(
     check_output_path(out, overwrite)  # fail before minutes of work
     if batch_size < 1:
         raise CsmoeError(f"--batch-size must be at least 1, got {batch_size}")
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise CsmoeError(str(exc)) from exc
+    dev = resolve_device(device)
     loaded = load_model(run=run, weights=weights, model=model)
     net = loaded.model.to(dev)
     n_s2_model = int(net.in_chans["s2"])
@@ -262,7 +237,7 @@ def embed_manifest(
     settings = CacheSettings(n_s2=n_s2_cache, size=loaded.cache.get("size"), **bands)
     # open_cache reads the manifest first and reports its problems in one line
     cache = open_cache(manifest, cache_dir, settings, workers=workers, progress=progress)
-    labels = manifest_labels(manifest, labels_columns)  # cache row i = manifest row i
+    labels = read_manifest_labels(manifest, labels_columns)  # cache row i = manifest row i
     n_rows = len(cache)
     selected = np.arange(n_rows) if split is None else _split_rows(cache, split)
     rows = selected[cache.valid[selected]]
@@ -284,7 +259,12 @@ def embed_manifest(
             workers=workers,
             upsample=str(loaded.cache.get("upsample") or "bilinear"),
         )
-        with _bar(progress, len(rows)) as advance, torch.inference_mode():
+        with (
+            progress_bar(
+                "embedding", len(rows), "pairs", enabled=progress, transient=False
+            ) as advance,
+            torch.inference_mode(),
+        ):
             for batch in loader:
                 idx = batch.index.numpy()
                 # each sensor alone, so that S1->S2 retrieval is honest
@@ -303,12 +283,12 @@ def embed_manifest(
         "normalisation": "run" if loaded.stats else "cache",
         "split": split or "all",
         "encode": "each sensor alone, all patches visible, eval mode, no augmentation",
-        "tool_version": _version(),
+        "tool_version": __version__,
     }
     write_embeddings(
         out,
-        cache.patch_ids[selected],
-        split_col[selected],
+        [str(p) for p in cache.patch_ids[selected]],
+        [None if s is None else str(s) for s in split_col[selected]],
         {s: v[selected] for s, v in emb.items()},
         labels={c: [v[i] for i in selected] for c, v in labels.items()},
         metadata=meta,
@@ -327,33 +307,7 @@ def embed_manifest(
     )
 
 
-def _split_rows(cache: Any, split: str) -> np.ndarray:
+def _split_rows(cache: ImageryCache, split: str) -> np.ndarray:
     from csmoe_model.data import select_split
 
     return select_split(cache.split, split)
-
-
-def _version() -> str:
-    from csmoe_model import __version__
-
-    return __version__
-
-
-class _bar:
-    """A rich progress bar (rate, ETA) or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self._cm: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return lambda _n: None
-        from csmoe_model.data.progress import progress_bar
-
-        self._cm = progress_bar("embedding", self.total, unit="pairs")
-        return self._cm.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._cm is not None:
-            self._cm.__exit__(*exc)

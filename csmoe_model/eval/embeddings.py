@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from csmoe_common.atomic import atomic_output
 from csmoe_model.errors import CsmoeError
-from csmoe_model.eval.io import atomic_output
 from csmoe_model.eval.metrics import multi_hot
 
 __all__ = [

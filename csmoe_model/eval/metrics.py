@@ -35,9 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+
+from csmoe_common.device import resolve_device
 
 __all__ = [
     "SearchResult",
@@ -46,7 +49,6 @@ __all__ = [
     "l2_normalize",
     "multi_hot",
     "multilabel_metrics",
-    "resolve_device",
     "retrieval_curves",
     "retrieval_metrics",
 ]
@@ -111,20 +113,6 @@ class SearchResult:
 
 #: most similarity scores held at once (elements); large archives get smaller query chunks
 _MAX_SCORES = 2**28
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Resolve ``"auto"`` to CUDA when available, else CPU; pass anything else to ``torch.device``.
-
-    Raises:
-        ValueError: if CUDA is asked for but not available.
-    """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but no CUDA device is available")
-    return dev
 
 
 def l2_normalize(x: np.ndarray | torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -201,12 +189,13 @@ def cosine_search(
     Raises:
         ValueError: on bad shapes, non-finite values, ``k < 1``, only one id array given, or
             duplicate archive ids.
+        CsmoeError: for a device that does not exist here.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    dev = resolve_device(device)
+    dev = resolve_device(str(device))
     q = l2_normalize(queries)
     a = l2_normalize(archive)
     if q.shape[1] != a.shape[1]:
@@ -382,7 +371,8 @@ def retrieval_metrics(
         raise ValueError(f"k must be between 1 and {idx.shape[1]}, got {k}")
     curves = retrieval_curves(query_labels, archive_labels, idx[:, :k])
     return {
-        f"{name}@{k}": float(curves[name][k - 1]) for name in ("map", "precision", "recall", "f1")
+        f"{name}@{k}": float(np.asarray(curves[name])[k - 1])
+        for name in ("map", "precision", "recall", "f1")
     }
 
 
@@ -428,7 +418,7 @@ def multilabel_metrics(
     *,
     threshold: float = 0.5,
     classes: Sequence[str] | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Macro and micro mAP and F1 of multi-label scores.
 
     Args:

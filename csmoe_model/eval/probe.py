@@ -27,18 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from csmoe_common.device import resolve_device
 from csmoe_model.errors import CsmoeError
 from csmoe_model.eval.embeddings import EmbeddingSet
-from csmoe_model.eval.metrics import (
-    cosine_search,
-    multilabel_metrics,
-    resolve_device,
-)
+from csmoe_model.eval.metrics import cosine_search, multilabel_metrics
+from csmoe_model.eval.options import PROBE_CS, PROBE_KNN_K, PROBE_SENSOR
 
 __all__ = ["DEFAULT_CS", "ProbeReport", "evaluate_probe", "features", "knn_scores", "linear_probe"]
 
 #: inverse regularisation strengths tried on ``val``
-DEFAULT_CS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+DEFAULT_CS: tuple[float, ...] = PROBE_CS
 SUMMARY: tuple[str, ...] = ("macro_map", "micro_map", "macro_f1", "micro_f1")
 
 
@@ -144,9 +142,12 @@ def linear_probe(
     """Train one-vs-rest logistic regression on standardised features; choose C on val.
 
     Args:
-        x_train, y_train: training features (N, D) and multi-hot labels (N, C).
-        x_val, y_val: validation set for choosing C (``None``: C = 1).
-        x_test, y_test: the set reported on.
+        x_train: training features (N, D).
+        y_train: their multi-hot labels (N, C).
+        x_val: validation features for choosing C (``None``: C = 1).
+        y_val: their labels.
+        x_test: features of the set reported on.
+        y_test: their labels.
         classes: class names for the report.
         cs: the C grid.
         seed: random state of the solver.
@@ -176,6 +177,7 @@ def linear_probe(
     for i, c in enumerate(sorted(grid)):
         models = _fit_one_vs_rest(xt, y_train, c, seed, max_iter, previous=models)
         if use_val:
+            assert xv is not None and y_val is not None
             m = multilabel_metrics(y_val, _predict(models, xv))
             val_scores[repr(float(c))] = m["macro_map"]
             val_f1[repr(float(c))] = m["micro_f1"]
@@ -231,8 +233,8 @@ def evaluate_probe(
     embeddings: EmbeddingSet,
     *,
     labels_column: str | None = None,
-    sensor: str = "s2",
-    knn_k: int = 20,
+    sensor: str = PROBE_SENSOR.value,
+    knn_k: int = PROBE_KNN_K,
     cs: Sequence[float] = DEFAULT_CS,
     seed: int = 0,
     device: str = "auto",
@@ -258,10 +260,7 @@ def evaluate_probe(
                 f"the probe needs labelled rows with split '{name}' (manifests get splits from "
                 "csmoe-data build-manifest --split)"
             )
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise CsmoeError(str(exc)) from exc
+    dev = resolve_device(device)
     tr, va, te = masks["train"], masks["val"], masks["test"]
     linear = linear_probe(
         x[tr],

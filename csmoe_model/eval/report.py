@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from csmoe_model.eval.io import atomic_output, check_output_path
+from csmoe_common.atomic import atomic_output, check_output_path
 from csmoe_model.eval.probe import SUMMARY, ProbeReport
 from csmoe_model.eval.retrieval import METRICS, RetrievalReport
 

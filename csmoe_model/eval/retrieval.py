@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from csmoe_common.device import resolve_device
 from csmoe_model.errors import CsmoeError
 from csmoe_model.eval.embeddings import EmbeddingSet
-from csmoe_model.eval.metrics import cosine_search, resolve_device, retrieval_curves
+from csmoe_model.eval.metrics import cosine_search, retrieval_curves
+from csmoe_model.eval.options import RETRIEVAL_CHUNK_SIZE, RETRIEVAL_K
 
 __all__ = ["DIRECTIONS", "RetrievalReport", "evaluate_retrieval", "parse_direction"]
 
@@ -68,13 +70,13 @@ def evaluate_retrieval(
     embeddings: EmbeddingSet,
     *,
     labels_column: str | None = None,
-    k: int = 10,
+    k: int = RETRIEVAL_K,
     queries: str | None = None,
     archive: str | None = None,
     directions: Sequence[str] = DIRECTIONS,
     curve_k: int | None = None,
     device: str = "auto",
-    chunk_size: int = 1024,
+    chunk_size: int = RETRIEVAL_CHUNK_SIZE,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RetrievalReport:
     """Retrieval metrics at ``k`` for each direction.
@@ -106,10 +108,7 @@ def evaluate_retrieval(
     q_rows = embeddings.split_mask(queries)
     a_rows = embeddings.split_mask(archive)
     k_max = max(k, curve_k or k)
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise CsmoeError(str(exc)) from exc
+    dev = resolve_device(device)
 
     report = RetrievalReport(k=k)
     skipped: list[str] = []
@@ -147,7 +146,7 @@ def evaluate_retrieval(
         # beyond the largest list actually retrieved the curves are flat: cut them there (but keep k)
         n_curve = max(k, int(result.n_retrieved.max()) if len(q_idx) else k)
         report.curves[name] = {m: np.asarray(curves[m])[:n_curve] for m in METRICS}
-        report.metrics[name] = {f"{m}@{k}": float(curves[m][k - 1]) for m in METRICS}
+        report.metrics[name] = {f"{m}@{k}": float(np.asarray(curves[m])[k - 1]) for m in METRICS}
         report.counts[name] = {
             "queries": int(curves["n_queries"]),
             "archive": len(a_idx),

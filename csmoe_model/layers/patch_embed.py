@@ -40,7 +40,8 @@ class PatchEmbed(nn.Module):
         """Initialise like a linear layer on flattened patches (MAE): Xavier-uniform, zero bias."""
         w = self.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.proj.bias)
+        if self.proj.bias is not None:
+            nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed ``x`` (B, C, H, W) into tokens (B, L, D) in row-major patch order.

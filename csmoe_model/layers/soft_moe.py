@@ -119,6 +119,7 @@ class SoftMoE(nn.Module):
         return combine.to(ys.dtype) @ ys
 
     def extra_repr(self) -> str:
+        """Sizes shown in the module's ``repr``."""
         return (
             f"dim={self.dim}, num_experts={self.num_experts}, "
             f"slots_per_expert={self.slots_per_expert}, hidden_dim={self.hidden_dim}"

@@ -1,6 +1,9 @@
-"""Model definitions; importing this package registers the presets."""
+"""Model definitions.
 
-from csmoe_model.models import presets as presets  # noqa: F401  (registers the presets)
+The presets live in :mod:`csmoe_model.models.presets`, which the registry
+(:mod:`csmoe_model.registry`) imports the first time it is read.
+"""
+
 from csmoe_model.models.csmoe import CSMoE, CsmoeConfig, CsmoeOutput
 
 __all__ = ["CSMoE", "CsmoeConfig", "CsmoeOutput"]

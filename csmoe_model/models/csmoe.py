@@ -14,9 +14,9 @@ hidden from the source sensor, plus NT-Xent between the pooled S1 and S2 embeddi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +109,13 @@ class CsmoeConfig:
             if not cond:
                 raise CsmoeError(f"invalid model config ({self.name}): {msg}")
 
-        ints = ("patch_size", "embed_dim", "num_heads", "depth_sensor", "depth_shared")
+        ints: tuple[str, ...] = (
+            "patch_size",
+            "embed_dim",
+            "num_heads",
+            "depth_sensor",
+            "depth_shared",
+        )
         ints += ("num_experts", "slots_per_expert", "decoder_dim", "decoder_depth", "decoder_heads")
         for key in ints:
             v = getattr(self, key)
@@ -257,6 +263,8 @@ def patchify(img: torch.Tensor, patch_size: int) -> torch.Tensor:
 class CsmoeEncoder(nn.Module):
     """Sensor-specific patch embeddings, CLS tokens and blocks, then shared blocks and norms."""
 
+    pos_embed: torch.Tensor  # a buffer
+
     def __init__(self, cfg: CsmoeConfig) -> None:
         super().__init__()
         d = cfg.embed_dim
@@ -265,11 +273,12 @@ class CsmoeEncoder(nn.Module):
         self.patch_embed = nn.ModuleDict(
             {s: PatchEmbed(img, cfg.patch_size, cfg.in_chans[s], d) for s in SENSORS}
         )
-        self.num_patches = self.patch_embed["s1"].num_patches
+        embed_s1 = cast(PatchEmbed, self.patch_embed["s1"])
+        self.num_patches: int = embed_s1.num_patches
         self.cls_token = nn.ParameterDict({s: nn.Parameter(torch.zeros(1, 1, d)) for s in SENSORS})
         # fixed, recomputed at build time: not part of the state dict
         self.register_buffer(
-            "pos_embed", sincos_pos_embed_2d(d, self.patch_embed["s1"].grid_size), persistent=False
+            "pos_embed", sincos_pos_embed_2d(d, embed_s1.grid_size), persistent=False
         )
         moe = set(cfg.moe_indices())
 
@@ -311,7 +320,7 @@ class CsmoeEncoder(nn.Module):
         if keep is not None:
             x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         x = torch.cat([self.cls_token[sensor].expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        for blk in self.sensor_blocks[sensor]:
+        for blk in cast(nn.ModuleList, self.sensor_blocks[sensor]):
             x = blk(x)
         return x
 
@@ -329,7 +338,7 @@ class CsmoeEncoder(nn.Module):
 
     def forward_sensors(
         self,
-        imgs: dict[str, torch.Tensor | None],
+        imgs: Mapping[str, torch.Tensor | None],
         keep: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Tokens before the final norm for each given sensor.
@@ -370,6 +379,8 @@ class Decoder(nn.Module):
         grid_size: patches per side.
         targets: output width (``p * p * C``) per target sensor; one pixel head each.
     """
+
+    pos_embed: torch.Tensor  # a buffer
 
     def __init__(
         self,
@@ -445,7 +456,7 @@ class CSMoE(nn.Module):
 
     Build it with :func:`csmoe_model.build_model`. Inputs are normalised float tensors already at
     ``img_size`` (the loader resizes): ``s1`` (B, 2, H, W) and ``s2`` (B, C, H, W) in the band order
-    of :mod:`csmoe_model.bands`.
+    of :mod:`csmoe_common.bands`.
     """
 
     def __init__(self, config: CsmoeConfig) -> None:
@@ -456,7 +467,7 @@ class CSMoE(nn.Module):
         self.img_size: int = config.resolved_img_size
         self.patch_size: int = config.patch_size
         self.encoder = CsmoeEncoder(config)
-        self.num_patches = self.encoder.num_patches
+        self.num_patches: int = self.encoder.num_patches
         grid = self.img_size // self.patch_size
         p2 = self.patch_size**2
         args = (
@@ -488,7 +499,7 @@ class CSMoE(nn.Module):
         for p in self.encoder.cls_token.values():
             nn.init.normal_(p, std=0.02)
         for dec in self.decoders.values():
-            nn.init.normal_(dec.mask_token, std=0.02)
+            nn.init.normal_(cast(Decoder, dec).mask_token, std=0.02)
 
     # ------------------------------------------------------------------ masking
     def num_visible(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from csmoe_model.data.atomic import atomic_file, write_text_atomic
+from csmoe_common.atomic import atomic_file, write_text
 from csmoe_model.errors import CsmoeError
 
 CKPT_FORMAT = 1
@@ -74,6 +74,7 @@ def restore_rng(state: dict[str, Any], device: torch.device | str | None = None)
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
+    """The file of the checkpoint of ``step`` in ``folder``."""
     return folder / f"step_{step:08d}.pt"
 
 
@@ -87,10 +88,15 @@ def save_checkpoint(folder: str | Path, step: int, payload: dict[str, Any], keep
     path = checkpoint_path(folder, step)
     with atomic_file(path) as tmp:
         torch.save({"format": CKPT_FORMAT, "step": int(step), **payload}, tmp)
-    write_text_atomic(folder / "latest", path.name + "\n")
+    write_text(folder / "latest", path.name + "\n", overwrite=True)
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
+
+
+def _step_of(path: Path) -> int:
+    match = _NAME.match(path.name)
+    return int(match[1]) if match else -1
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -100,7 +106,7 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
         return []
     return sorted(
         (p for p in folder.iterdir() if _NAME.match(p.name)),
-        key=lambda p: int(_NAME.match(p.name)[1]),
+        key=_step_of,
     )
 
 

@@ -25,7 +25,7 @@ class TrainConfig:
 
     Attributes:
         manifest: the manifest file.
-        model: preset name (``csmoe list-models``); ``model_overrides``: config fields to change
+        model: preset name (``csmoe model-info`` lists them); ``model_overrides``: config fields to change
             (e.g. ``{"img_size": 48}``).
         out: the run directory.
         max_steps / epochs: training length (give one; default 1 epoch). ``total_steps`` is resolved.
@@ -74,6 +74,7 @@ class TrainConfig:
     total_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready values (tuples as lists)."""
         d = dataclasses.asdict(self)
         for k in ("betas", "s2_bands", "s1_bands"):
             d[k] = list(d[k]) if d[k] is not None else None
@@ -102,8 +103,11 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        """Raises:
-        CsmoeError: for inconsistent values."""
+        """Check the values together.
+
+        Raises:
+            CsmoeError: for inconsistent values.
+        """
         if self.max_steps is not None and self.epochs is not None:
             raise CsmoeError("give --max-steps or --epochs, not both")
         for name in (

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from csmoe_model.errors import CsmoeError
-
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -23,10 +21,12 @@ class DistEnv:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that writes."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """More than one process (DDP)."""
         return self.world > 1
 
 
@@ -34,24 +34,6 @@ def dist_env() -> DistEnv:
     """Read the torchrun environment variables."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return DistEnv(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, env: DistEnv) -> torch.device:
-    """``auto`` -> CUDA when available; under DDP each process takes ``cuda:LOCAL_RANK``.
-
-    Raises:
-        CsmoeError: CUDA asked for but not available.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise CsmoeError("--device cuda: no CUDA device is available (use --device cpu)")
-        if name == "cuda":
-            # an explicit index: DDP's device_ids, set_device and the checkpointed CUDA RNG state
-            # all refer to this one device (LOCAL_RANK under torchrun, else the first visible GPU)
-            name = f"cuda:{env.local_rank if env.enabled else 0}"
-    return torch.device(name)
 
 
 def init_distributed(env: DistEnv, device: torch.device) -> None:
@@ -74,11 +56,13 @@ def init_distributed(env: DistEnv, device: torch.device) -> None:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group, if one was joined."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
 def barrier(env: DistEnv) -> None:
+    """Wait for every process (no-op in a single-process run)."""
     if env.enabled and dist.is_initialized():
         dist.barrier()
 
@@ -104,7 +88,8 @@ def freeze_unused(model: torch.nn.Module) -> set[str]:
     Returns:
         The names frozen.
     """
-    names = set(model.unused_in_training()) if hasattr(model, "unused_in_training") else set()
+    unused = getattr(model, "unused_in_training", None)  # CSMoE's; other modules: none
+    names: set[str] = set(unused()) if callable(unused) else set()
     for name, p in model.named_parameters():
         if name in names:
             p.requires_grad_(False)

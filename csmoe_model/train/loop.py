@@ -1,9 +1,10 @@
 """``csmoe train``: pretraining from a manifest (single process or DDP under torchrun).
 
-A run directory holds ``config.json`` (the resolved training config, the model config and the
-normalisation statistics: everything needed to rebuild the model and feed it), ``metrics.csv``,
-TensorBoard logs in ``tb/``, ``checkpoints/`` and, at the end, ``model.safetensors`` (encoder
-weights, :meth:`CSMoE.encoder_state_dict`). Only rank 0 writes.
+The pieces, one per module: :mod:`~csmoe_model.train.run` (the run directory and ``config.json``),
+:mod:`~csmoe_model.train.data` (cache, rows, batch sizes, the device loader),
+:mod:`~csmoe_model.train.step` (one training step), :mod:`~csmoe_model.train.metrics_log`,
+:mod:`~csmoe_model.train.checkpoint` and :mod:`~csmoe_model.train.export`. This module strings them
+together: :func:`train`.
 
 Exact resume: model init, masks and dropout use the torch RNG, whose state (with numpy's, python's
 and CUDA's) is checkpointed; the batches are a pure function of ``(seed, epoch)`` and the step
@@ -14,12 +15,9 @@ CPU; CUDA kernels may differ in the last bits).
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -30,17 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from csmoe_model.data.atomic import atomic_file, write_text_atomic
-from csmoe_model.data.cache import CacheSettings, ImageryCache, open_cache
-from csmoe_model.data.loader import DeviceLoader
+from csmoe_common.device import resolve_device
+from csmoe_common.progress import progress_bar
 from csmoe_model.errors import CsmoeError
+from csmoe_model.models.csmoe import CSMoE
 from csmoe_model.train.checkpoint import (
     capture_rng,
     load_latest_checkpoint,
     restore_rng,
     save_checkpoint,
 )
-from csmoe_model.train.config import TrainConfig, check_resume
+from csmoe_model.train.config import TrainConfig
+from csmoe_model.train.data import TrainingData, make_train_loader, open_training_data
 from csmoe_model.train.distributed import (
     DistEnv,
     all_gather_with_grad,
@@ -48,11 +47,17 @@ from csmoe_model.train.distributed import (
     dist_env,
     freeze_unused,
     init_distributed,
-    resolve_device,
     shutdown_distributed,
     wrap_ddp,
 )
+from csmoe_model.train.export import export_encoder
+from csmoe_model.train.metrics_log import MetricsLog
+from csmoe_model.train.run import RunDir, build_run_config
 from csmoe_model.train.schedule import build_optimizer, build_scheduler
+from csmoe_model.train.step import amp_dtype_for, train_step
+
+Log = Callable[[str], None]
+OnStep = Callable[[int, float], None]
 
 
 class NonFiniteLoss(CsmoeError):
@@ -73,103 +78,23 @@ class TrainResult:
     cache: Path
 
 
-def _say(env: DistEnv, log: Callable[[str], None]) -> Callable[[str], None]:
-    return log if env.is_main else (lambda _m: None)
+@dataclass
+class TrainState:
+    """The model, optimizer and scheduler of a run, and where it starts.
 
-
-def prepare_run_dir(
-    cfg: TrainConfig, resume: bool, overwrite: bool, given: dict[str, Any]
-) -> tuple[TrainConfig, bool]:
-    """Check RUN_DIR; on ``resume`` return the saved config merged with ``given`` operational options.
-
-    Returns:
-        (config, resuming): ``resuming`` is False when there is nothing to resume (fresh start).
-
-    Raises:
-        CsmoeError: RUN_DIR exists without ``--resume``/``--overwrite``, or ``--resume`` conflicts.
+    Attributes:
+        model: the bare model (not DDP-wrapped, not compiled).
+        optimizer: AdamW over its trainable parameters.
+        scheduler: the warm-up + cosine schedule.
+        start_step: the first step to run (0, or the resumed checkpoint's step).
+        elapsed: training seconds before ``start_step`` (from the checkpoint).
     """
-    out = Path(cfg.out)
-    cfg_file = out / "config.json"
-    if resume:
-        if cfg_file.is_file() and load_latest_checkpoint(out / "checkpoints") is not None:
-            saved = TrainConfig.from_dict(json.loads(cfg_file.read_text(encoding="utf-8"))["train"])
-            merged = check_resume(saved, given)
-            merged.total_steps = saved.total_steps
-            return merged, True
-        return cfg, False
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise CsmoeError(
-            f"{out} exists; pass --resume to continue that run or --overwrite to start over"
-        )
-    return cfg, False
 
-
-def _clear_run_dir(out: Path) -> None:
-    import shutil
-
-    for name in ("checkpoints", "tb"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    for name in ("metrics.csv", "config.json", "model.safetensors"):
-        (out / name).unlink(missing_ok=True)
-
-
-class MetricsLog:
-    """``metrics.csv`` (appended; truncated to the resumed step) and TensorBoard scalars."""
-
-    def __init__(self, out: Path, start_step: int, enabled: bool) -> None:
-        self.path = out / "metrics.csv"
-        self.enabled = enabled
-        self.columns: list[str] | None = None
-        self.writer = None
-        self.note: str | None = None
-        if not enabled:
-            return
-        if self.path.is_file():
-            with open(self.path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            if rows:
-                self.columns = list(rows[0].keys())
-            kept = [r for r in rows if int(r["step"]) <= start_step]
-            with atomic_file(self.path) as tmp, open(tmp, "w", newline="") as fh:
-                if self.columns:
-                    w = csv.DictWriter(fh, self.columns)
-                    w.writeheader()
-                    w.writerows(kept)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # a bare GPU host without the tensorboard package: metrics.csv only
-            self.writer = None
-            self.note = "tensorboard is not installed: metrics go to metrics.csv only"
-            return
-        self.writer = SummaryWriter(
-            str(out / "tb"), purge_step=start_step + 1 if start_step else None
-        )
-
-    def write(self, row: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        if self.columns is None:
-            self.columns = list(row.keys())
-            with open(self.path, "w", newline="") as fh:
-                csv.DictWriter(fh, self.columns).writeheader()
-        with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, self.columns, extrasaction="ignore").writerow(row)
-        if self.writer is None:
-            return
-        step = int(row["step"])
-        for k, v in row.items():
-            if k not in ("step", "epoch"):
-                self.writer.add_scalar(f"train/{k}", v, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
-            self.writer.close()
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    return getattr(model, "module", model)  # DDP
+    model: CSMoE
+    optimizer: torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    start_step: int = 0
+    elapsed: float = 0.0
 
 
 def train(
@@ -178,52 +103,44 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     given: dict[str, Any] | None = None,
-    log: Callable[[str], None] = print,
+    log: Log = print,
     progress: bool = True,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` on the imagery of ``cfg.manifest``; see the module docstring.
 
     Args:
-        cfg: the resolved configuration.
+        cfg: the resolved configuration (not modified).
         resume: continue the run in ``cfg.out`` from its newest checkpoint (fresh start if none).
         overwrite: replace an existing run directory.
         given: the options given explicitly (checked against the saved run on ``resume``).
         log: where one-line notes and the resolved configuration go (rank 0 only).
-        progress: show a rich progress bar.
+        progress: show a progress bar.
         on_step: called after every step with (steps done, loss); used by tests to simulate a kill.
 
     Raises:
         CsmoeError: bad options or manifest, RUN_DIR conflicts, damaged images with ``strict``,
             :class:`NonFiniteLoss`.
     """
-    from csmoe_model import build_model, get_config
-
     env = dist_env()
-    say = _say(env, log)
-    device = resolve_device(cfg.device, env)
+    say = log if env.is_main else _quiet
+    device = resolve_device(cfg.device, env.local_rank if env.enabled else None)
     init_distributed(env, device)
     try:
-        cfg, resuming = prepare_run_dir(cfg, resume, overwrite, given or {})
-        out = Path(cfg.out)
+        run_dir = RunDir(Path(cfg.out))
+        cfg, resuming = run_dir.prepare(cfg, resume, overwrite, given or {})
         if resume and not resuming:
-            say(f"nothing to resume in {out} (no checkpoint yet); starting a new run")
-        if env.is_main and not resuming and out.exists() and (overwrite or resume):
-            _clear_run_dir(out)
+            say(f"nothing to resume in {run_dir.path} (no checkpoint yet); starting a new run")
+        if env.is_main and not resuming and run_dir.path.exists() and (overwrite or resume):
+            run_dir.clear()
         barrier(env)
-        return _train(
-            cfg,
-            env,
-            device,
-            resuming,
-            say,
-            progress and env.is_main,
-            on_step,
-            build_model,
-            get_config,
-        )
+        return _run(cfg, run_dir, env, device, resuming, say, progress and env.is_main, on_step)
     finally:
         shutdown_distributed()
+
+
+def _quiet(_message: str) -> None:
+    return None
 
 
 def _seed_all(seed: int) -> None:
@@ -232,123 +149,96 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
 
 
-def _train(
-    cfg, env, device, resuming, say, progress, on_step, build_model, get_config
-) -> TrainResult:
-    out = Path(cfg.out)
-    model_cfg = get_config(cfg.model, **cfg.model_overrides)
-    n_s2 = cfg.n_s2 or int(model_cfg.in_chans["s2"])
-    settings = CacheSettings(n_s2, None, cfg.s2_bands, cfg.s1_bands)
+def resolve_schedule(cfg: TrainConfig, batches_per_epoch: int) -> TrainConfig:
+    """A copy of ``cfg`` with ``total_steps`` and ``warmup_steps`` resolved (``cfg`` is unchanged).
 
-    # rank 0 builds the cache; the others open it once it is in place
-    cache: ImageryCache | None = None
-    if env.is_main:
-        cache = open_cache(
-            cfg.manifest,
-            cfg.cache_dir,
-            settings,
-            workers=min(cfg.workers, os.cpu_count() or 1),
-            strict=cfg.strict,
-            progress=progress,
-            log=say,
+    ``total_steps``: kept when set (a resumed run), else ``max_steps``, else ``epochs`` (default 1)
+    times the batches per epoch; ``warmup_steps``: 5 % of the steps unless given.
+    """
+    total = cfg.total_steps
+    if total is None:
+        total = (
+            cfg.max_steps if cfg.max_steps is not None else (cfg.epochs or 1) * batches_per_epoch
         )
-    barrier(env)
-    if cache is None:
-        cache = open_cache(cfg.manifest, cfg.cache_dir, settings, build=False, strict=cfg.strict)
-    rows = cache.select(cfg.split)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(round(0.05 * total))
+    return dataclasses.replace(cfg, total_steps=total, warmup_steps=warmup)
 
-    if cfg.batch_size % env.world:
-        raise CsmoeError(
-            f"--batch-size {cfg.batch_size} is not divisible by the {env.world} processes"
-        )
-    local_bs = cfg.batch_size // env.world
-    per_rank = len(rows) // env.world
-    if per_rank < local_bs:
-        say(
-            f"note: only {len(rows)} rows; batch size lowered from {cfg.batch_size} to {per_rank * env.world}"
-        )
-        local_bs = per_rank
-        if local_bs < 1:
-            raise CsmoeError(f"{len(rows)} rows are too few for {env.world} processes")
-    global_bs = local_bs * env.world
 
+def build_state(cfg: TrainConfig, env: DistEnv, device: torch.device) -> TrainState:
+    """Seed, build the model on ``device``, freeze unused parameters, build optimizer and schedule.
+
+    ``cfg`` must have a resolved schedule (:func:`resolve_schedule`).
+    """
+    from csmoe_model.registry import build_model
+
+    assert cfg.total_steps is not None and cfg.warmup_steps is not None
     _seed_all(cfg.seed)
     model = build_model(cfg.model, **cfg.model_overrides).to(device)
     # masks differ per rank; a fixed function of (seed, rank) keeps runs reproducible
     torch.manual_seed(cfg.seed * 1000 + env.rank)
-
-    loader_probe = DeviceLoader(
-        cache,
-        rows,
-        local_bs,
-        device=device,
-        img_size=model.img_size,
-        n_s2=n_s2,
-        shuffle=True,
-        drop_last=True,
-        seed=cfg.seed,
-        rank=env.rank,
-        world=env.world,
-    )
-    per_epoch = loader_probe.plan.batches_per_epoch
-    if cfg.total_steps is None:
-        cfg.total_steps = (
-            cfg.max_steps if cfg.max_steps is not None else (cfg.epochs or 1) * per_epoch
-        )
-    if cfg.warmup_steps is None:
-        cfg.warmup_steps = int(round(0.05 * cfg.total_steps))
-    total = cfg.total_steps
-
     # parameters a switched-off loss term leaves without gradient (e.g. fc_norm without NT-Xent)
     # are frozen: the optimizer skips them either way, and DDP then needs no unused-parameter search
     freeze_unused(model)
-    optimizer = build_optimizer(_unwrap(model), cfg, device)
-    scheduler = build_scheduler(optimizer, cfg.warmup_steps, total, cfg.min_lr / cfg.lr)
-    start = 0
-    elapsed0 = 0.0
+    optimizer = build_optimizer(model, cfg, device)
+    scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.total_steps, cfg.min_lr / cfg.lr)
+    return TrainState(model, optimizer, scheduler)
+
+
+def restore_state(
+    state: TrainState, run_dir: RunDir, env: DistEnv, device: torch.device, say: Log
+) -> Path:
+    """Load the newest checkpoint of ``run_dir`` into ``state`` (weights, optimizer, RNG, step).
+
+    Returns:
+        The checkpoint file loaded.
+
+    Raises:
+        CsmoeError: if the run has no readable checkpoint.
+    """
+    found = load_latest_checkpoint(run_dir.checkpoints, map_location="cpu")
+    if found is None:
+        raise CsmoeError(f"{run_dir.checkpoints} holds no readable checkpoint")
+    path, ckpt = found
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.start_step = int(ckpt["step"])
+    state.elapsed = float(ckpt.get("elapsed", 0.0))
+    rng = ckpt["rng"]
+    if len(rng) != env.world:
+        say(
+            f"note: the run was saved by {len(rng)} process(es), resumed by {env.world}: not bit-exact"
+        )
+    restore_rng(rng[env.rank % len(rng)], device)
+    return path
+
+
+def _run(
+    cfg: TrainConfig,
+    run_dir: RunDir,
+    env: DistEnv,
+    device: torch.device,
+    resuming: bool,
+    say: Log,
+    progress: bool,
+    on_step: OnStep | None,
+) -> TrainResult:
+    from csmoe_model.registry import get_config
+
+    model_cfg = get_config(cfg.model, **cfg.model_overrides)
+    n_s2 = cfg.n_s2 or int(model_cfg.in_chans["s2"])
+    data = open_training_data(cfg, env, n_s2, say, progress)
+    cfg = resolve_schedule(cfg, data.batches_per_epoch)
+    state = build_state(cfg, env, device)
+    assert cfg.total_steps is not None
+    total = cfg.total_steps
     if resuming:
-        found = load_latest_checkpoint(out / "checkpoints", map_location="cpu")
-        assert found is not None
-        path, ckpt = found
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start = int(ckpt["step"])
-        elapsed0 = float(ckpt.get("elapsed", 0.0))
-        rng = ckpt["rng"]
-        if len(rng) != env.world:
-            say(
-                f"note: the run was saved by {len(rng)} process(es), resumed by {env.world}: not bit-exact"
-            )
-        restore_rng(rng[env.rank % len(rng)], device)
-        say(f"resuming {out} from {path.name} (step {start} of {total})")
+        path = restore_state(state, run_dir, env, device, say)
+        say(f"resuming {run_dir.path} from {path.name} (step {state.start_step} of {total})")
 
-    run_config = {
-        "train": cfg.to_dict(),
-        "model": {"name": cfg.model, "config": dataclasses.asdict(model.config)},
-        "data": {
-            "cache": str(cache.path),
-            "cache_key": cache.meta["key"],
-            "rows": int(len(rows)),
-            "damaged": cache.n_damaged,
-            "batch_size_per_process": local_bs,
-            "global_batch_size": global_bs,
-            "batches_per_epoch": per_epoch,
-            "world_size": env.world,
-            "n_s2": n_s2,
-            "img_size": model.img_size,
-            "cache_size": cache.size,
-            "upsample": cfg.upsample,
-            "bands": cache.meta["bands"],
-            "normalization": cache.stats,
-            "stats_rows": cache.meta["stats_rows"],
-        },
-    }
-    from csmoe_model import __version__
-
-    run_config["csmoe_version"] = __version__
+    run_config = build_run_config(cfg, state.model, data, env)
     if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
         say(
             "resolved configuration:\n"
             + json.dumps(
@@ -356,38 +246,50 @@ def _train(
             )
         )
         if not resuming:
-            write_text_atomic(out / "config.json", json.dumps(run_config, indent=2))
+            run_dir.write_config(run_config)
 
-    if env.enabled:
-        model = wrap_ddp(model, device)
+    done, first_loss, last_loss = _loop(
+        cfg, run_dir, state, data, env, device, say, progress, on_step
+    )
+    model_path = None
+    if env.is_main and done >= total:
+        model_path = export_encoder(state.model, run_dir.weights, cfg.model)
+    cache = data.cache
+    if env.is_main and cache.n_damaged:
+        d = cache.damaged[0]
+        say(
+            f"warning: {cache.n_damaged} damaged image(s) were skipped (e.g. row {d['row']} "
+            f"'{d['patch_id']}': {d['error']}); use --strict to stop on them"
+        )
+    return TrainResult(
+        run_dir.path, done, total, last_loss, first_loss, model_path, cache.n_damaged, cache.path
+    )
+
+
+def _loop(
+    cfg: TrainConfig,
+    run_dir: RunDir,
+    state: TrainState,
+    data: TrainingData,
+    env: DistEnv,
+    device: torch.device,
+    say: Log,
+    progress: bool,
+    on_step: OnStep | None,
+) -> tuple[int, float | None, float | None]:
+    """Run steps ``state.start_step .. total - 1``: log, checkpoint, stop on a non-finite loss.
+
+    Returns:
+        ``(steps done, first logged loss, last logged loss)``.
+    """
+    assert cfg.total_steps is not None
+    total, start = cfg.total_steps, state.start_step
+    model: torch.nn.Module = wrap_ddp(state.model, device) if env.enabled else state.model
     gather = all_gather_with_grad() if env.enabled else None
     fwd_model = torch.compile(model) if cfg.compile else model
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-        if device.type == "cuda"
-        else contextlib.nullcontext
-    )
-
-    loader = DeviceLoader(
-        cache,
-        rows,
-        local_bs,
-        device=device,
-        img_size=model_cfg_img(model),
-        n_s2=n_s2,
-        stats=cache.stats,
-        augment=cfg.augment,
-        shuffle=True,
-        drop_last=True,
-        seed=cfg.seed,
-        rank=env.rank,
-        world=env.world,
-        start_step=start,
-        num_steps=max(0, total - start),
-        workers=min(cfg.workers, os.cpu_count() or 1),
-        upsample=cfg.upsample,
-    )
-    metrics = MetricsLog(out, start, env.is_main)
+    amp_dtype = amp_dtype_for(device)
+    loader = make_train_loader(cfg, data, env, device, state.model.img_size, start, total)
+    metrics = MetricsLog(run_dir.path, start, env.is_main)
     if metrics.note:
         say(f"note: {metrics.note}")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -398,90 +300,68 @@ def _train(
     t_interval = time.perf_counter()
     t_start = time.perf_counter()
     done = start
-    bar = _TrainBar(progress, total, start)
+    label = "train" if start == 0 else f"train (from step {start})"
     try:
-        with bar:
+        with progress_bar(
+            label, total - start, "steps", enabled=progress, transient=False
+        ) as advance:
             model.train()
             for batch in loader:
-                with autocast():
-                    res = fwd_model(batch.s1, batch.s2, gather=gather)
-                loss = res.loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-                optimizer.step()
-                scheduler.step()
+                step = train_step(
+                    fwd_model,
+                    state.optimizer,
+                    batch.s1,
+                    batch.s2,
+                    params=params,
+                    grad_clip=cfg.grad_clip,
+                    scheduler=state.scheduler,
+                    gather=gather,
+                    amp_dtype=amp_dtype,
+                )
                 done = batch.step + 1
+                assert step.grad_norm is not None
                 terms = {
-                    "loss": loss.detach().float(),
-                    **{k: v.detach().float() for k, v in res.losses.items()},
-                    "grad_norm": grad_norm.detach().float(),
+                    "loss": step.loss.float(),
+                    **{k: v.float() for k, v in step.losses.items()},
+                    "grad_norm": step.grad_norm.detach().float(),
                 }
                 for k, v in terms.items():
                     acc[k] = acc[k] + v if k in acc else v.clone()
                 acc_n += 1
+                advance(1)
                 want_ckpt = done % cfg.checkpoint_every == 0 or done == total
-                if done % cfg.log_every == 0 or want_ckpt or on_step is not None:
-                    vals = _reduce_mean(acc, acc_n, env)
-                    # a NaN/inf loss of any step (any rank) makes the interval mean non-finite
-                    if not all(math.isfinite(v) for k, v in vals.items() if k != "grad_norm"):
-                        raise NonFiniteLoss(
-                            f"the loss became {vals['loss']} before step {done}; training stopped. The last good "
-                            f"checkpoint is kept in {out / 'checkpoints'} (lower --lr or check the data)"
-                        )
-                    now = time.perf_counter()
-                    rate = acc_n * global_bs / max(now - t_interval, 1e-9)
-                    elapsed = elapsed0 + now - t_start
-                    row = {
+                if not (done % cfg.log_every == 0 or want_ckpt or on_step is not None):
+                    continue
+                vals = _reduce_mean(acc, acc_n, env)
+                # a NaN/inf loss of any step (any rank) makes the interval mean non-finite
+                if not all(math.isfinite(v) for k, v in vals.items() if k != "grad_norm"):
+                    raise NonFiniteLoss(
+                        f"the loss became {vals['loss']} before step {done}; training stopped. The last good "
+                        f"checkpoint is kept in {run_dir.checkpoints} (lower --lr or check the data)"
+                    )
+                now = time.perf_counter()
+                rate = acc_n * data.global_batch / max(now - t_interval, 1e-9)
+                elapsed = state.elapsed + now - t_start
+                metrics.write(
+                    {
                         "step": done,
                         "epoch": batch.epoch,
                         **vals,
-                        "lr": lr,
+                        "lr": step.lr,
                         "pairs_per_s": rate,
                         "elapsed_s": elapsed,
                     }
-                    metrics.write(row)
-                    first_loss = vals["loss"] if first_loss is None else first_loss
-                    last_loss = vals["loss"]
-                    bar.update(done, vals["loss"], rate)
-                    acc, acc_n, t_interval = {}, 0, now
-                    if want_ckpt:
-                        _save(
-                            out,
-                            done,
-                            model,
-                            optimizer,
-                            scheduler,
-                            cfg,
-                            env,
-                            elapsed,
-                            batch.epoch,
-                            per_epoch,
-                            device,
-                        )
-                    if on_step is not None:
-                        on_step(done, vals["loss"])
-                else:
-                    bar.update(done, None, None)
-        model_path = None
-        if env.is_main and done >= total:
-            model_path = export_encoder(_unwrap(model), out / "model.safetensors", cfg.model)
-        if env.is_main and cache.n_damaged:
-            d = cache.damaged[0]
-            say(
-                f"warning: {cache.n_damaged} damaged image(s) were skipped (e.g. row {d['row']} "
-                f"'{d['patch_id']}': {d['error']}); use --strict to stop on them"
-            )
-        return TrainResult(
-            out, done, total, last_loss, first_loss, model_path, cache.n_damaged, cache.path
-        )
+                )
+                first_loss = vals["loss"] if first_loss is None else first_loss
+                last_loss = vals["loss"]
+                acc, acc_n, t_interval = {}, 0, now
+                if want_ckpt:
+                    _save_checkpoint(run_dir, done, state, cfg, env, elapsed, data, device)
+                if on_step is not None:
+                    on_step(done, vals["loss"])
     finally:
         metrics.close()
-
-
-def model_cfg_img(model: torch.nn.Module) -> int:
-    return int(_unwrap(model).img_size)
+    return done, first_loss, last_loss
 
 
 def _reduce_mean(acc: dict[str, torch.Tensor], n: int, env: DistEnv) -> dict[str, float]:
@@ -495,32 +375,32 @@ def _reduce_mean(acc: dict[str, torch.Tensor], n: int, env: DistEnv) -> dict[str
     return dict(zip(keys, vec.cpu().tolist(), strict=True))
 
 
-def _save(
-    out: Path,
+def _save_checkpoint(
+    run_dir: RunDir,
     step: int,
-    model,
-    optimizer,
-    scheduler,
+    state: TrainState,
     cfg: TrainConfig,
     env: DistEnv,
     elapsed: float,
-    epoch: int,
-    per_epoch: int,
+    data: TrainingData,
     device: torch.device,
 ) -> None:
+    """Gather every rank's RNG state; rank 0 writes the checkpoint of ``step``."""
     rng = capture_rng(device)
+    states: list[Any]
     if env.enabled:
         import torch.distributed as dist
 
-        states: list[Any] = [None] * env.world
+        states = [None] * env.world
         dist.all_gather_object(states, rng)
     else:
         states = [rng]
+    per_epoch = data.batches_per_epoch
     if env.is_main:
-        save_checkpoint(out / "checkpoints", step, {
-            "model": _unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+        save_checkpoint(run_dir.checkpoints, step, {
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict(),
             "rng": states,
             "data": {"seed": cfg.seed, "next_step": step, "epoch": step // per_epoch,
                      "batch_in_epoch": step % per_epoch, "batches_per_epoch": per_epoch, "world": env.world},
@@ -528,66 +408,3 @@ def _save(
             "config": json.dumps(cfg.to_dict()),
         }, keep=cfg.keep_checkpoints)  # fmt: skip
     barrier(env)
-
-
-def export_encoder(model: torch.nn.Module, path: Path, name: str) -> Path:
-    """Write ``model.encoder_state_dict()`` as safetensors (atomic; metadata: model name and config)."""
-    from safetensors.torch import save_file
-
-    sd = {k: v.detach().cpu().contiguous().clone() for k, v in model.encoder_state_dict().items()}
-    meta = {
-        "model": name,
-        "config": json.dumps(dataclasses.asdict(model.config)),
-        "format": "csmoe-encoder",
-    }
-    with atomic_file(path) as tmp:
-        save_file(sd, str(tmp), metadata=meta)
-    return path
-
-
-class _TrainBar:
-    """Progress bar with loss, pairs/s and ETA (no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
-        self.enabled = enabled
-        self.total, self.start = total, start
-        self._bar = None
-
-    def __enter__(self) -> _TrainBar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                TextColumn("{task.fields[rate]} pairs/s"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task(
-                "train", total=self.total, completed=self.start, loss="-", rate="-"
-            )
-        return self
-
-    def update(self, done: int, loss: float | None, rate: float | None) -> None:
-        if self._bar is None:
-            return
-        fields = {}
-        if loss is not None:
-            fields = {"loss": f"{loss:.4f}", "rate": f"{rate:,.0f}"}
-        self._bar.update(self._task, completed=done, **fields)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)

@@ -22,8 +22,10 @@ def build_optimizer(
     model: torch.nn.Module, cfg: TrainConfig, device: torch.device
 ) -> torch.optim.AdamW:
     """AdamW(betas, weight decay) with ``model.no_weight_decay()`` in a group without decay; fused on CUDA."""
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
+    names = getattr(model, "no_weight_decay", None)  # CSMoE's; any other module: decay everything
+    skip: set[str] = set(names()) if callable(names) else set()
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if name in skip else decay).append(p)
@@ -40,7 +42,7 @@ def build_optimizer(
         and all(p.is_cuda and p.is_floating_point() for p in params)
         and len({p.device for p in params}) == 1
     )
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), fused=fused)
 
 
 def build_scheduler(

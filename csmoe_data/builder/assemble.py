@@ -1,0 +1,75 @@
+"""Stage 3 of a build: footprint attributes + descriptors -> one GeoDataFrame in EPSG:4326."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from csmoe_common import manifest as schema
+from csmoe_data.builder.describe import Described
+
+#: columns holding imagery paths, written relative to the manifest where possible
+IMAGERY_COLUMNS = (schema.S1_PATH, schema.S2_PATH, "image_path")
+
+
+def project_root(folder: Path) -> Path | None:
+    """The nearest folder at or above ``folder`` holding ``pyproject.toml`` or ``.git``."""
+    for d in (folder, *folder.parents):
+        if (d / "pyproject.toml").exists() or (d / ".git").exists():
+            return d
+    return None
+
+
+def relative_paths(values: pd.Series, out_dir: Path) -> pd.Series:
+    """Imagery paths as written into a manifest in ``out_dir``.
+
+    Relative to the manifest's folder when the imagery lies below it; also relative (with
+    ``..``) when the manifest and the imagery lie in the same project tree (below the nearest
+    folder above the manifest holding ``pyproject.toml`` or ``.git``), so that a manifest
+    committed beside its imagery, like the bundled ``data_manifests/bigearthnet_sample.parquet``,
+    stays valid wherever the tree is cloned; otherwise absolute (never ``../../..`` out of, say,
+    ``/tmp`` into an unrelated tree).
+    """
+    out_dir = out_dir.resolve()
+    root = project_root(out_dir)
+
+    def rel(v: object) -> str | None:
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            return None
+        p = Path(str(v)).resolve()
+        if p.is_relative_to(out_dir):
+            return p.relative_to(out_dir).as_posix()
+        if root is not None and p.is_relative_to(root):
+            return Path(os.path.relpath(p, out_dir)).as_posix()
+        return str(p)
+
+    return pd.Series([rel(v) for v in values], index=values.index, dtype="string")
+
+
+def assemble(table: pd.DataFrame, described: Described, out_dir: Path) -> gpd.GeoDataFrame:
+    """Join the footprints' attributes and their descriptors into the manifest's rows.
+
+    ``patch_id`` and ``crs`` come first, then the source's attributes (imagery paths made
+    relative by :func:`relative_paths`), then the descriptors; a computed descriptor replaces a
+    same-named attribute. The geometry is each footprint in EPSG:4326.
+    """
+    descriptors = described.descriptors
+    attrs = table.drop(columns=[schema.GEOMETRY]).reset_index(drop=True)
+    clash = [c for c in descriptors.columns if c in attrs.columns]
+    attrs = attrs.drop(columns=clash)  # computed descriptors win over same-named attributes
+    for col in IMAGERY_COLUMNS:
+        if col in attrs.columns:
+            attrs[col] = relative_paths(attrs[col], out_dir)
+    front = [schema.PATCH_ID, schema.CRS]
+    attrs = attrs[front + [c for c in attrs.columns if c not in front]]
+    attrs[schema.PATCH_ID] = attrs[schema.PATCH_ID].astype("string")
+    attrs[schema.CRS] = attrs[schema.CRS].astype("string")
+    return gpd.GeoDataFrame(
+        pd.concat([attrs, descriptors], axis=1),
+        geometry=gpd.GeoSeries.from_wkb(described.geometry_wkb, crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )

@@ -1,0 +1,245 @@
+"""Compiled kernels of the descriptor engine (numba), with their pure-Python twins.
+
+The ``*_py`` functions are plain Python over numpy arrays: numba compiles them (``njit``) when it
+is installed and ``CSMOE_NO_NUMBA`` is not set; otherwise the numpy paths of
+:mod:`csmoe_data.engine.coverage` and :mod:`csmoe_data.descriptors` are used, which give the same
+results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: sub-bins per raw value in the compiled histogram (see :func:`_coverage_histogram_py`)
+_JIT_LANES = 4
+
+
+def _coverage_histogram_py(
+    row: NDArray[np.int64],
+    col: NDArray[np.int64],
+    dy: NDArray[np.float64],
+    part: NDArray[np.float64],
+    a: int,
+    b: int,
+    row0: int,
+    col0: int,
+    block: NDArray[np.generic],
+    scratch: NDArray[np.float64],
+    mark: NDArray[np.uint8],
+    out: NDArray[np.float64],
+) -> None:
+    """Weighted histogram of raw values under one polygon's exact coverage, fused in one pass.
+
+    The compiled twin (:func:`jit_kernels`) of :func:`csmoe_data.engine.coverage.coverage_raw` followed by a
+    weighted bincount. The pieces ``[a, b)`` are summed per cell of the window into
+    ``scratch`` (``dy``, then partial areas; column ``w`` of each row collects the ``dy`` of
+    pieces right of the window), and the distinct cells they touch are listed per row (counting
+    sort by row, then by column). Each row is then swept right to left (Green's theorem, as in
+    :func:`csmoe_data.engine.coverage.coverage_raw`): between two boundary cells every pixel has the same coverage (the
+    row's suffix sum of ``dy``), so runs of interior pixels add that value straight into the
+    bin of their raw value, runs outside the polygon (coverage exactly 0) are skipped, and each
+    boundary cell adds its partial area on top. Consecutive pixels go to ``_JIT_LANES``
+    sub-bins so that runs of one value do not chain their additions.
+
+    ``scratch`` (at least ``2 * h * (w + 1)`` zeros) and ``mark`` (at least ``h * (w + 1)``
+    zeros) are left zeroed for the next call; ``out`` (longer than the largest value) is
+    overwritten.
+    """
+    h, w = block.shape
+    ww = w + 1
+    pofs = h * ww  # the partial areas follow the dy sums
+    n = b - a
+    cell_r = np.empty(n, dtype=np.int64)
+    cell_c = np.empty(n, dtype=np.int64)
+    count = np.zeros(h + 1, dtype=np.int64)
+    m = 0
+    for i in range(a, b):
+        r = row[i] - row0
+        c = col[i] - col0
+        if r < 0 or r >= h or c < 0:
+            continue  # other rows, or left of the window: no coverage inside it
+        if c >= w:
+            scratch[r * ww + w] += dy[i]  # right of the window: its dy covers the whole row
+            continue
+        k = r * ww + c
+        scratch[k] += dy[i]
+        scratch[pofs + k] += part[i]
+        if mark[k] == 0:
+            mark[k] = 1
+            cell_r[m] = r
+            cell_c[m] = c
+            count[r + 1] += 1
+            m += 1
+    for r in range(h):
+        count[r + 1] += count[r]
+    fill = count[:h].copy()
+    cols = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        r = cell_r[j]
+        cols[fill[r]] = cell_c[j]
+        fill[r] += 1
+    nv = out.shape[0]
+    lanes = np.zeros(nv * _JIT_LANES)
+    for r in range(h):
+        s0, s1 = count[r], count[r + 1]
+        # sort the row's cells by column: Shell sort (gaps 1, 4, 13, ...), no allocation and
+        # quick to compile (np.sort would add seconds to the first compilation)
+        gap = 1
+        while gap < (s1 - s0) // 3:
+            gap = 3 * gap + 1
+        while gap > 0:
+            for j in range(s0 + gap, s1):
+                v = cols[j]
+                q = j - gap
+                while q >= s0 and cols[q] > v:
+                    cols[q + gap] = cols[q]
+                    q -= gap
+                cols[q + gap] = v
+            gap //= 3
+        base = r * ww
+        acc = scratch[base + w]
+        scratch[base + w] = 0.0
+        hi = w  # pixels [c + 1, hi) lie between two boundary cells: coverage acc
+        for j in range(s1 - 1, s0 - 1, -1):
+            c = cols[j]
+            if acc != 0.0:
+                for x in range(c + 1, hi):
+                    lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += acc
+            k = base + c
+            lanes[np.intp(block[r, c]) * _JIT_LANES + (c & (_JIT_LANES - 1))] += (
+                acc + scratch[pofs + k]
+            )
+            acc += scratch[k]
+            scratch[k] = 0.0
+            scratch[pofs + k] = 0.0
+            mark[k] = 0
+            hi = c
+        if acc != 0.0:
+            for x in range(0, hi):
+                lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += acc
+    for j in range(nv):
+        t = 0.0
+        for q in range(_JIT_LANES):
+            t += lanes[j * _JIT_LANES + q]
+        out[j] = t
+
+
+def _cut_edges_py(
+    x0: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    x1: NDArray[np.float64],
+    y1: NDArray[np.float64],
+    start: NDArray[np.int64],
+    row: NDArray[np.int64],
+    col: NDArray[np.int64],
+    dy: NDArray[np.float64],
+    partial: NDArray[np.float64],
+) -> None:
+    """Compiled twin of the cutting in :func:`csmoe_data.engine.coverage.boundary_pieces`.
+
+    Edge ``e`` is cut at its crossings with the integer x and y lines (the two sequences merged
+    by ``t``, ties x first, as the numpy path orders them) into pieces
+    ``[start[e], start[e + 1])``; each piece is attributed to the pixel containing its midpoint.
+    """
+    last = np.nextafter(1.0, 0.0)
+    for e in range(len(x0)):
+        ax, ay, bx, by = x0[e], y0[e], x1[e], y1[e]
+        ddx, ddy = bx - ax, by - ay
+        # x lines: k runs from kx to kx_end (inclusive) in the direction of travel
+        xlo = np.floor(min(ax, bx)) + 1.0
+        xhi = np.ceil(max(ax, bx)) - 1.0
+        nx = int(max(xhi - xlo + 1.0, 0.0))
+        xstep = 1.0 if bx >= ax else -1.0
+        kx = xlo if bx >= ax else xhi
+        ylo = np.floor(min(ay, by)) + 1.0
+        yhi = np.ceil(max(ay, by)) - 1.0
+        ny = int(max(yhi - ylo + 1.0, 0.0))
+        ystep = 1.0 if by >= ay else -1.0
+        ky = ylo if by >= ay else yhi
+        ix = 0
+        iy = 0
+        tx = 2.0
+        ty = 2.0
+        if nx > 0:
+            tx = min(max((kx - ax) / ddx, 0.0), last)
+        if ny > 0:
+            ty = min(max((ky - ay) / ddy, 0.0), last)
+        px = ax + 0.0 * ddx
+        py = ay + 0.0 * ddy
+        o = start[e]
+        for _ in range(nx + ny + 1):
+            if ix < nx and (iy >= ny or tx <= ty):
+                t = tx
+                ix += 1
+                if ix < nx:
+                    tx = min(max((kx + xstep * ix - ax) / ddx, 0.0), last)
+            elif iy < ny:
+                t = ty
+                iy += 1
+                if iy < ny:
+                    ty = min(max((ky + ystep * iy - ay) / ddy, 0.0), last)
+            else:
+                t = 1.0
+            qx = ax + t * ddx
+            qy = ay + t * ddy
+            xm = 0.5 * (px + qx)
+            ym = 0.5 * (py + qy)
+            c = np.floor(xm)
+            d = qy - py
+            row[o] = np.int64(np.floor(ym))
+            col[o] = np.int64(c)
+            dy[o] = d
+            partial[o] = d * (xm - c)
+            o += 1
+            px = qx
+            py = qy
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """numba dispatchers of :func:`_coverage_histogram_py` and :func:`_cut_edges_py`."""
+
+    coverage_histogram: Callable[..., None]
+    cut_edges: Callable[..., None]
+
+
+_KERNELS: list[_Kernels | None] = []  # [kernels or None], filled on first use
+
+
+def jit_kernels() -> _Kernels | None:
+    """The compiled kernels, or None to use the numpy path.
+
+    The kernels are :func:`_coverage_histogram_py` and :func:`_cut_edges_py` compiled by numba.
+
+    numba is imported only here, on first use: importing it and loading the cached machine
+    code costs about 0.6 s per process (compiling, the first time, about 2.5 s), paid only by
+    processes that describe footprints, which is why small jobs keep the numpy path
+    (:data:`csmoe_data.builder.describe.COMPILED_MIN_FOOTPRINTS`). None when ``CSMOE_NO_NUMBA=1`` or numba
+    is missing. Compiled code is cached on disk where a cache directory is writable (numba
+    tries ``NUMBA_CACHE_DIR``, the package's ``__pycache__``, then the user's cache); where
+    none is, it compiles in memory instead of failing.
+    """
+    if _KERNELS:
+        return _KERNELS[0]
+    kernels = None
+    if os.environ.get("CSMOE_NO_NUMBA", "") not in ("1", "true", "yes"):
+        try:
+            import numba
+        except ImportError:  # the numpy path
+            pass
+        else:
+
+            def jit(f: Callable[..., None]) -> Callable[..., None]:
+                try:
+                    return numba.njit(cache=True, nogil=True)(f)
+                except Exception:  # no writable cache location: compile in memory
+                    return numba.njit(cache=False, nogil=True)(f)
+
+            kernels = _Kernels(jit(_coverage_histogram_py), jit(_cut_edges_py))
+    _KERNELS.append(kernels)
+    return kernels

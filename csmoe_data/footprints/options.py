@@ -1,0 +1,6 @@
+"""Defaults of the footprint sources (light: the CLI reads them without importing GDAL)."""
+
+#: ``csmoe-data grid`` refuses to write more cells than this unless told otherwise
+DEFAULT_MAX_CELLS = 2_000_000
+#: folder sources with fewer files than this show no progress bar unless asked
+FOOTPRINT_BAR_MIN = 2000

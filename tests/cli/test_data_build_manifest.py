@@ -1,0 +1,205 @@
+"""``csmoe-data build-manifest`` through Typer's CliRunner: success, summary, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+from typer.testing import CliRunner
+
+from csmoe_cli.data_app import app
+from csmoe_data.manifest import read_manifest
+
+X0, Y0 = 500000.0, 5000000.0
+runner = CliRunner()
+
+
+@pytest.fixture
+def data(tmp_path, geotiff):
+    lc = np.full((100, 100), 40, dtype=np.uint8)
+    lc[:, 50:] = 10
+    geotiff(tmp_path / "lc.tif", lc, from_origin(X0, Y0, 10, 10), crs="EPSG:32633", nodata=0)
+    kg = np.full((10, 10), 10, dtype=np.uint8)  # Rubel 10 = Cfb
+    kg_transform = from_origin(14.0, 46.0, 0.2, 0.2)
+    geotiff(tmp_path / "kg.tif", kg, kg_transform, crs="EPSG:4326", nodata=32)
+    geoms = [shapely.box(X0 + 100 * i, Y0 - 300, X0 + 100 * i + 200, Y0 - 100) for i in range(6)]
+    gpd.GeoDataFrame({"tile_id": [f"t{i}" for i in range(6)]}, geometry=geoms, crs=32633).to_file(
+        tmp_path / "fp.geojson"
+    )
+    return tmp_path
+
+
+def _args(d, out="m.parquet", **over):
+    opts = {
+        "--footprints": str(d / "fp.geojson"),
+        "--landcover": str(d / "lc.tif"),
+        "--landcover-legend": "worldcover",
+        "--climate": str(d / "kg.tif"),
+        "--climate-legend": "koppen-rubel",
+        "--out": str(d / out),
+        "--id-column": "tile_id",
+    }
+    opts.update(over)
+    args = ["build-manifest"]
+    for k, v in opts.items():
+        if v is not None:
+            args += [k, v]
+    return args
+
+
+def test_cli_builds_and_summarises(data):
+    res = runner.invoke(app, _args(data))
+    assert res.exit_code == 0, res.output
+    flat = "".join(res.stdout.split())
+    assert "rows6" in flat and "".join(str(data / "m.parquet").split()) in flat
+    gdf, meta = read_manifest(data / "m.parquet")
+    assert list(gdf["patch_id"]) == [f"t{i}" for i in range(6)]
+    assert gdf["lc_major"].tolist() == [40, 40, 40, 40, 10, 10]  # t4: a tie, first in legend order
+    assert gdf["lc_40"].tolist()[3:] == pytest.approx([1.0, 0.5, 0.0])
+    assert (gdf["kg_major"] == "Cfb").all()
+    assert meta["parameters"]["id_column"] == "tile_id"
+    # no --overwrite: refused, file untouched
+    before = (data / "m.parquet").read_bytes()
+    res = runner.invoke(app, _args(data))
+    assert res.exit_code != 0 and "--overwrite" in res.stderr
+    assert (data / "m.parquet").read_bytes() == before
+    res = runner.invoke(app, [*_args(data), "--overwrite", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert (data / "m.parquet").read_bytes() == before
+
+
+def test_cli_unknown_codes_reported(data):
+    with rasterio.open(data / "lc.tif", "r+") as ds:
+        arr = ds.read(1)
+        arr[27:30, :5] = 123
+        ds.write(arr, 1)
+    res = runner.invoke(app, _args(data))
+    assert res.exit_code == 0, res.output
+    assert "unknown landcover codes" in res.stdout and "123" in res.stdout
+    meta = read_manifest(data / "m.parquet")[1]
+    assert meta["unknown_codes"]["landcover"]["values"] == {
+        "123": pytest.approx(15.0)
+    }  # 3 x 5 px under t0
+
+
+def test_cli_sampling_and_pool(data):
+    res = runner.invoke(app, [*_args(data, "pool.parquet")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        [
+            "build-manifest",
+            "--pool",
+            str(data / "pool.parquet"),
+            "--n",
+            "3",
+            "--seed",
+            "2",
+            "--out",
+            str(data / "s.parquet"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    gdf, meta = read_manifest(data / "s.parquet")
+    assert len(gdf) == 3 and meta["sampling"]["seed"] == 2 and "selected from 6" in res.stdout
+    res = runner.invoke(app, [*_args(data, "s2.parquet"), "--n", "3", "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    assert list(read_manifest(data / "s2.parquet")[0]["patch_id"]) == list(gdf["patch_id"])
+    res = runner.invoke(app, [*_args(data, "bad.parquet"), "--split", "train=0.5,val=0.2"])
+    assert res.exit_code != 0 and "--split" in res.stderr
+
+
+def _fail(res, data, out="x.parquet"):
+    assert res.exit_code != 0
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert not (data / out).exists()
+    assert not [p for p in data.iterdir() if p.name.startswith(".x.parquet")]
+    return lines[0]
+
+
+def test_bad_input_missing_files(data):
+    assert "not found" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--footprints": str(data / "none.gpkg")})),
+        data,
+    )
+    assert "not found" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "none.tif")})),
+        data,
+    )
+    assert "sample" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--climate": "sample:nope"})), data
+    )
+
+
+def test_bad_input_corrupt_and_crsless_rasters(data, geotiff):
+    (data / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 200)
+    msg = _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--landcover": str(data / "corrupt.tif")})),
+        data,
+    )
+    assert "corrupt.tif" in msg
+    geotiff(data / "nocrs.tif", np.ones((4, 4), dtype=np.uint8), from_origin(0, 4, 1, 1), crs=None)
+    assert "no CRS" in _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--climate": str(data / "nocrs.tif")})), data
+    )
+
+
+def test_bad_input_footprints(data):
+    (data / "empty.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    msg = _fail(
+        runner.invoke(
+            app, _args(data, "x.parquet", **{"--footprints": str(data / "empty.geojson")})
+        ),
+        data,
+    )
+    assert "empty" in msg.lower() or "no footprints" in msg.lower()
+    geoms = [shapely.box(X0, Y0 - 100, X0 + 100, Y0)] * 2
+    gpd.GeoDataFrame({"tile_id": ["a", "a"]}, geometry=geoms, crs=32633).to_file(
+        data / "dup.geojson"
+    )
+    assert (
+        "duplicate"
+        in _fail(
+            runner.invoke(
+                app, _args(data, "x.parquet", **{"--footprints": str(data / "dup.geojson")})
+            ),
+            data,
+        ).lower()
+    )
+    gpd.GeoDataFrame({"tile_id": ["a", None]}, geometry=geoms, crs=32633).to_file(
+        data / "nullid.geojson"
+    )
+    msg = _fail(
+        runner.invoke(
+            app, _args(data, "x.parquet", **{"--footprints": str(data / "nullid.geojson")})
+        ),
+        data,
+    )
+    assert "empty" in msg or "missing" in msg
+    msg = _fail(runner.invoke(app, _args(data, "x.parquet", **{"--id-column": "nope"})), data)
+    assert "nope" in msg
+
+
+def test_bad_input_legends(data):
+    msg = _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--landcover-legend": "landsat"})), data
+    )
+    assert "unknown landcover legend 'landsat'" in msg and "worldcover" in msg
+    msg = _fail(
+        runner.invoke(app, _args(data, "x.parquet", **{"--climate-legend": "koppen"})), data
+    )
+    assert "koppen-rubel" in msg
+    (data / "leg.csv").write_text("value;label\n1;x\n")
+    assert "code,name" in _fail(
+        runner.invoke(
+            app, _args(data, "x.parquet", **{"--landcover-legend": str(data / "leg.csv")})
+        ),
+        data,
+    )

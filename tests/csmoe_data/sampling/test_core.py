@@ -1,0 +1,420 @@
+"""Sampling: allocation arithmetic, strategies, determinism, filters, metadata."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from csmoe_common.errors import CsmoeError, UnknownNameError
+from csmoe_common.registry import Registry
+from csmoe_data.errors import CsmoeDataError
+from csmoe_data.sampling import (
+    STRATEGIES,
+    SamplingOptions,
+    Strategy,
+    StrategyName,
+    allocate,
+    list_strategies,
+    pool_checksum,
+    register_strategy,
+    sample_manifest,
+)
+from csmoe_data.sampling import strategies as strategies_mod
+from csmoe_data.sampling.coverage import kcenter_greedy, kmeans_medoids, refine_medoids, repair_max
+from csmoe_data.sampling.features import (
+    climate_columns,
+    landcover_columns,
+    load_landcover_groups,
+    strata_labels,
+)
+
+LC = [1, 2, 3, 4]
+KG = ["Cfb", "Dfb", "BWh"]
+
+
+def make_pool(rows: int = 400, seed: int = 0, cell: float = 0.1) -> gpd.GeoDataFrame:
+    """Touching square cells on a lon/lat lattice with mixed, skewed descriptors."""
+    rng = np.random.default_rng(seed)
+    lc_major = rng.choice(len(LC), size=rows, p=[0.6, 0.25, 0.1, 0.05])
+    kg_major = rng.choice(len(KG), size=rows, p=[0.7, 0.2, 0.1])
+    lc = rng.dirichlet(np.ones(len(LC)) * 0.3, size=rows)
+    lc[np.arange(rows), lc_major] += 1.0
+    lc /= lc.sum(axis=1, keepdims=True)
+    kg = rng.dirichlet(np.ones(len(KG)) * 0.2, size=rows)
+    kg[np.arange(rows), kg_major] += 1.5
+    kg /= kg.sum(axis=1, keepdims=True)
+    data: dict[str, object] = {"patch_id": [f"p{i:05d}" for i in range(rows)]}
+    for j, c in enumerate(LC):
+        data[f"lc_{c}"] = lc[:, j].astype(np.float32)
+    data["lc_valid_frac"] = np.ones(rows, dtype=np.float32)
+    data["lc_major"] = pd.array(np.asarray(LC)[lc.argmax(axis=1)], dtype="Int32")
+    data["lc_entropy"] = np.zeros(rows, dtype=np.float32)
+    for j, s in enumerate(KG):
+        data[f"kg_{s}"] = kg[:, j].astype(np.float32)
+    data["kg_valid_frac"] = np.ones(rows, dtype=np.float32)
+    data["kg_major"] = pd.array(np.asarray(KG)[kg.argmax(axis=1)], dtype="string")
+    data["crs"] = "EPSG:32633"
+    data["cloud"] = rng.uniform(0, 1, rows)
+    side = int(np.ceil(np.sqrt(rows)))
+    x = (np.arange(rows) % side) * cell + 10.0
+    y = (np.arange(rows) // side) * cell + 45.0
+    return gpd.GeoDataFrame(
+        pd.DataFrame(data), geometry=shapely.box(x, y, x + cell, y + cell), crs="EPSG:4326"
+    )
+
+
+# --- allocation ------------------------------------------------------------------------
+
+
+def test_allocate_alpha_extremes() -> None:
+    sizes = [900, 90, 10]
+    assert allocate(sizes, 100, alpha=1.0).tolist() == [90, 9, 1]
+    assert allocate([900, 90, 50], 99, alpha=0.0).tolist() == [33, 33, 33]
+    # alpha 0: an equal share, capped at the stratum size, the rest redistributed
+    assert allocate(sizes, 99, alpha=0.0).tolist() == [45, 44, 10]
+
+
+def test_allocate_sqrt_rule() -> None:
+    counts = allocate([10_000, 100], 110, alpha=0.5)
+    assert counts.tolist() == [100, 10]  # sqrt sizes 100 : 10
+
+
+def test_allocate_min_one_per_stratum_and_exact_total() -> None:
+    sizes = np.array([100_000, 50, 3, 1, 1, 7])
+    for n in range(6, 200, 7):
+        for alpha in (0.0, 0.3, 0.5, 1.0):
+            c = allocate(sizes, n, alpha)
+            assert c.sum() == n
+            assert (c >= 1).all()
+            assert (c <= sizes).all()
+
+
+def test_allocate_fewer_samples_than_strata() -> None:
+    c = allocate([100, 50, 10, 5], 2, alpha=1.0)
+    assert c.sum() == 2 and (c <= 1).all()
+    assert c.tolist() == [1, 1, 0, 0]  # the largest weights win
+
+
+def test_allocate_budget_larger_than_pool_and_empty_strata() -> None:
+    assert allocate([5, 0, 3], 100, 0.5).tolist() == [5, 0, 3]
+    assert allocate([0, 0], 10, 0.5).tolist() == [0, 0]
+    assert allocate([4, 0, 4], 3, 0.5)[1] == 0
+    assert allocate([], 10, 0.5).tolist() == []
+    assert allocate([5, 5], 0, 0.5).tolist() == [0, 0]
+
+
+def test_allocate_weights_shift_leftovers() -> None:
+    plain = allocate([100, 100], 50, 0.5)
+    weighted = allocate([100, 100], 50, 0.5, weights=np.array([1.0, 3.0]))
+    assert plain.tolist() == [25, 25]
+    assert weighted[1] > weighted[0] and weighted.sum() == 50
+
+
+def test_allocate_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        allocate([-1, 2], 3)
+    with pytest.raises(ValueError):
+        allocate([1, 2], -3)
+    with pytest.raises(ValueError):
+        allocate([1, 2], 3, alpha=-1)
+
+
+# --- descriptor helpers ------------------------------------------------------------------
+
+
+def test_column_helpers_and_strata() -> None:
+    pool = make_pool(50)
+    assert landcover_columns(pool.columns) == [f"lc_{c}" for c in LC]
+    assert climate_columns(pool.columns) == [f"kg_{s}" for s in KG]
+    labels = strata_labels(pool)
+    assert labels[0] == f"{pool['kg_major'].iloc[0]}|{pool['lc_major'].iloc[0]}"
+    grouped = strata_labels(pool, "group", {1: "forest", 2: "forest"})
+    assert set(s.split("|")[0] for s in grouped) <= {"C", "D", "B"}
+    assert set(s.split("|")[1] for s in grouped) <= {"forest", "3", "4"}
+
+
+def test_strata_with_missing_majority() -> None:
+    pool = make_pool(10)
+    pool.loc[0, "lc_major"] = pd.NA
+    pool.loc[1, "kg_major"] = pd.NA
+    labels = strata_labels(pool)
+    assert labels[0].endswith("|none") and labels[1].startswith("none|")
+
+
+@pytest.mark.parametrize("kind", ["json", "json-lists", "csv"])
+def test_landcover_groups_files(tmp_path, kind: str) -> None:
+    if kind == "json":
+        p = tmp_path / "g.json"
+        p.write_text(json.dumps({"1": "forest", "2": "forest", "3": "open"}))
+    elif kind == "json-lists":
+        p = tmp_path / "g.json"
+        p.write_text(json.dumps({"forest": [1, 2], "open": [3]}))
+    else:
+        p = tmp_path / "g.csv"
+        p.write_text("code,group\n1,forest\n2,forest\n3,open\n")
+    assert load_landcover_groups(p) == {1: "forest", 2: "forest", 3: "open"}
+
+
+def test_landcover_groups_errors(tmp_path) -> None:
+    with pytest.raises(CsmoeDataError, match="does not exist"):
+        load_landcover_groups(tmp_path / "nope.json")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,group\n1\n")
+    with pytest.raises(CsmoeDataError, match="bad land-cover groups"):
+        load_landcover_groups(bad)
+
+
+# --- covering -------------------------------------------------------------------------
+
+
+def test_kcenter_greedy_picks_the_extremes() -> None:
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 0.0], [0.0, 1.0], [0.05, 0.05]], dtype=np.float32)
+    picks = kcenter_greedy(X, 3)
+    assert set(picks.tolist()) >= {2, 3}
+    assert len(set(picks.tolist())) == 3
+
+
+def test_kmeans_medoids_one_per_blob_and_duplicates() -> None:
+    rng = np.random.default_rng(0)
+    blobs = np.array([[0, 0], [5, 5], [10, 0]], dtype=np.float32)
+    X = np.vstack([b + rng.normal(0, 0.1, (30, 2)) for b in blobs]).astype(np.float32)
+    picks = kmeans_medoids(X, 3, np.random.default_rng(1))
+    assert sorted(p // 30 for p in picks) == [0, 1, 2]
+    dup = np.repeat(np.eye(3, dtype=np.float32), 10, axis=0)
+    picks = kmeans_medoids(dup, 5, np.random.default_rng(1))
+    assert len(set(picks.tolist())) == 5
+    assert {tuple(dup[p]) for p in picks} == {tuple(r) for r in np.eye(3)}
+
+
+def test_kmeans_medoids_large_k_runs_hierarchically() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((3000, 3)).astype(np.float32)
+    picks = kmeans_medoids(X, 300, np.random.default_rng(1))  # > KMEANS_MAX_K: split first
+    assert len(picks) == 300 and len(set(picks.tolist())) == 300
+    # spread over the cube: every octant holds a fair share of the picks
+    octant = (X[picks] > 0.5).astype(int) @ np.array([1, 2, 4])
+    assert np.bincount(octant, minlength=8).min() >= 20
+
+
+def test_repair_max_lowers_the_worst_distance_within_groups() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 2)).astype(np.float32)
+    groups = (X[:, 0] > 0.5).astype(np.int64)
+    # picks bunched in one corner of each group: the far corners are badly covered
+    start = np.concatenate(
+        [
+            np.flatnonzero((groups == 0) & (X[:, 1] < 0.3))[:4],
+            np.flatnonzero((groups == 1) & (X[:, 1] < 0.3))[:4],
+        ]
+    )
+
+    def radii(sel: np.ndarray) -> np.ndarray:
+        return np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1)
+
+    out = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5)
+    assert (groups[out] == groups[start]).all() and len(set(out.tolist())) == len(out)
+    assert radii(out).max() < radii(start).max()
+    assert radii(out).sum() <= radii(start).sum() * 1.5
+
+
+def test_refine_keeps_groups_and_never_worsens() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((600, 3)).astype(np.float32)
+    groups = (X[:, 0] > 0.5).astype(np.int64)
+    start = np.concatenate([np.flatnonzero(groups == 0)[:5], np.flatnonzero(groups == 1)[:5]])
+
+    def cost(sel: np.ndarray) -> float:
+        d = np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1)
+        return float(d.sum())
+
+    out = refine_medoids(X, start, groups, np.random.default_rng(0))
+    assert (groups[out] == groups[start]).all()
+    assert len(set(out.tolist())) == len(out)
+    assert cost(out) < cost(start)
+
+
+# --- sample_manifest -----------------------------------------------------------------------
+
+
+def test_registry() -> None:
+    assert list_strategies()[:4] == ["thematic-climatic", "stratified", "cluster", "random"]
+    assert set(STRATEGIES) >= set(list_strategies())
+    with pytest.raises(CsmoeError, match="already registered"):
+        register_strategy("random")(Strategy)
+
+
+def test_strategy_names_enum_lists_the_builtins() -> None:
+    # the CLI's --strategy choices are this Enum: it must name exactly the built-in strategies
+    assert [s.value for s in StrategyName] == list_strategies()[: len(StrategyName)]
+    assert SamplingOptions().strategy == list_strategies()[0]
+
+
+def test_register_custom_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a registry of its own for this test (the built-ins copied), so nothing leaks into others
+    registry: Registry[Strategy] = Registry("sampling strategy")
+    for name, entry in STRATEGIES.items():
+        registry.add(name, entry)
+    monkeypatch.setattr(strategies_mod, "STRATEGIES", registry)
+
+    @register_strategy("first-rows-test")
+    class FirstRows(Strategy):
+        uses_alpha = False
+
+        def groups(self, ctx, n):
+            return np.zeros(len(ctx.X), dtype=np.int64), ["all"]
+
+        def pick(self, ctx, rows, k, rng):
+            return rows[:k]
+
+    out, meta = sample_manifest(make_pool(30), SamplingOptions(n=4, strategy="first-rows-test"))
+    assert out["patch_id"].tolist() == ["p00000", "p00001", "p00002", "p00003"]
+    assert meta["strategy"] == "first-rows-test"
+    assert "first-rows-test" in list_strategies()
+
+
+@pytest.mark.parametrize("strategy", ["thematic-climatic", "stratified", "cluster", "random"])
+def test_every_strategy_is_deterministic(strategy: str) -> None:
+    pool = make_pool(300)
+    a, meta_a = sample_manifest(pool, SamplingOptions(n=40, strategy=strategy, seed=3))
+    b, meta_b = sample_manifest(pool, SamplingOptions(n=40, strategy=strategy, seed=3))
+    c, _ = sample_manifest(pool, SamplingOptions(n=40, strategy=strategy, seed=4))
+    assert len(a) == 40 and a["patch_id"].is_unique
+    assert a["patch_id"].tolist() == b["patch_id"].tolist()
+    assert a["stratum"].tolist() == b["stratum"].tolist()
+    assert meta_a == meta_b
+    assert a["patch_id"].tolist() != c["patch_id"].tolist()
+    # output keeps pool order, all pool columns, plus stratum and split
+    pos = a["patch_id"].str.slice(1).astype(int).tolist()
+    assert pos == sorted(pos)
+    assert set(pool.columns) | {"stratum", "split"} == set(a.columns)
+    assert (a["split"] == "train").all()
+
+
+def test_stratified_strategies_cover_every_stratum() -> None:
+    pool = make_pool(400)
+    strata = set(strata_labels(pool).tolist())
+    for name in ("thematic-climatic", "stratified"):
+        out, meta = sample_manifest(pool, SamplingOptions(n=len(strata) + 5, strategy=name))
+        assert set(out["stratum"]) == strata
+        assert meta["groups"] == len(strata) == meta["groups_selected"]
+
+
+def test_default_beats_random_on_coverage_radius() -> None:
+    from csmoe_data.stats import compute_stats
+
+    pool = make_pool(600, seed=5)
+    tc, _ = sample_manifest(pool, SamplingOptions(n=40, seed=0))
+    rnd, _ = sample_manifest(pool, SamplingOptions(n=40, strategy="random", seed=0))
+    s_tc, s_rnd = compute_stats(tc, pool), compute_stats(rnd, pool)
+    assert s_tc["strata_coverage"] == 1.0
+    assert s_tc["kcenter_max_radius"] < s_rnd["kcenter_max_radius"]
+    assert s_tc["kcenter_mean_radius"] < s_rnd["kcenter_mean_radius"]
+
+
+def test_alpha_one_is_proportional() -> None:
+    pool = make_pool(400)
+    out, _ = sample_manifest(pool, SamplingOptions(n=100, strategy="stratified", alpha=1.0))
+    sizes = pd.Series(strata_labels(pool)).value_counts()
+    counts = out["stratum"].value_counts()
+    big = sizes.index[0]
+    assert abs(counts[big] - 100 * sizes[big] / len(pool)) <= 1 + 0.05 * 100
+
+
+def test_budget_larger_than_pool_and_n_none() -> None:
+    pool = make_pool(30)
+    out, meta = sample_manifest(pool, SamplingOptions(n=1000))
+    assert len(out) == 30 and meta["selected"] == 30 and meta["pool_size"] == 30
+    out, _ = sample_manifest(pool, SamplingOptions(n=None))
+    assert len(out) == 30
+
+
+def test_min_valid_frac_and_where_filters() -> None:
+    pool = make_pool(100)
+    pool.loc[:9, "lc_valid_frac"] = 0.2
+    pool.loc[10:14, "kg_valid_frac"] = np.nan
+    out, meta = sample_manifest(pool, SamplingOptions(n=None, where="cloud < 0.5"))
+    rest = pool.iloc[15:]
+    expected = set(rest.loc[rest["cloud"] < 0.5, "patch_id"])
+    assert set(out["patch_id"]) == expected and meta["eligible"] == len(expected)
+    out, _ = sample_manifest(pool, SamplingOptions(n=None, min_valid_frac=0.0))
+    assert len(out) == 100
+
+
+@pytest.mark.parametrize("expr", ["cloud <", "nope > 1", "cloud + 1"])
+def test_bad_where_is_one_line(expr: str) -> None:
+    with pytest.raises(CsmoeDataError) as err:
+        sample_manifest(make_pool(20), SamplingOptions(n=5, where=expr))
+    assert "\n" not in str(err.value) and "--where" in str(err.value)
+
+
+def test_bad_options() -> None:
+    pool = make_pool(20)
+    with pytest.raises(UnknownNameError, match="unknown sampling strategy 'nope'; known: thematic"):
+        sample_manifest(pool, SamplingOptions(n=5, strategy="nope"))
+    with pytest.raises(CsmoeDataError, match="alpha"):
+        sample_manifest(pool, SamplingOptions(n=5, alpha=-1))
+    with pytest.raises(CsmoeDataError, match="descriptor columns"):
+        sample_manifest(pool[["patch_id", "geometry"]], SamplingOptions(n=5))
+    with pytest.raises(CsmoeDataError, match="geometry"):
+        sample_manifest(
+            pd.DataFrame(pool.drop(columns="geometry")), SamplingOptions(n=5, min_distance=10.0)
+        )
+
+
+def test_climate_level_group_and_landcover_groups(tmp_path) -> None:
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"veg": [1, 2, 3, 4]}))
+    out, meta = sample_manifest(
+        make_pool(200), SamplingOptions(n=10, climate_level="group", landcover_groups=groups)
+    )
+    assert set(out["stratum"]) == {"C|veg", "D|veg", "B|veg"}
+    assert meta["options"]["landcover_groups"] == str(groups)
+    assert meta["groups"] == 3
+
+
+def test_metadata_and_checksum() -> None:
+    pool = make_pool(100)
+    out, meta = sample_manifest(pool, SamplingOptions(n=10, seed=7))
+    assert meta["strategy"] == "thematic-climatic" and meta["seed"] == 7
+    assert meta["pool_size"] == 100 and meta["selected"] == 10
+    assert (
+        meta["pool_checksum"] == pool_checksum(pool)
+        and meta["pool_checksum_of"] == "ids+descriptors"
+    )
+    assert meta["options"]["n"] == 10
+    json.dumps(meta)  # JSON-serialisable
+    _, meta2 = sample_manifest(pool, SamplingOptions(n=10), pool_checksum="abc")
+    assert meta2["pool_checksum"] == "abc" and meta2["pool_checksum_of"] == "file"
+
+
+def test_checksum_is_stable_and_sensitive() -> None:
+    pool = make_pool(50)
+    c = pool_checksum(pool)
+    assert c == pool_checksum(pool.copy()) and c.startswith("sha256:")
+    changed = pool.copy()
+    changed.loc[3, "lc_1"] = changed.loc[3, "lc_1"] + 0.01
+    assert pool_checksum(changed) != c
+    renamed = pool.copy()
+    renamed.loc[0, "patch_id"] = "other"
+    assert pool_checksum(renamed) != c
+    nan = pool.copy()
+    nan.loc[0, "lc_1"] = np.nan
+    zero = pool.copy()
+    zero.loc[0, "lc_1"] = 0.0
+    assert pool_checksum(nan) != pool_checksum(zero)
+    # geometry and pass-through attributes are not part of the checksum
+    moved = pool.copy()
+    moved["cloud"] = 0.0
+    assert pool_checksum(moved) == c
+
+
+def test_progress_bar_does_not_change_the_sample() -> None:
+    pool = make_pool(200)
+    quiet, _ = sample_manifest(pool, SamplingOptions(n=20), progress=False)
+    shown, _ = sample_manifest(pool, SamplingOptions(n=20), progress=True)
+    assert quiet["patch_id"].tolist() == shown["patch_id"].tolist()

@@ -1,0 +1,48 @@
+"""FLOP and parameter counts against closed-form counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from csmoe_model.flops import count_params, model_report
+
+
+def _dense_block_flops(n: int, d: int, h: int) -> int:
+    # qkv + proj + attention (QK^T and AV) + MLP, 2 FLOPs per multiply-add
+    return 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * n * d + 2 * 2 * n * d * h
+
+
+def test_encoder_flops_match_the_analytic_count() -> None:
+    r = model_report("csmae-tiny", batch=1)
+    c = r.config
+    d, n, p = c["embed_dim"], r.tokens_per_sensor + 1, c["patch_size"]
+    h = int(d * c["mlp_ratio"])
+    total = 0
+    for chans in c["in_chans"].values():
+        per_sensor = 2 * r.tokens_per_sensor * chans * p * p * d
+        per_sensor += (c["depth_sensor"] + c["depth_shared"]) * _dense_block_flops(n, d, h)
+        total += per_sensor
+    assert r.encode.total == total
+    # Soft MoE: logits, dispatch and combine are (n x d x slots) products; experts run on slots
+    m = model_report("csmoe-tiny", batch=1)
+    s, eh = m.config["num_experts"] * m.config["slots_per_expert"], m.config["expert_hidden_dim"]
+    moe_ffn = 3 * 2 * n * d * s + 2 * 2 * s * d * eh
+    blocks = 2 * (c["depth_sensor"] + c["depth_shared"])
+    assert m.encode.total == total - blocks * (2 * 2 * n * d * h) + blocks * moe_ffn
+
+
+def test_active_parameters_per_token() -> None:
+    import torch
+
+    from csmoe_model import build_model
+
+    with torch.device("meta"):
+        dense, moe = build_model("csmae-tiny"), build_model("csmoe-tiny")
+    pd, pm = count_params(dense), count_params(moe)
+    assert pd["active_per_token"] == pd["encoder"]
+    ffn = moe.encoder.shared_blocks[0].ffn
+    experts = sum(t.numel() for t in (ffn.w1, ffn.b1, ffn.w2, ffn.b2))
+    tokens = moe.num_patches + 1
+    moe_layers = 3 * 2 - 1  # 2 sensor blocks per sensor + 1 shared block
+    expected = pm["encoder"] - moe_layers * experts * (1 - ffn.num_slots / ffn.num_experts / tokens)
+    assert pm["active_per_token"] == pytest.approx(expected)
