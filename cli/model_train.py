@@ -50,13 +50,30 @@ def cache(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Decode the imagery again even if an up-to-date cache exists."
+        ),
+    ] = False,
 ) -> None:
-    """Decode a manifest's imagery once into the local cache that csmoe train and embed read."""
+    """Decode a manifest's imagery once into the local cache that csmoe train and embed read.
+
+    An existing cache is checked against its meta.json (shapes, sizes, checksums) and rebuilt
+    when damaged (with --strict: refused).
+    """
     from csmoe_model.data.cache import CacheSettings, open_cache
 
     settings = CacheSettings(int(bands.value), None, parse_bands(s2_bands), parse_bands(s1_bands))
     c = open_cache(
-        manifest, cache_dir, settings, workers=workers, strict=strict, progress=progress, log=_note
+        manifest,
+        cache_dir,
+        settings,
+        workers=workers,
+        strict=strict,
+        progress=progress,
+        log=_note,
+        rebuild=rebuild,
     )
     valid = int(c.valid.sum())
     console.print(

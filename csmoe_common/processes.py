@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from csmoe_common.errors import CsmoeError
 
@@ -301,3 +302,24 @@ def _acquire(
         if deadline is not None and time.monotonic() > deadline:
             raise CsmoeError(f"timed out after {timeout:g} s waiting for the lock {path}")
         delay = min(delay * 2, 0.5)
+
+
+# --------------------------------------------------------------------------------------- pools
+
+
+def stop_pool(executor: Any) -> None:
+    """Stop a ``ProcessPoolExecutor`` now: cancel what has not started and kill its workers.
+
+    ``shutdown(wait=True)`` (what leaving a ``with`` block does) waits for the running tasks, which
+    after an interruption can be forever (a worker blocked on a hung network file system);
+    ``shutdown(wait=False)`` alone leaves the workers running. Killing them is safe here: their
+    results are discarded, and they write only into the caller's temporary output.
+    """
+    processes = dict(getattr(executor, "_processes", None) or {})
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in processes.values():
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in processes.values():
+        with contextlib.suppress(Exception):
+            proc.join(timeout=5)

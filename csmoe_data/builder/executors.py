@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
+from csmoe_common.processes import stop_pool, worker_initializer
 from csmoe_data.errors import CsmoeDataError
 
 R = TypeVar("R")
@@ -20,7 +21,11 @@ Task = tuple[object, ...]
 
 
 def init_worker() -> None:
-    """Prepare a worker process: the parent handles Ctrl-C; no inherited GDAL handles."""
+    """Prepare a worker process: the parent handles Ctrl-C; no inherited GDAL handles.
+
+    Run after :func:`csmoe_common.processes.worker_initializer`'s set-up (SIGTERM kills, and the
+    worker dies with its parent), see :func:`run_process_pool`.
+    """
     # Ctrl-C is handled by the parent, which cancels the pool; workers stay quiet
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a worker must not inherit the parent's open GDAL handles (fork)
@@ -48,7 +53,10 @@ def run_process_pool(
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
+    # workers die with this process, whatever kills it (no orphan keeps its memory)
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=worker_initializer(init_worker)
+    )
     pending: dict[Future[R], int] = {}
     it: Iterator[int] = iter(range(len(tasks)))
     try:
@@ -65,7 +73,7 @@ def run_process_pool(
                 if nxt is not None:
                     pending[executor.submit(fn, *tasks[nxt], *extra)] = nxt
     except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
+        stop_pool(executor)  # Ctrl-C, SIGTERM, an error: do not wait for running chunks
         raise
     executor.shutdown(wait=True)
 
