@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from csmoe_cli._common import console, fail, user_errors
+from csmoe_cli._common import console, err_console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
 from csmoe_data.legends import list_legends
 from csmoe_data.sampling.options import ClimateLevel, SamplingOptions, StrategyName
@@ -83,6 +83,21 @@ def _summary(result: BuildResult) -> None:
         table.add_row("sampling", str(strata))
     table.add_row("manifest", str(result.path))
     console.print(table)
+    sampling = result.metadata.get("sampling")
+    if isinstance(sampling, dict):
+        requested, selected = sampling.get("requested"), sampling.get("selected")
+        if isinstance(requested, int) and isinstance(selected, int) and selected < requested:
+            from csmoe_data.sampling.core import describe_eligibility
+
+            breakdown = list((sampling.get("ineligible") or {}).items())
+            err_console.print(
+                f"[yellow]warning:[/] {selected:,} rows selected, fewer than --n {requested:,}: "
+                + describe_eligibility(
+                    int(sampling.get("pool_size", 0)), int(sampling.get("eligible", 0)), breakdown
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command("build-manifest")

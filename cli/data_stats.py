@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from csmoe_cli._common import console, user_errors
+from csmoe_cli._common import console, err_console, user_errors
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -117,7 +117,15 @@ def stats(
     if json_out is not None:
         check_output_path(json_out, overwrite)  # fail before the work, not after
     sample, meta = _read(manifest)
-    pool_path = pool if pool is not None else pool_path_from_metadata(meta, manifest)
+    refused: list[Path] = []
+    pool_path = pool if pool is not None else pool_path_from_metadata(meta, manifest, refused)
+    if pool_path is None and refused:
+        err_console.print(
+            f"note: the manifest names the pool {refused[0]}, outside its folder; a path read "
+            "from a file is not followed: pass --pool to use it (judging against the sample itself)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if pool_path is not None:
         pool_df, pool_meta = _read(pool_path)
     else:

@@ -32,6 +32,7 @@ strategy miss a "no climate" stratum. :func:`eligible_pool` applies the ``min_va
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -180,37 +181,60 @@ def compute_stats(
 def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.DataFrame:
     """The pool rows that pass the ``min_valid_frac`` and ``where`` of a ``sampling`` entry.
 
+    The recorded ``where`` is untrusted text from a file: it is parsed by :mod:`csmoe_data.where`
+    (the same language as ``--where``), never evaluated as code.
+
     Args:
         pool: the full pool.
         sampling: the ``sampling`` metadata entry of the sample (its ``options``); None or an
             entry without options returns ``pool`` unchanged.
 
     Raises:
-        CsmoeDataError: if the recorded ``where`` expression does not apply to this pool.
+        CsmoeDataError: if the recorded ``where`` expression is not valid or does not apply to this
+            pool, or the recorded ``min_valid_frac`` is not a fraction.
     """
     options = (sampling or {}).get("options") if isinstance(sampling, Mapping) else None
     if not isinstance(options, Mapping):
         return pool
-    from csmoe_data.sampling.core import _filter
+    from csmoe_data.errors import CsmoeDataError
+    from csmoe_data.sampling.core import eligibility
     from csmoe_data.sampling.options import SamplingOptions
 
-    opts = SamplingOptions(
-        min_valid_frac=float(options.get("min_valid_frac", 0.0) or 0.0),
-        where=options.get("where") or None,
+    where = options.get("where") or None
+    if where is not None and not isinstance(where, str):
+        raise CsmoeDataError("the manifest's recorded sampling where is not text")
+    try:
+        frac = float(options.get("min_valid_frac", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        frac = math.nan
+    if not 0.0 <= frac <= 1.0:
+        raise CsmoeDataError(
+            f"the manifest's recorded min_valid_frac {options.get('min_valid_frac')!r} is not a "
+            "fraction in [0, 1]"
+        )
+    keep, _ = eligibility(
+        pool, SamplingOptions(min_valid_frac=frac, where=where), "recorded sampling where"
     )
-    keep = _filter(pool, opts)
     return pool if len(keep) == len(pool) else pool.iloc[keep]
 
 
 def pool_path_from_metadata(
-    metadata: Mapping[str, Any], manifest_path: str | Path | None = None
+    metadata: Mapping[str, Any],
+    manifest_path: str | Path | None = None,
+    refused: list[Path] | None = None,
 ) -> Path | None:
     """Where the pool of a sampled manifest lies, if its metadata says so and the file exists.
 
     Looks at ``pool`` (written by ``build-manifest --pool``), ``sampling.pool_path`` /
     ``sampling.pool``, then ``inputs.pool`` (each a path or a ``{"path": ...}`` object);
-    relative paths are taken from the manifest's folder.
+    relative paths are taken from the manifest's folder. A manifest is untrusted input: a path
+    that leads outside the manifest's folder (absolute, ``..``, a symlink) is not followed
+    (pass the pool explicitly to use it); such paths are appended to ``refused`` when given.
+    Without ``manifest_path`` nothing is followed.
     """
+    if manifest_path is None:
+        return None
+    folder = Path(manifest_path).resolve().parent
     candidates: list[Any] = [metadata.get("pool")] if isinstance(metadata, Mapping) else []
     sampling = metadata.get("sampling") if isinstance(metadata, Mapping) else None
     if isinstance(sampling, Mapping):
@@ -221,11 +245,19 @@ def pool_path_from_metadata(
     for c in candidates:
         if isinstance(c, Mapping):
             c = c.get("path")
-        if not isinstance(c, str) or not c:
+        if not isinstance(c, str) or not c or "\x00" in c:
             continue
         p = Path(c)
-        if not p.is_absolute() and manifest_path is not None:
-            p = Path(manifest_path).parent / p
-        if p.is_file():
-            return p
+        if not p.is_absolute():
+            p = folder / p
+        try:
+            resolved = p.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if not resolved.is_relative_to(folder):
+            if refused is not None:
+                refused.append(p)
+            continue
+        if resolved.is_file():
+            return resolved
     return None
