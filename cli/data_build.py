@@ -191,7 +191,9 @@ def build_manifest_cmd(
     where: Annotated[
         str | None,
         typer.Option(
-            "--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING
+            "--where",
+            help="Filter on manifest columns, e.g. \"lc_40 > 0.5 and kg_major in ['Dfb', 'Dfc']\" (comparisons, and/or/not, in [..], isna(), arithmetic; see csmoe_data.where).",
+            rich_help_panel=_SAMPLING,
         ),
     ] = _OPTIONS.where,
     min_distance: Annotated[
