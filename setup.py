@@ -4,7 +4,9 @@ from setuptools import find_packages, setup
 
 setup(
     packages=[
-        *find_packages(include=["csmoe_common", "csmoe_data", "csmoe_data.*", "csmoe_model", "csmoe_model.*"]),
+        *find_packages(
+            include=["csmoe_common", "csmoe_data", "csmoe_data.*", "csmoe_model", "csmoe_model.*"]
+        ),
         "csmoe_cli",
     ],
 )

@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs; pool: {len(pool):,} rows, "
         f"{len(strata)} strata, generated in {time.perf_counter() - t0:.1f} s; n = {n:,}"
     )
-    runs = [(name, SamplingOptions(n=n, strategy=name, seed=args.seed)) for name in STRATEGIES.names()]
+    runs = [
+        (name, SamplingOptions(n=n, strategy=name, seed=args.seed)) for name in STRATEGIES.names()
+    ]
     runs.append(
         (
             "thematic-climatic + split",

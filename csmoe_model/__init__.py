@@ -7,9 +7,9 @@ only. The names below are imported on first use (PEP 562), so that light modules
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from csmoe_common.lazy import lazy_getattr
 from csmoe_common.version import __version__
 
 if TYPE_CHECKING:
@@ -43,9 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'csmoe_model' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

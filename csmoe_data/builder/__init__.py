@@ -17,8 +17,9 @@ reads its defaults from) can be imported without GDAL, geopandas or scipy.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from csmoe_common.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from csmoe_data.builder.assemble import IMAGERY_COLUMNS, project_root, relative_paths
@@ -66,10 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -10,8 +10,9 @@ reads its defaults from) can be imported without scipy and scikit-learn.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from csmoe_common.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from csmoe_data.sampling.allocation import allocate
@@ -71,10 +72,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

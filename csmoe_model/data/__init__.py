@@ -18,8 +18,9 @@ names below are imported on first use, so that the cache settings do not pull in
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from csmoe_common.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from csmoe_model.data.cache import (
@@ -64,9 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"csmoe_model.data.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'csmoe_model.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

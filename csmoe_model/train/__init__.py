@@ -15,8 +15,9 @@ Load a trained model (what ``csmoe embed`` does)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from csmoe_common.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from csmoe_model.train.checkpoint import (
@@ -65,9 +66,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"csmoe_model.train.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'csmoe_model.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
