@@ -299,12 +299,17 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """The decoded ``RUN_DIR/config.json``.
 
     Raises:
-        CsmoeError: no such run.
+        CsmoeError: no such run, or a damaged ``config.json``.
     """
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise CsmoeError(f"{run_dir} is not a csmoe run directory (no config.json)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    data = RunDir(Path(run_dir)).read_config()
+    assert data is not None
+    model = data.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("config"), dict):
+        raise CsmoeError(f"{path} names no model config; is it a csmoe run?")
+    return data
 
 
 def load_run(
@@ -316,7 +321,7 @@ def load_run(
         ``(model, run_config)``; ``run_config["data"]["normalization"]`` are the stats to feed it with.
 
     Raises:
-        CsmoeError: not a run, or weights that do not fit.
+        CsmoeError: not a run, damaged files, or weights that do not fit.
     """
     from csmoe_model import build_model
 
@@ -324,12 +329,21 @@ def load_run(
     cfg = read_run_config(run_dir)
     model_cfg = dict(cfg["model"]["config"])
     model_cfg.pop("name", None)
-    model = build_model(cfg["model"]["name"], **model_cfg)
+    model = build_model(str(cfg["model"].get("name")), **model_cfg)
     weights = run_dir / "model.safetensors"
     if weights.is_file():
         from safetensors.torch import load_file
 
-        model.load_encoder_state_dict(load_file(str(weights)))
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # SafetensorError, OSError: truncated or not safetensors
+            raise CsmoeError(f"cannot read {weights}: {' '.join(str(exc).split())[:200]}") from None
+        try:
+            model.load_encoder_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CsmoeError(
+                f"{weights} does not fit the run's model: {' '.join(str(exc).split())[:200]}"
+            ) from None
     else:
         found = load_latest_checkpoint(run_dir / "checkpoints")
         if found is None:

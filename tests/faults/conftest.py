@@ -102,6 +102,7 @@ def start(app_module: str, args: list[str], cwd: Path) -> subprocess.Popen[str]:
     """Start a command as a subprocess (its own session, so it has no terminal)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     env.pop("COLUMNS", None)
+    env["PYTHONFAULTHANDLER"] = "1"  # a hung command can be made to show where it hangs
     return subprocess.Popen(
         cli_command(app_module, args),
         cwd=cwd,

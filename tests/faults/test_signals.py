@@ -29,7 +29,12 @@ def stop_and_check(faults: Any, proc: subprocess.Popen[str], sig: int) -> str:
     """Send ``sig`` to the command; assert it and all its processes end; return its stderr."""
     assert proc.poll() is None, "the command ended before it could be signalled"
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: the stacks go to stderr
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"the command did not end within 60 s of signal {sig}:\n{err[-6000:]}")
     faults.wait_for(
         lambda: not faults.session_members(proc.pid), GONE_WITHIN_S, "the workers to die"
     )
