@@ -9,11 +9,13 @@ from __future__ import annotations
 import errno
 import functools
 import sys
+from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from csmoe_common import CsmoeError, __version__
 from csmoe_common.atomic import os_error_message
@@ -23,6 +25,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
+
+
+class OnceCommand(TyperCommand):
+    """A command whose single-valued options may be given once.
+
+    Click keeps the last value of a repeated option silently (``--landcover a.tif --landcover
+    b.tif`` would describe ``b.tif`` alone); here a repeat of an option that takes one value is
+    a usage error. Options declared as lists (``multiple``) and flags are not affected.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Refuse repeated single-valued options, then parse as usual."""
+        if args and not ctx.resilient_parsing:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            counts = Counter(id(p) for p in order)
+            for param in dict.fromkeys(order):
+                takes_one = (
+                    getattr(param, "param_type_name", "") == "option"
+                    and not getattr(param, "multiple", False)
+                    and not getattr(param, "count", False)
+                    and not getattr(param, "is_flag", False)
+                )
+                if takes_one and counts[id(param)] > 1:
+                    ctx.fail(
+                        f"{param.opts[0]} is given {counts[id(param)]} times; it takes one value"
+                    )
+        return list(super().parse_args(ctx, args))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from csmoe_cli._common import console, err_console, fail, user_errors
+from csmoe_cli._common import OnceCommand, console, err_console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
 from csmoe_data.legends import list_legends
 from csmoe_data.sampling.options import ClimateLevel, SamplingOptions, StrategyName
@@ -56,6 +56,13 @@ def _sampling_options(
     )
 
 
+def _one_or_many(values: list[str] | None) -> str | tuple[str, ...] | None:
+    """A repeated raster option: None, its one value, or all its values (tiles)."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
 def _summary(result: BuildResult) -> None:
     from rich.table import Table
 
@@ -75,6 +82,10 @@ def _summary(result: BuildResult) -> None:
             table.add_row(
                 f"[yellow]unknown {kind} codes[/]", f"{listed}{more} (excluded from valid area)"
             )
+    for warning in result.warnings:
+        table.add_row("[yellow]warning[/]", warning)
+    for note in result.notes:
+        table.add_row("note", note)
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
@@ -100,7 +111,7 @@ def _summary(result: BuildResult) -> None:
             )
 
 
-@app.command("build-manifest")
+@app.command("build-manifest", cls=OnceCommand)
 @user_errors
 def build_manifest_cmd(
     out: Annotated[Path, typer.Option("--out", help="Manifest to write (GeoParquet).")],
@@ -108,11 +119,32 @@ def build_manifest_cmd(
         str | None,
         typer.Option(
             "--footprints",
-            help="Vector file, folder of patch GeoTIFFs, BigEarthNet root, or sample:bigearthnet.",
+            help="Vector file, CSV (WKT or lon/lat), folder of patch GeoTIFFs, BigEarthNet root, "
+            "or sample:bigearthnet.",
         ),
     ] = None,
     landcover: Annotated[
-        str | None, typer.Option("--landcover", help="Land-cover raster (or sample:modis-igbp).")
+        list[str] | None,
+        typer.Option(
+            "--landcover",
+            help="Land-cover raster: a file, a folder of tiles, a quoted glob, a GDAL path or URL "
+            "(/vsizip/, /vsicurl/, s3://, https://), NetCDF/Zarr, or sample:modis-igbp; "
+            "repeat for several tiles.",
+        ),
+    ] = None,
+    landcover_band: Annotated[
+        str | None,
+        typer.Option("--landcover-band", help="Band of a multi-band raster: N (1-based) or NAME."),
+    ] = None,
+    landcover_var: Annotated[
+        str | None,
+        typer.Option("--landcover-var", help="Data variable of a NetCDF/Zarr land-cover map."),
+    ] = None,
+    landcover_crs: Annotated[
+        str | None,
+        typer.Option(
+            "--landcover-crs", help="CRS of a land-cover map that has none (e.g. EPSG:4326)."
+        ),
     ] = None,
     landcover_legend: Annotated[
         str | None,
@@ -122,7 +154,24 @@ def build_manifest_cmd(
         ),
     ] = None,
     climate: Annotated[
-        str | None, typer.Option("--climate", help="Köppen-Geiger raster (or sample:koppen-rubel).")
+        list[str] | None,
+        typer.Option(
+            "--climate",
+            help="Köppen-Geiger map: a file (GeoTIFF, NetCDF, Zarr), tiles, a GDAL path or URL, "
+            "or sample:koppen-rubel; repeat for several tiles.",
+        ),
+    ] = None,
+    climate_band: Annotated[
+        str | None,
+        typer.Option("--climate-band", help="Band of a multi-band climate map: N or NAME."),
+    ] = None,
+    climate_var: Annotated[
+        str | None,
+        typer.Option("--climate-var", help="Data variable of a NetCDF/Zarr climate map."),
+    ] = None,
+    climate_crs: Annotated[
+        str | None,
+        typer.Option("--climate-crs", help="CRS of a climate map that has none."),
     ] = None,
     climate_legend: Annotated[
         str | None,
@@ -137,11 +186,50 @@ def build_manifest_cmd(
         str | None,
         typer.Option("--labels-column", help="Column of a vector source holding labels."),
     ] = BuildInputs.labels_column,
+    layer: Annotated[
+        str | None,
+        typer.Option("--layer", help="Layer of a multi-layer footprint file (GeoPackage...)."),
+    ] = BuildInputs.layer,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            "--crs", help="CRS of footprints that carry none (a CSV WKT column); lon/lat = 4326."
+        ),
+    ] = BuildInputs.crs,
+    point_size: Annotated[
+        float | None,
+        typer.Option(
+            "--point-size",
+            min=0.0,
+            help="Point footprints become squares of this many metres in their UTM zone.",
+        ),
+    ] = BuildInputs.point_size,
+    dissolve_ids: Annotated[
+        bool,
+        typer.Option(
+            "--dissolve-ids", help="Merge rows sharing an id (tiles split at the antimeridian)."
+        ),
+    ] = BuildInputs.dissolve_ids,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes.")
     ] = _EXECUTION.workers,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+        bool, typer.Option("--overwrite", help="Replace an existing --out (and its cut masks).")
+    ] = False,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--masks",
+            help="Folder of label rasters named <patch_id>[_reference_map|_mask].tif -> mask_path.",
+            file_okay=False,
+        ),
+    ] = None,
+    masks_from_landcover: Annotated[
+        bool,
+        typer.Option(
+            "--masks-from-landcover",
+            help="Cut --landcover onto each patch's S2 grid (nearest) into <out stem>_masks/.",
+        ),
     ] = False,
     dask_scheduler: Annotated[
         str | None,
@@ -223,6 +311,7 @@ def build_manifest_cmd(
 
     Without --n every footprint is kept; with --n, --split or --where the rows are sampled.
     """
+    masks_dir = _check_masks(out, footprints, landcover, masks, masks_from_landcover, overwrite)
     options = None
     if n is not None or split is not None or where is not None or pool is not None:
         options = _sampling_options(
@@ -240,11 +329,16 @@ def build_manifest_cmd(
     if pool is not None:
         from csmoe_data.builder.sample import sample_pool
 
-        given = (("--footprints", footprints), ("--landcover", landcover), ("--climate", climate))
+        given = (
+            ("--footprints", footprints),
+            ("--landcover", landcover),
+            ("--climate", climate),
+        )
         extra = [name for name, value in given if value]
         if extra:
             raise fail(f"--pool samples an existing manifest; drop {', '.join(extra)}")
         _summary(sample_pool(pool, out, options, overwrite=overwrite))
+        _add_masks(out, masks_dir, None, overwrite)
         return
     if footprints is None:
         raise fail("--footprints is required (or --pool to sample an existing manifest)")
@@ -252,12 +346,67 @@ def build_manifest_cmd(
 
     inputs = BuildInputs(
         footprints=footprints,
-        landcover=landcover,
+        landcover=_one_or_many(landcover),
         landcover_legend=landcover_legend,
-        climate=climate,
+        climate=_one_or_many(climate),
         climate_legend=climate_legend,
         id_column=id_column,
         labels_column=labels_column,
+        landcover_band=landcover_band,
+        landcover_var=landcover_var,
+        landcover_crs=landcover_crs,
+        climate_band=climate_band,
+        climate_var=climate_var,
+        climate_crs=climate_crs,
+        layer=layer,
+        crs=crs,
+        point_size=point_size,
+        dissolve_ids=dissolve_ids,
     )
     execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))
+    _add_masks(out, masks_dir, landcover if masks_from_landcover else None, overwrite)
+
+
+def _check_masks(
+    out: Path,
+    footprints: str | None,
+    landcover: str | None,
+    masks: Path | None,
+    from_landcover: bool,
+    overwrite: bool,
+) -> Path | None:
+    """The folder of label rasters to match (``--masks``, or a reBEN root's Reference_Maps).
+
+    Checked before any work, so that a refused mask option leaves no manifest behind.
+    """
+    from csmoe_data.masks import mask_folder, reference_maps
+
+    if masks is not None and from_landcover:
+        raise fail("give --masks DIR or --masks-from-landcover, not both")
+    if masks is not None and not masks.is_dir():
+        raise fail(f"--masks {masks}: no such folder")
+    if from_landcover:
+        if landcover is None:
+            raise fail("--masks-from-landcover needs --landcover")
+        folder = mask_folder(out)
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise fail(f"{folder} holds masks already; pass --overwrite to replace them")
+        return None
+    if masks is None and footprints is not None and Path(footprints).is_dir():
+        return reference_maps(footprints)  # BigEarthNet v2.0: CORINE reference maps for free
+    return masks
+
+
+def _add_masks(out: Path, masks_dir: Path | None, landcover: str | None, overwrite: bool) -> None:
+    if masks_dir is None and landcover is None:
+        return
+    from csmoe_data.masks import add_masks
+
+    summary = add_masks(out, masks_dir=masks_dir, landcover=landcover, overwrite=overwrite)
+    console.print(
+        f"mask_path: {summary.with_mask:,} of {summary.rows:,} rows from {summary.source} "
+        f"(masks in {summary.folder})",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from csmoe_cli import model_eval, model_info, model_train
+from csmoe_cli import model_eval, model_finetune, model_info, model_study, model_train
 from csmoe_cli._common import add_version_option, run_app
 
 app = typer.Typer(
@@ -19,7 +19,7 @@ app = typer.Typer(
 add_version_option(app)
 
 # each module's nameless Typer app is merged into this one (its commands become top-level commands)
-for _module in (model_info, model_train, model_eval):
+for _module in (model_info, model_train, model_eval, model_finetune, model_study):
     app.add_typer(_module.app)
 
 

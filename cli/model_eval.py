@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from csmoe_cli._common import console, err_console, user_errors
+from csmoe_cli.model_finetune import segment_cmd
 from csmoe_cli.model_options import DeviceOpt, OverwriteOpt, ProgressOpt
 from csmoe_model.eval.options import (
     CURVE_K,
@@ -356,4 +357,6 @@ def embed(
     )
 
 
+# `eval segment` trains a head, so it lives with `finetune` (csmoe_cli.model_finetune)
+eval_app.command("segment")(user_errors(segment_cmd))
 app.add_typer(eval_app, name="eval")

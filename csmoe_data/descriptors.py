@@ -33,9 +33,9 @@ Columns (see ``data_manifests/README.md``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ import shapely
 from numpy.typing import NDArray
 
 from csmoe_common import manifest as schema
+from csmoe_data.engine.area import SphericalRows
 from csmoe_data.engine.coverage import (
     Pieces,
     boundary_pieces,
@@ -53,6 +54,9 @@ from csmoe_data.engine.coverage import (
 from csmoe_data.engine.io import RasterInfo, read_window
 from csmoe_data.engine.kernels import jit_kernels
 from csmoe_data.legends import NODATA, UNKNOWN, Legend
+
+if TYPE_CHECKING:
+    from csmoe_data.sources.tiles import TileIndex
 
 #: footprints starting in the same tile of this many pixels share one windowed read
 TILE = 512
@@ -66,6 +70,9 @@ PIXELS_PER_BATCH = 1 << 21
 LANES = 4
 #: windows larger than this use a plain weighted bincount (bounds the lane pattern's memory)
 MAX_LANE_PIXELS = 1 << 20
+#: per-row pixel weights of a batch of windows: ``(weights, offsets, scales)``; the rows of
+#: window ``i`` weigh ``weights[offsets[i] : offsets[i] + h] * scales[i]``
+RowWeights = tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]
 #: areas (in pixels) below this are float noise of the exact coverage, not coverage
 EPS = 1e-9
 
@@ -80,13 +87,18 @@ class ClassAreas:
         total: ``(n,)`` footprint area in pixel units (including parts off the raster).
         unknown: raster value -> covered pixel area, for values the legend lacks.
         unknown_rows: number of footprints that touch at least one unknown value.
+        unknown_mask: ``(n,)`` which footprints touch one (None: not tracked).
+        unit_m2: ``(n,)`` square metres per area unit of each footprint (a pixel of the
+            raster, or of the footprint's reference row on a lon/lat raster; None: unknown).
     """
 
     area: NDArray[np.float64]
     valid: NDArray[np.float64]
     total: NDArray[np.float64]
-    unknown: dict[int, float] = field(default_factory=dict)
+    unknown: dict[float, float] = field(default_factory=dict)
     unknown_rows: int = 0
+    unknown_mask: NDArray[np.bool_] | None = None
+    unit_m2: NDArray[np.float64] | None = None
 
 
 class ClassMapper:
@@ -106,6 +118,10 @@ class ClassMapper:
         self._lane: NDArray[np.intp] = np.arange(0, dtype=np.intp)
         self._scratch: NDArray[np.float64] = np.zeros(0)
         self._mark: NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
+        self._ones: NDArray[np.float64] = np.zeros(0)
+        #: weighted area of every pixel (any value, nodata included) under each window of the
+        #: last call, i.e. the footprint's area inside the window
+        self.window_totals: NDArray[np.float64] = np.zeros(0)
         if self.dtype in (np.uint8, np.uint16):
             self.table = legend.lookup_table(256 if self.dtype == np.uint8 else 65536)
             if (
@@ -126,7 +142,10 @@ class ClassMapper:
         if self.nodata is not None:
             ok &= data != self.nodata
         if data.dtype.kind == "f":
-            ok &= data == np.round(data)  # fractional values are not class codes
+            # fractional values are not class codes: unknown (counted, reported), not nodata
+            frac = ok & (data != np.round(data))
+            out[frac] = UNKNOWN
+            ok &= ~frac
         if ok.any():
             uniq, inv = np.unique(data[ok].astype(np.int64), return_inverse=True)
             mapped = np.array([self.legend.index_of(int(v)) for v in uniq], dtype=np.int32)
@@ -135,24 +154,29 @@ class ClassMapper:
 
     def areas(
         self, data: NDArray[Any], weights: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], dict[int, float]]:
+    ) -> tuple[NDArray[np.float64], dict[float, float]]:
         """Weighted area per class and per unknown raw value."""
         if self.table is not None:
             hist = np.bincount(data.ravel(), weights=weights.ravel())
             per = np.bincount(self.shifted[: len(hist)], weights=hist, minlength=self.k + 2)
-            unknown: dict[int, float] = {}
+            self.window_totals = np.array([per.sum()])
+            unknown: dict[float, float] = {}
             if per[1] > EPS:
                 vals = np.flatnonzero((self.table[: len(hist)] == UNKNOWN) & (hist > EPS))
                 unknown = dict(zip(vals.tolist(), hist[vals].tolist(), strict=True))
             return np.asarray(per[2:], dtype=np.float64), unknown
         cls = self.classes(data)
         per = np.bincount((cls + 2).ravel(), weights=weights.ravel(), minlength=self.k + 2)
+        self.window_totals = np.array([per.sum()])
         unknown = {}
         if per[1] > EPS:
             unk = (cls == UNKNOWN) & (weights > EPS)
-            vals, inv = np.unique(data[unk].astype(np.int64), return_inverse=True)
+            vals, inv = np.unique(data[unk].astype(np.float64), return_inverse=True)
             sums = np.bincount(inv, weights=weights[unk])
-            unknown = dict(zip(vals.tolist(), sums.tolist(), strict=True))
+            unknown = {
+                (int(v) if float(v).is_integer() else float(v)): a
+                for v, a in zip(vals.tolist(), sums.tolist(), strict=True)
+            }
         return np.asarray(per[2:], dtype=np.float64), unknown
 
     def _histogram(
@@ -181,8 +205,12 @@ class ClassMapper:
         self,
         blocks: list[NDArray[Any]],
         runs: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]],
-    ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
+        row_weights: RowWeights | None = None,
+    ) -> tuple[NDArray[np.float64], list[dict[float, float]]]:
         """:meth:`areas` for many windows, given their coverages as runs.
+
+        ``row_weights`` (:data:`RowWeights`) scales every pixel's coverage by its row's weight
+        (spherical pixel areas of lon/lat rasters).
 
         The runs are those of :func:`csmoe_data.engine.coverage.coverage_runs`.
 
@@ -196,20 +224,30 @@ class ClassMapper:
 
         def weights(i: int) -> NDArray[np.float64]:
             a, b = bounds[i], bounds[i + 1]
-            return np.repeat(values[a:b], lengths[a:b])
+            cov = np.repeat(values[a:b], lengths[a:b])
+            if row_weights is None:
+                return cov
+            h, w = blocks[i].shape
+            weights_all, offsets, scales = row_weights
+            rw = weights_all[offsets[i] : offsets[i] + h] * scales[i]
+            return (cov.reshape(h, w) * rw[:, None]).ravel()
 
         if self.table is None:
             out = np.zeros((m, self.k))
-            unknown: list[dict[int, float]] = []
+            totals = np.zeros(m)
+            unknown: list[dict[float, float]] = []
             for i, blk in enumerate(blocks):
                 per, unk = self.areas(blk, weights(i).reshape(blk.shape))
                 out[i] = per
+                totals[i] = self.window_totals[0]
                 unknown.append(unk)
+            self.window_totals = totals
             return out, unknown
         nv = self._nv(blocks)
         hist = np.empty((m, nv))
         for i, blk in enumerate(blocks):
             hist[i] = self._histogram(blk, weights(i), nv)
+        self.window_totals = hist.sum(axis=1)
         return self._per_class(hist)
 
     def _nv(self, blocks: list[NDArray[Any]]) -> int:
@@ -220,13 +258,13 @@ class ClassMapper:
 
     def _per_class(
         self, hist: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
+    ) -> tuple[NDArray[np.float64], list[dict[float, float]]]:
         """Class areas and unknown values from per-window histograms of raw values."""
         m, nv = hist.shape
         onehot = np.zeros((nv, self.k + 2))
         onehot[np.arange(nv), self.shifted[:nv]] = 1.0
         per = hist @ onehot
-        unknown: list[dict[int, float]] = [{} for _ in range(m)]
+        unknown: list[dict[float, float]] = [{} for _ in range(m)]
         table = self.table
         if table is None:  # only the table path builds raw-value histograms
             raise RuntimeError("raw-value histograms need a lookup table")
@@ -241,7 +279,8 @@ class ClassMapper:
         blocks: list[NDArray[Any]],
         pieces: Pieces,
         windows: NDArray[np.int64],
-    ) -> tuple[NDArray[np.float64], list[dict[int, float]]]:
+        row_weights: RowWeights | None = None,
+    ) -> tuple[NDArray[np.float64], list[dict[float, float]]]:
         """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only).
 
         Coverage and histogram of each window in one pass over its pixels, no run-length
@@ -254,6 +293,15 @@ class ClassMapper:
         if len(self._mark) < need:  # zeroed buffers, left zeroed by the kernel
             self._scratch = np.zeros(2 * need)
             self._mark = np.zeros(need, dtype=np.uint8)
+        if row_weights is None:  # planar weights: ones, offset 0, scale 1 for every window
+            tallest = max((blk.shape[0] for blk in blocks), default=0)
+            if len(self._ones) < tallest:
+                self._ones = np.ones(tallest)
+            weights_all = self._ones
+            row_offsets = np.zeros(m, dtype=np.int64)
+            scales = np.ones(m)
+        else:
+            weights_all, row_offsets, scales = row_weights
         offsets = pieces.offsets
         for i, blk in enumerate(blocks):
             kernel(
@@ -269,7 +317,11 @@ class ClassMapper:
                 self._scratch,
                 self._mark,
                 hist[i],
+                weights_all,
+                row_offsets[i],
+                scales[i],
             )
+        self.window_totals = hist.sum(axis=1)
         return self._per_class(hist)
 
 
@@ -345,20 +397,49 @@ def class_areas(
     # compiled fused kernel for 8/16-bit rasters (None: numpy path; see jit_kernels)
     kernels = jit_kernels() if compiled and mapper.table is not None else None
     kernel = kernels.coverage_histogram if kernels is not None else None
-    unknown: dict[int, float] = {}
+    unknown: dict[float, float] = {}
     unknown_owner = np.zeros(n, dtype=bool)
-    px = to_pixel_space(np.asarray(geoms, dtype=object), info)
+    geoms = np.asarray(geoms, dtype=object)
+    px = to_pixel_space(geoms, info)
     parts, owner = shapely.get_parts(px, return_index=True)
     poly = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
     parts, owner = parts[poly], owner[poly]
-    total = np.bincount(owner, weights=shapely.area(parts), minlength=n).astype(np.float64)
     if not len(parts):
-        return ClassAreas(area=area, valid=area.sum(axis=1), total=total)
+        total = np.zeros(n)
+        return ClassAreas(
+            area=area,
+            valid=area.sum(axis=1),
+            total=total,
+            unknown_mask=np.zeros(n, dtype=bool),
+            unit_m2=np.ones(n),
+        )
     b = shapely.bounds(parts)
     c0 = np.clip(np.floor(b[:, 0]), 0, info.width).astype(np.int64)
     c1 = np.clip(np.ceil(b[:, 2]), 0, info.width).astype(np.int64)
     r0 = np.clip(np.floor(b[:, 1]), 0, info.height).astype(np.int64)
     r1 = np.clip(np.ceil(b[:, 3]), 0, info.height).astype(np.int64)
+    # lon/lat rasters: every pixel weighted by its area on the sphere, in pixels of each
+    # footprint's reference row (csmoe_data.engine.area); projected rasters: planar weights
+    spherical: SphericalRows | None = None
+    weighed = np.zeros(len(parts), dtype=bool)  # parts whose weighted total is summed
+    if info.spherical:
+        spherical = SphericalRows(info.transform, info.height, px, int(r0.min()), int(r1.max()))
+        total = np.zeros(n)
+    else:
+        total = np.bincount(owner, weights=shapely.area(parts), minlength=n).astype(np.float64)
+
+    def weigh_total(js: NDArray[np.int64]) -> None:
+        # row-weighted footprint area inside the windows: every pixel's weighted coverage,
+        # whatever its value (see SphericalRows)
+        if spherical is not None:
+            np.add.at(total, owner[js], mapper.window_totals)
+            weighed[js] = True
+
+    def row_w(js: NDArray[np.int64], rows0: Any) -> RowWeights | None:
+        if spherical is None:
+            return None
+        return spherical.windows(owner[js], np.atleast_1d(rows0))
+
     idx = np.flatnonzero((c1 > c0) & (r1 > r0))
     # process by the tile each window starts in: one read serves a tile's footprints
     key = (r0[idx] // TILE) * ((info.width // TILE) + 1) + (c0[idx] // TILE)
@@ -369,7 +450,7 @@ def class_areas(
     reader = _GroupReader(info, r0, r1, c0, c1, idx, g_start, g_end)
 
     def add(
-        j_parts: NDArray[np.int64], per: NDArray[np.float64], unk: list[dict[int, float]]
+        j_parts: NDArray[np.int64], per: NDArray[np.float64], unk: list[dict[float, float]]
     ) -> None:
         np.add.at(area, owner[j_parts], per)
         for j, u in zip(j_parts, unk, strict=True):
@@ -388,12 +469,18 @@ def class_areas(
         for sr0 in range(int(r0[j]), int(r1[j]), strip):
             sr1 = min(sr0 + strip, int(r1[j]))
             block = read_window(info, sr0, sr1, int(c0[j]), int(c1[j]))
+            rw = row_w(np.array([j]), sr0)
             if kernel is not None:
                 win = np.array([[sr0, sr1, c0[j], c1[j]]], dtype=np.int64)
-                per2, unk2 = mapper.fused_areas(kernel, [block], pc, win)
+                per2, unk2 = mapper.fused_areas(kernel, [block], pc, win, rw)
+                weigh_total(np.array([j]))
                 add(np.array([j]), per2, unk2)
                 continue
-            per, unk = mapper.areas(block, coverage_raw(pc, sr0, sr1, int(c0[j]), int(c1[j])))
+            cov = coverage_raw(pc, sr0, sr1, int(c0[j]), int(c1[j]))
+            if rw is not None:
+                cov = cov * (rw[0][rw[1][0] : rw[1][0] + sr1 - sr0] * rw[2][0])[:, None]
+            per, unk = mapper.areas(block, cov)
+            weigh_total(np.array([j]))
             add(np.array([j]), per[None, :], [unk])
     # everything else in batches bounded by boundary pieces and by pixels (bounded memory)
     small = np.flatnonzero(~big)
@@ -418,12 +505,37 @@ def class_areas(
             pieces = boundary_pieces(parts[js], kernel is not None)
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
             blocks = [reader.block(q) for q in qs]
+            rws = row_w(js, r0[js])
             if kernel is not None:
-                batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows)
+                batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows, rws)
             else:
-                batch_per, batch_unk = mapper.batch_areas(blocks, coverage_runs(pieces, windows))
+                batch_per, batch_unk = mapper.batch_areas(
+                    blocks, coverage_runs(pieces, windows), rws
+                )
+            weigh_total(js)
             add(js, batch_per, batch_unk)
             a = e
+    if spherical is not None:
+        # parts reaching off the raster: the area beyond it, from their outline
+        off = (
+            ~weighed
+            | (b[:, 0] < 0)
+            | (b[:, 1] < 0)
+            | (b[:, 2] > info.width)
+            | (b[:, 3] > info.height)
+        )
+        if off.any():
+            rest = np.flatnonzero(off)
+            beyond = np.where(
+                weighed[rest],
+                shapely.difference(parts[rest], shapely.box(0, 0, info.width, info.height)),
+                parts[rest],
+            )
+            a_, _, c_, _, e_, f_ = info.transform
+            beyond_ll = shapely.transform(
+                beyond, lambda xy: np.column_stack([c_ + a_ * xy[:, 0], f_ + e_ * xy[:, 1]])
+            )
+            np.add.at(total, owner[rest], spherical.outline_total(beyond_ll, owner[rest]))
     area[area < EPS] = 0.0  # float noise of pixels the footprint only touches
     return ClassAreas(
         area=area,
@@ -431,6 +543,104 @@ def class_areas(
         total=total,
         unknown=unknown,
         unknown_rows=int(unknown_owner.sum()),
+        unknown_mask=unknown_owner,
+        unit_m2=spherical.ref_weight if spherical is not None else np.full(n, pixel_m2(info)),
+    )
+
+
+def pixel_m2(info: RasterInfo) -> float:
+    """Area of one pixel of a projected raster in square metres (CRS units converted)."""
+    from csmoe_data.geometry import to_crs
+
+    crs = to_crs(info.crs)
+    factor = 1.0
+    try:
+        if crs.axis_info:
+            factor = float(crs.axis_info[0].unit_conversion_factor) or 1.0
+    except (AttributeError, IndexError, TypeError, ValueError):
+        factor = 1.0
+    return float(info.res[0] * info.res[1] * factor * factor)
+
+
+def _measure(geoms: NDArray[np.object_], info: RasterInfo) -> NDArray[np.float64]:
+    """Area of footprints in a tile's CRS: spherical m^2 on lon/lat tiles, planar otherwise."""
+    from csmoe_data.engine.area import spherical_area
+
+    out = np.zeros(len(geoms))
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if present.any():
+        g = geoms[present]
+        out[present] = spherical_area(g) if info.spherical else shapely.area(g)
+    return out
+
+
+def tiled_class_areas(
+    in_crs: Callable[[str], NDArray[np.object_]],
+    lonlat: NDArray[np.object_],
+    tiles: Sequence[RasterInfo],
+    index: TileIndex,
+    legend: Legend,
+    compiled: bool = True,
+) -> ClassAreas:
+    """Class areas of footprints over a set of tiles (mixed CRSs), in square metres.
+
+    Each footprint meets only the tiles whose outline it touches (:class:`TileIndex`); within
+    each it is cut to the tile's domain (so overlapping tiles count each place once), described
+    by :func:`class_areas`, and the parts are added in square metres, so a footprint spanning
+    tiles gets fractions over their union, each part weighted by its area. Its total area is
+    the covered area divided by the share of the footprint the tiles cover (each share measured
+    in the tile's own CRS, where distortion cancels).
+
+    Args:
+        in_crs: the footprints in a given CRS (cached by the caller).
+        lonlat: the footprints in EPSG:4326 (for the index).
+        tiles: the tiles.
+        index: their index.
+        legend: the legend shared by the tiles.
+        compiled: see :func:`class_areas`.
+
+    Raises:
+        CsmoeDataError: if raster pixels cannot be read.
+    """
+    from csmoe_data.sources.longitudes import fit_longitudes
+
+    n = len(lonlat)
+    k = len(legend.classes)
+    area = np.zeros((n, k))
+    covered = np.zeros(n)
+    share = np.zeros(n)
+    unknown: dict[float, float] = {}
+    unknown_mask = np.zeros(n, dtype=bool)
+    for t, idx in enumerate(index.touching(lonlat)):
+        if not len(idx):
+            continue
+        info = tiles[t]
+        g = in_crs(info.crs)[idx]
+        if info.lon_west is not None:
+            g = fit_longitudes(g, info.lon_west)
+        part = index.clip(t, g)
+        ca = class_areas(part, info, legend, compiled)
+        unit = ca.unit_m2 if ca.unit_m2 is not None else np.ones(len(idx))
+        area[idx] += ca.area * unit[:, None]
+        covered[idx] += ca.total * unit
+        whole = _measure(g, info)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share[idx] += np.where(whole > 0, _measure(part, info) / whole, 0.0)
+        for v, a in ca.unknown.items():
+            unknown[v] = unknown.get(v, 0.0) + a
+        if ca.unknown_mask is not None:
+            unknown_mask[idx] |= ca.unknown_mask
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = np.where(share > 0, covered / np.minimum(share, 1.0), 0.0)
+    area[area < EPS] = 0.0
+    return ClassAreas(
+        area=area,
+        valid=area.sum(axis=1),
+        total=total,
+        unknown=unknown,
+        unknown_rows=int(unknown_mask.sum()),
+        unknown_mask=unknown_mask,
+        unit_m2=np.ones(n),
     )
 
 
@@ -505,7 +715,8 @@ def footprint_descriptors(
         CsmoeDataError: unknown CRS, unreadable pixels.
     """
     from csmoe_data.geometry import transform_geometries_by_crs
+    from csmoe_data.sources.longitudes import fit_longitudes
 
     in_raster = transform_geometries_by_crs(geoms, list(crs_values), info.crs, densify_pts)
-    ca = class_areas(in_raster, info, legend, compiled)
+    ca = class_areas(fit_longitudes(in_raster, info.lon_west), info, legend, compiled)
     return describe(ca, legend), ca

@@ -18,13 +18,18 @@ Built-in legends (``csmoe_data/legends/<name>.json``; sources in ``legends/READM
 - ``nlcd``: NLCD 11-95 (0 and 250 nodata).
 - ``koppen-beck``: Köppen-Geiger, Beck et al. 1-30 (0 nodata).
 - ``koppen-rubel``: Köppen-Geiger, Rubel et al. 1-31 (32 = ocean, excluded).
+- ``koppen-beck-main``: Beck et al.'s main-group maps, 1 A ... 5 E (0 ocean), columns
+  ``kg_A`` ... ``kg_E``.
 
 User legends: a JSON file ``{"<value>": "<name>"}`` or
 ``{"<value>": {"name": ..., "color": "#rrggbb", "code": <int>, "nodata": false}}`` (``symbol``
 and ``rgb`` are accepted as aliases of ``name`` and ``color``, so Beck's published legend file
 loads as is), a JSON file in the built-in format (``{"classes": [...]}``), or a CSV file with a
-header ``code,name[,color]``. In a climate legend each name is the Köppen symbol; a class named
-``Ocean`` (any case) or marked ``"nodata": true`` is excluded like nodata.
+header ``code,name[,color]``. In a climate legend each name starts with the Köppen symbol or
+main group (``Cfb``, ``Cfb temperate ...``, ``A tropical``: the first word is the column key); an
+entry marked ``"nodata": true``, or (unless marked ``"nodata": false``) named like
+``ocean``, ``nodata`` or ``ocean/nodata``, is excluded like nodata, so Beck's own main-group
+legend file (``"0": "ocean/nodata"``, ``"1": "A tropical"``) loads as is.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ _BUILTIN: tuple[tuple[str, Kind], ...] = (
     ("nlcd", "landcover"),
     ("koppen-beck", "climate"),
     ("koppen-rubel", "climate"),
+    ("koppen-beck-main", "climate"),
 )
 for _name, _kind in _BUILTIN:
     LEGENDS.add(_name, _kind)
@@ -69,6 +75,12 @@ NODATA = -2
 
 _HEX = re.compile(r"^#?[0-9a-fA-F]{6}$")
 _KOPPEN = re.compile(r"^[A-E][A-Za-z]{0,2}$")
+#: names that mark a climate legend entry as nodata (Beck's "ocean/nodata", Rubel's "Ocean")
+_NODATA_NAME = re.compile(
+    r"^\s*(ocean|sea|water|no[ _-]?data|missing)(\s*[/,;&+-]\s*|\s+)?"
+    r"(ocean|sea|water|no[ _-]?data|missing)?\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -238,11 +250,14 @@ def _make_class(
         raise CsmoeDataError(f"{where}: class {value} has an empty name")
     symbol = group = None
     if kind == "climate":
-        if not _KOPPEN.match(name):
+        # "Cfb" or "Cfb  Temperate, no dry season, warm summer" or Beck's main groups "A tropical"
+        head = name.split()[0]
+        if not _KOPPEN.match(head):
             raise CsmoeDataError(
-                f"{where}: {name!r} (value {value}) is not a Köppen symbol such as Cfb"
+                f"{where}: {name!r} (value {value}) does not start with a Köppen symbol such as "
+                "Cfb or a main group A-E"
             )
-        symbol, group = name, name[0]
+        symbol, group = head, head[0]
     return LegendClass(
         value=value,
         code=value if code is None else code,
@@ -263,7 +278,10 @@ def _from_entries(
         name = e.get("name", e.get("symbol"))
         if name is None:
             raise CsmoeDataError(f"{where}: class {value} has no name")
-        if e.get("nodata") or (kind == "climate" and str(name).strip().lower() == "ocean"):
+        marked = e.get("nodata")
+        if marked or (
+            marked is None and kind == "climate" and _NODATA_NAME.match(str(name)) is not None
+        ):
             nodata.append(value)
             continue
         code = e.get("code") if "value" in e else None

@@ -93,3 +93,26 @@ def test_readme_whole_path_runs_as_written(tmp_path: Path, monkeypatch: pytest.M
         "probe.json",
     ):
         assert (tmp_path / produced).exists(), produced
+
+
+def test_readme_downstream_tasks_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSMOE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    commands = readme_commands("### Downstream tasks")
+    assert [" ".join(c[:3]) for c in commands][2:] == [
+        "csmoe finetune --manifest",
+        "csmoe eval segment",
+        "csmoe study --manifest",
+    ]
+    for argv in commands:
+        group, args = _cli_args(argv)  # type: ignore[misc]
+        app = data_app if argv[0] == "csmoe-data" else model_app
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, f"{' '.join(argv)}\n{result.output}"
+    for produced in ("ft/metrics.json", "seg/metrics.json", "study/study.md", "study/tradeoff.png"):
+        assert (tmp_path / produced).exists(), produced
+    assert len(list((tmp_path / "seg_pred").glob("*.tif"))) == 2

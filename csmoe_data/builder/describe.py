@@ -19,6 +19,8 @@ from csmoe_common.progress import progress_bar
 from csmoe_data.builder.executors import Task, run_tasks
 from csmoe_data.builder.load import RasterSpec
 from csmoe_data.builder.options import DENSIFY_PTS, ExecutionOptions, check_execution
+from csmoe_data.descriptors import ClassAreas
+from csmoe_data.legends import Legend
 
 #: jobs with at least this many footprints use the compiled kernels (numba's start-up, about
 #: 0.5 s per process, costs more than it saves below); decided per job, so that every worker
@@ -30,8 +32,27 @@ class KindResult(TypedDict):
     """The descriptors of one raster kind for one chunk."""
 
     frame: pd.DataFrame
-    unknown: dict[int, float]
+    unknown: dict[float, float]
     unknown_rows: int
+    value_area: dict[float, float]
+
+
+def _value_area(ca: ClassAreas, legend: Legend) -> dict[float, float]:
+    """Raster value -> area under the chunk's footprints (classes and unknown values).
+
+    Areas are made comparable across footprints (square metres where known).
+    """
+    unit = ca.unit_m2 if ca.unit_m2 is not None else np.ones(len(ca.area))
+    per_class = (ca.area * unit[:, None]).sum(axis=0) if len(ca.area) else np.zeros(0)
+    out: dict[float, float] = {
+        float(v): float(a)
+        for v, a in zip(legend.values.tolist(), per_class.tolist(), strict=True)
+        if a > 0
+    }
+    scale = float(np.median(unit)) if len(unit) else 1.0
+    for v, a in ca.unknown.items():
+        out[float(v)] = out.get(float(v), 0.0) + a * scale
+    return out
 
 
 class ChunkResult(TypedDict):
@@ -50,12 +71,14 @@ class Described:
         geometry_wkb: each footprint in EPSG:4326 as WKB (None where it cannot be transformed).
         unknown: kind -> {raster value: covered pixel area} for values the legend lacks.
         unknown_rows: kind -> footprints that cover such a value.
+        value_area: kind -> {raster value: area} over all footprints (the legend-fit check).
     """
 
     descriptors: pd.DataFrame
     geometry_wkb: NDArray[np.object_]
-    unknown: dict[str, dict[int, float]]
+    unknown: dict[str, dict[float, float]]
     unknown_rows: dict[str, int]
+    value_area: dict[str, dict[float, float]]
 
 
 def describe_chunk(
@@ -80,8 +103,9 @@ def describe_chunk(
     """
     import shapely
 
-    from csmoe_data.descriptors import class_areas, describe
+    from csmoe_data.descriptors import class_areas, describe, tiled_class_areas
     from csmoe_data.geometry import transform_geometries_by_crs
+    from csmoe_data.sources.longitudes import fit_longitudes
 
     geoms = shapely.from_wkb(wkb)
     crs_list = [str(c) for c in crs_values]
@@ -95,9 +119,22 @@ def describe_chunk(
 
     kinds: dict[str, KindResult] = {}
     for kind, spec in specs.items():
-        ca = class_areas(to(spec.info.crs), spec.info, spec.legend, compiled)
+        if spec.index is not None:  # a set of tiles
+            ca = tiled_class_areas(
+                to, to("EPSG:4326"), spec.tiles, spec.index, spec.legend, compiled
+            )
+        else:
+            ca = class_areas(
+                fit_longitudes(to(spec.info.crs), spec.info.lon_west),
+                spec.info,
+                spec.legend,
+                compiled,
+            )
         kinds[kind] = KindResult(
-            frame=describe(ca, spec.legend), unknown=ca.unknown, unknown_rows=ca.unknown_rows
+            frame=describe(ca, spec.legend),
+            unknown=ca.unknown,
+            unknown_rows=ca.unknown_rows,
+            value_area=_value_area(ca, spec.legend),
         )
     return ChunkResult(geometry=shapely.to_wkb(to("EPSG:4326")), kinds=kinds)
 
@@ -154,7 +191,8 @@ def describe_footprints(
     frames: dict[str, list[pd.DataFrame]] = {k: [pd.DataFrame()] * len(tasks) for k in specs}
     geometry_wkb = np.empty(n, dtype=object)
     # per-chunk unknown-code tallies, summed in chunk order afterwards (deterministic floats)
-    chunk_unknown: dict[str, list[dict[int, float]]] = {k: [{}] * len(tasks) for k in specs}
+    chunk_unknown: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
+    chunk_values: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
     unknown_rows: dict[str, int] = dict.fromkeys(specs, 0)
 
     with progress_bar("describing footprints", n, "patches", execution.progress) as advance:
@@ -166,6 +204,7 @@ def describe_footprints(
                 part = result["kinds"][k]
                 frames[k][i] = part["frame"]
                 chunk_unknown[k][i] = part["unknown"]
+                chunk_values[k][i] = part["value_area"]
                 unknown_rows[k] += part["unknown_rows"]
             advance(len(sl))
 
@@ -178,11 +217,15 @@ def describe_footprints(
             workers=execution.workers,
             dask_scheduler=execution.dask_scheduler,
         )
-    unknown: dict[str, dict[int, float]] = {k: {} for k in specs}
+    unknown: dict[str, dict[float, float]] = {k: {} for k in specs}
+    value_area: dict[str, dict[float, float]] = {k: {} for k in specs}
     for k in specs:
         for tally in chunk_unknown[k]:
             for v, a in tally.items():
                 unknown[k][v] = unknown[k].get(v, 0.0) + a
+        for tally in chunk_values[k]:
+            for v, a in tally.items():
+                value_area[k][v] = value_area[k].get(v, 0.0) + a
 
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
@@ -191,4 +234,4 @@ def describe_footprints(
         sorted_df = pd.concat(frames[k], ignore_index=True)
         desc.append(sorted_df.iloc[inverse].reset_index(drop=True))
     descriptors = pd.concat(desc, axis=1) if desc else pd.DataFrame(index=range(n))
-    return Described(descriptors, geometry_wkb, unknown, unknown_rows)
+    return Described(descriptors, geometry_wkb, unknown, unknown_rows, value_area)

@@ -17,21 +17,45 @@ import pandas as pd
 from csmoe_common import manifest as schema
 from csmoe_common.version import __version__
 from csmoe_data.builder.describe import Described
-from csmoe_data.builder.load import LoadedInputs
+from csmoe_data.builder.load import LoadedInputs, RasterSpec
 from csmoe_data.builder.options import BuildInputs
-from csmoe_data.engine.io import RasterInfo
 
 
-def input_entry(info: RasterInfo, given: str | Path) -> dict[str, Any]:
-    """The ``inputs`` entry of a raster: its :class:`RasterInfo` and sha256."""
-    from csmoe_data.manifest import file_sha256
+def input_entry(spec: RasterSpec, given: str | Path | list[str | Path]) -> dict[str, Any]:
+    """The ``inputs`` entry of a raster or a set of tiles.
+
+    One raster: its :class:`RasterInfo`, size and sha256 (a remote one: GDAL's checksum),
+    and ``sources``, one entry per file read (a VRT's tiles included). A set of tiles: the
+    values given, the tile count, each tile's metadata, and ``sources`` for every file.
+    """
     from csmoe_data.samples import is_sample
+    from csmoe_data.sources.paths import source_provenance
 
-    entry = info.to_metadata()
-    entry["sha256"] = file_sha256(info.path)
-    if is_sample(given):  # portable: embedded samples move with the installation
-        entry["path"] = str(given)
-    return entry
+    sources: list[dict[str, Any]] = []
+    for info in spec.rasters:
+        sources.extend(source_provenance(info.path))
+    if spec.index is None:
+        entry = spec.info.to_metadata()
+        first = sources[0]
+        for key in ("size", "sha256", "checksum"):
+            if key in first:
+                entry[key] = first[key]
+        if isinstance(given, str | Path) and is_sample(
+            given
+        ):  # portable: embedded samples move with the installation
+            entry["path"] = str(given)
+            for src in sources:
+                src["path"] = str(given) if src["path"] == spec.info.path else src["path"]
+        entry["sources"] = sources
+        return entry
+    values = given if isinstance(given, list) else [given]
+    return {
+        "given": [str(v) for v in values],
+        "tiles": len(spec.tiles),
+        "crs": sorted({t.crs for t in spec.tiles}),
+        "tile_info": [t.to_metadata() for t in spec.tiles],
+        "sources": sources,
+    }
 
 
 def footprints_entry(
@@ -55,7 +79,11 @@ def footprints_entry(
 
 
 def build_metadata(
-    inputs: BuildInputs, loaded: LoadedInputs, described: Described, missing_geometry: int
+    inputs: BuildInputs,
+    loaded: LoadedInputs,
+    described: Described,
+    missing_geometry: int,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """The ``csmoe`` metadata of a freshly described manifest (before any sampling)."""
     fp = loaded.footprints
@@ -72,7 +100,15 @@ def build_metadata(
             "id_column": inputs.id_column,
             "labels_column": inputs.labels_column,
             "densify_pts": inputs.densify_pts,
-            "weighting": "exact pixel/footprint overlap area (pixel units of each raster)",
+            "weighting": (
+                "exact pixel/footprint overlap area; pixels of lon/lat rasters weighted by "
+                "their area on the sphere (R = 6378137 m, as exactextract's area_spherical_m2), "
+                "of projected rasters equally; tiles of a set added in square metres"
+            ),
+            "layer": inputs.layer,
+            "crs": inputs.crs,
+            "point_size": inputs.point_size,
+            "dissolve_ids": inputs.dissolve_ids,
             "entropy": "Shannon entropy of lc_ fractions, natural log (nats)",
         },
         "footprints": {
@@ -83,15 +119,45 @@ def build_metadata(
             "geometry_not_transformable": missing_geometry,
         },
         "unknown_codes": {},
+        "warnings": list(warnings or []),
     }
     for k, spec in loaded.specs.items():
-        metadata["inputs"][k] = input_entry(spec.info, loaded.given[k])
+        metadata["inputs"][k] = input_entry(spec, loaded.given[k])
         metadata["legends"][k] = spec.legend.to_metadata()
         metadata["unknown_codes"][k] = {
             "values": {str(v): round(a, 6) for v, a in sorted(described.unknown[k].items())},
             "rows": described.unknown_rows[k],
         }
     return metadata
+
+
+def input_warnings(loaded: LoadedInputs, described: Described, gdf: pd.DataFrame) -> list[str]:
+    """What probably needs a look: assumed CRSs and legends that do not fit the values found."""
+    import shapely
+
+    from csmoe_data.legend_fit import legend_fit_warning
+
+    out: list[str] = []
+    for kind, spec in loaded.specs.items():
+        for info in spec.rasters:
+            if info.crs_source.startswith("assumed"):
+                out.append(f"{kind} raster {info.path}: CRS {info.crs_source}")
+                break
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if present.any():
+        b = shapely.bounds(geoms[present])
+        lon_span = float(np.nanmax(b[:, 2]) - np.nanmin(b[:, 0]))
+        lat_span = float(np.nanmax(b[:, 3]) - np.nanmin(b[:, 1]))
+    else:
+        lon_span = lat_span = 0.0
+    for kind, spec in loaded.specs.items():
+        message = legend_fit_warning(
+            spec.legend, described.value_area[kind], lon_span, lat_span, f"--{kind}-legend"
+        )
+        if message:
+            out.append(f"{kind} legend: {message}")
+    return out
 
 
 def valid_summary(gdf: pd.DataFrame) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,39 @@ class BuildInputs:
         labels_column: optional column of a vector source holding labels.
         densify_pts: extra vertices per footprint edge before reprojection (recorded in the
             manifest's parameters).
+        landcover_band: band of a multi-band land-cover raster (1-based index or description).
+        landcover_var: data variable of a NetCDF/Zarr land-cover map.
+        landcover_crs: CRS of a land-cover raster that carries none (overrides the file's).
+        climate_band: band of a multi-band climate raster.
+        climate_var: data variable of a NetCDF/Zarr climate map.
+        climate_crs: CRS of a climate raster that carries none (overrides the file's).
+        layer: layer of a multi-layer footprint file.
+        crs: CRS of a footprint source that carries none (CSV WKT, files without CRS).
+        point_size: side in metres of squares made around point footprints.
+        dissolve_ids: merge footprint rows sharing an id into one footprint.
+
+    ``landcover`` and ``climate`` each take a file, a folder (every raster below it), a glob, a
+    GDAL path or URL, or a sequence of those (tiles of one product, possibly in several CRSs).
     """
 
     footprints: str | Path
-    landcover: str | Path | None = None
+    landcover: str | Path | Sequence[str | Path] | None = None
     landcover_legend: str | Path | None = None
-    climate: str | Path | None = None
+    climate: str | Path | Sequence[str | Path] | None = None
     climate_legend: str | Path | None = None
     id_column: str = schema.PATCH_ID
     labels_column: str | None = None
     densify_pts: int = DENSIFY_PTS
+    landcover_band: str | int | None = None
+    landcover_var: str | None = None
+    landcover_crs: str | None = None
+    climate_band: str | int | None = None
+    climate_var: str | None = None
+    climate_crs: str | None = None
+    layer: str | None = None
+    crs: str | None = None
+    point_size: float | None = None
+    dissolve_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,8 @@ class BuildResult:
         repaired: invalid footprint geometries repaired.
         dropped: footprints dropped while loading.
         notes: remarks from loading.
+        warnings: what probably needs a look (a legend that does not fit the raster's values,
+            an assumed CRS), also recorded in the metadata.
     """
 
     path: Path
@@ -92,7 +118,8 @@ class BuildResult:
     pool_rows: int
     metadata: dict[str, Any]
     valid_frac: dict[str, float] = field(default_factory=dict)
-    unknown_codes: dict[str, dict[int, float]] = field(default_factory=dict)
+    unknown_codes: dict[str, dict[float, float]] = field(default_factory=dict)
     repaired: int = 0
     dropped: int = 0
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -7,7 +7,7 @@ from pathlib import Path
 from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import assemble
 from csmoe_data.builder.load import load_inputs
-from csmoe_data.builder.metadata import build_metadata, valid_summary
+from csmoe_data.builder.metadata import build_metadata, input_warnings, valid_summary
 from csmoe_data.builder.options import BuildInputs, BuildResult, ExecutionOptions, check_execution
 from csmoe_data.builder.sample import sampling_requested
 from csmoe_data.sampling.options import SamplingOptions
@@ -55,7 +55,8 @@ def build_manifest(
     )
     gdf = assemble(table, described, out.parent)
     missing_geometry = int(gdf.geometry.isna().sum())
-    metadata = build_metadata(inputs, loaded, described, missing_geometry)
+    warnings = input_warnings(loaded, described, gdf)
+    metadata = build_metadata(inputs, loaded, described, missing_geometry, warnings)
     pool_rows = len(gdf)
     if sampling is not None and sampling_requested(sampling):
         from csmoe_data.sampling import sample_manifest
@@ -73,4 +74,5 @@ def build_manifest(
         repaired=fp.repaired,
         dropped=fp.dropped,
         notes=list(fp.notes),
+        warnings=warnings,
     )

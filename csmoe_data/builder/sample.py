@@ -55,7 +55,10 @@ def sample_pool(
     metadata["sampling"] = entry
     path = write_manifest(gdf2, out, metadata, overwrite=overwrite)
     unknown = {
-        k: {int(v): a for v, a in d.get("values", {}).items()}
+        k: {
+            (int(float(v)) if float(v).is_integer() else float(v)): a
+            for v, a in d.get("values", {}).items()
+        }
         for k, d in meta.get("unknown_codes", {}).items()
     }
     return BuildResult(

@@ -19,26 +19,37 @@ from csmoe_data.errors import CsmoeDataError
 if TYPE_CHECKING:
     from rasterio.io import DatasetReader
 
+    from csmoe_data.sources.xarray_raster import XarrayGrid
+
 #: rasterio datasets opened by this process, by resolved path (workers keep theirs open)
 _OPEN: dict[str, DatasetReader] = {}
 
 
 @dataclass(frozen=True)
 class RasterInfo:
-    """What the engine needs to know about a categorical raster (band 1).
+    """What the engine needs to know about a categorical raster (one band of a file or store).
 
     Attributes:
-        path: resolved file path.
+        path: resolved file path, or a GDAL path / URL exactly as given.
         crs: canonical CRS text (``EPSG:<code>`` where one exists, else WKT).
         transform: affine coefficients ``(a, b, c, d, e, f)`` (rasterio order).
         width: columns.
         height: rows.
-        dtype: numpy dtype name of band 1.
+        dtype: numpy dtype name of the band.
         nodata: the band's nodata value, or None.
         res: pixel size ``(x, y)`` in CRS units.
-        block_shape: internal block ``(rows, cols)`` of band 1.
-        is_geographic: whether the CRS is longitude/latitude.
+        block_shape: internal block ``(rows, cols)`` of the band.
+        is_geographic: whether the CRS is longitude/latitude (pixels are then weighted by their
+            area on the sphere, :mod:`csmoe_data.engine.area`).
         bounds: ``(left, bottom, right, top)``.
+        band: the 1-based band read (``--landcover-band`` / ``--climate-band``).
+        band_description: that band's description, or None.
+        xarray: the NetCDF/Zarr variable when the raster is read through xarray, else None.
+        crs_source: where the CRS came from (``file``, a CF grid mapping, an option, an
+            assumption), said in the summary when it is not the file's own.
+        lon_west: west edge of the longitude window of a geographic raster that lies outside
+            ``[-180, 180]`` (a 0..360 map); footprints are moved into it
+            (:func:`csmoe_data.sources.longitudes.fit_longitudes`). None otherwise.
     """
 
     path: str
@@ -52,10 +63,20 @@ class RasterInfo:
     block_shape: tuple[int, int]
     is_geographic: bool
     bounds: tuple[float, float, float, float]
+    band: int = 1
+    band_description: str | None = None
+    xarray: XarrayGrid | None = None
+    crs_source: str = "file"
+    lon_west: float | None = None
+
+    @property
+    def spherical(self) -> bool:
+        """Whether pixels are weighted by their area on the sphere (geographic rasters)."""
+        return self.is_geographic
 
     def to_metadata(self) -> dict[str, Any]:
-        """JSON form for the manifest's ``inputs`` entry (sha256 is added by the caller)."""
-        return {
+        """JSON form for the manifest's ``inputs`` entry (checksums are added by the caller)."""
+        entry: dict[str, Any] = {
             "path": self.path,
             "crs": self.crs,
             "resolution": list(self.res),
@@ -63,75 +84,194 @@ class RasterInfo:
             "dtype": self.dtype,
             "nodata": self.nodata,
             "bounds": list(self.bounds),
+            "band": self.band,
+            "pixel_weights": "spherical area" if self.spherical else "planar (equal)",
         }
+        if self.band_description:
+            entry["band_description"] = self.band_description
+        if self.xarray is not None:
+            entry["variable"] = self.xarray.variable
+            entry["reader"] = "xarray"
+        if self.crs_source != "file":
+            entry["crs_source"] = self.crs_source
+        if self.lon_west is not None:
+            entry["longitude_window"] = [self.lon_west, self.lon_west + 360.0]
+        return entry
 
 
-def inspect_raster(path: str | Path, role: str = "raster") -> RasterInfo:
+@dataclass(frozen=True)
+class RasterOptions:
+    """How to read one raster kind: band, variable, CRS override, and the options' names.
+
+    Attributes:
+        band: 1-based index or band description (None: the only band).
+        variable: NetCDF/Zarr data variable (None: the only one).
+        crs: CRS overriding the file's (needed for a file without CRS).
+        option: the raster's option (``--landcover``), whose siblings name the others
+            (``--landcover-band``, ``--landcover-var``, ``--landcover-crs``) in messages.
+    """
+
+    band: str | int | None = None
+    variable: str | None = None
+    crs: str | None = None
+    option: str = "--landcover"
+
+
+def _open_error(role: str, path: str, exc: BaseException) -> CsmoeDataError:
+    from csmoe_data.sources.paths import one_line
+
+    return CsmoeDataError(f"cannot open {role} {path}: {one_line(exc)}")
+
+
+def _inspect_xarray(path: str, role: str, options: RasterOptions) -> RasterInfo:
+    from csmoe_data.geometry import to_crs
+    from csmoe_data.sources.longitudes import raster_lon_window
+    from csmoe_data.sources.xarray_raster import inspect_xarray, read_xarray_window
+
+    o = options.option
+    grid = inspect_xarray(
+        path,
+        role,
+        variable=options.variable,
+        band=options.band,
+        crs=options.crs,
+        var_option=f"{o}-var",
+        band_option=f"{o}-band",
+        crs_option=f"{o}-crs",
+    )
+    a, b, c, d, e, f = grid.transform
+    bounds = (c, f + e * grid.height, c + a * grid.width, f)
+    geographic = bool(to_crs(grid.crs).is_geographic)
+    band = grid.band_index
+    info = RasterInfo(
+        path=path,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        dtype=grid.dtype,
+        nodata=grid.nodata,
+        res=(abs(a), abs(e)),
+        block_shape=grid.block_shape,
+        is_geographic=geographic,
+        bounds=bounds,
+        band=band,
+        band_description=grid.band_descriptions[band - 1] if grid.band_descriptions else None,
+        xarray=grid,
+        crs_source=grid.crs_source,
+        lon_west=raster_lon_window(bounds[0], bounds[2]) if geographic else None,
+    )
+    h, w = info.block_shape
+    read_xarray_window(grid, 0, min(h, grid.height), 0, min(w, grid.width))  # decodes
+    return info
+
+
+def inspect_raster(
+    path: str | Path, role: str = "raster", options: RasterOptions | None = None
+) -> RasterInfo:
     """Open and validate a categorical raster; return its :class:`RasterInfo`.
 
+    GDAL virtual paths and URLs (``/vsizip/``, ``/vsicurl/``, ``s3://``, ``https://``, ...) go
+    to GDAL untouched; NetCDF files and Zarr stores are read through xarray
+    (:mod:`csmoe_data.sources.xarray_raster`).
+
     Args:
-        path: file path (or ``sample:<name>``).
+        path: file path, GDAL path, URL, or ``sample:<name>``.
         role: word used in error messages (``land-cover raster``, ``climate raster``).
+        options: band, variable, CRS override (default: the only band, the file's CRS).
 
     Raises:
-        CsmoeDataError: missing or unreadable file, not a raster GDAL can read (corrupt), no CRS,
-            a rotated/sheared transform, or a non-integer band that is not float either.
+        CsmoeDataError: missing or unreadable file, not a raster GDAL can read (corrupt; the
+            message carries GDAL's reason), several bands without a band option (the message
+            lists them), no CRS, a rotated/sheared transform, or a band that is neither integer
+            nor float.
     """
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    from csmoe_data.geometry import crs_string
+    from csmoe_data.geometry import crs_string, to_crs
     from csmoe_data.samples import resolve_path
+    from csmoe_data.sources.bands import select_band
+    from csmoe_data.sources.longitudes import raster_lon_window
+    from csmoe_data.sources.paths import is_gdal_path, is_xarray_path, one_line
 
-    p = resolve_path(path)
-    if not p.exists():
-        raise CsmoeDataError(f"{role} not found: {p}")
-    if p.is_dir():
-        raise CsmoeDataError(f"{role} {p} is a directory, not a raster file")
-    if not os.access(p, os.R_OK):
-        raise CsmoeDataError(f"{role} {p} is not readable (permission denied)")
+    options = options or RasterOptions()
+    o = options.option
+    if is_gdal_path(path):
+        p = str(path)
+    else:
+        local = resolve_path(path)
+        if not local.exists():
+            raise CsmoeDataError(f"{role} not found: {local}")
+        if local.is_dir() and not is_xarray_path(local):
+            raise CsmoeDataError(f"{role} {local} is a directory, not a raster file")
+        if not os.access(local, os.R_OK):
+            raise CsmoeDataError(f"{role} {local} is not readable (permission denied)")
+        p = str(local.resolve())
+    if is_xarray_path(p) and not is_gdal_path(p):
+        return _inspect_xarray(p, role, options)
+    if options.variable is not None:
+        raise CsmoeDataError(f"{o}-var applies to NetCDF/Zarr; {p} is read by GDAL")
     try:
-        with rasterio.open(p) as ds:
-            if ds.crs is None:
+        ds = rasterio.open(p)
+    except (RasterioIOError, OSError) as exc:
+        raise _open_error(role, p, exc) from exc
+    try:
+        with ds:
+            if ds.count < 1:
+                raise CsmoeDataError(f"{role} {p} has no bands")
+            band = select_band(options.band, list(ds.descriptions), p, f"{o}-band")
+            crs_source = "file"
+            if options.crs is not None:
+                crs = crs_string(options.crs)
+                crs_source = f"given by {o}-crs"
+            elif ds.crs is None:
                 raise CsmoeDataError(
-                    f"{role} {p} has no CRS; assign one (e.g. gdal_edit.py -a_srs)"
+                    f"{role} {p} has no CRS; give it with {o}-crs EPSG:<code> "
+                    "(or assign one with gdal_edit.py -a_srs)"
                 )
+            else:
+                crs = crs_string(ds.crs)
             t = ds.transform
             if t.b != 0 or t.d != 0:
                 raise CsmoeDataError(
                     f"{role} {p} has a rotated geotransform, which is not supported"
                 )
-            if ds.count < 1:
-                raise CsmoeDataError(f"{role} {p} has no bands")
-            dtype = ds.dtypes[0]
+            dtype = ds.dtypes[band - 1]
             if not (
                 np.issubdtype(np.dtype(dtype), np.integer)
                 or np.issubdtype(np.dtype(dtype), np.floating)
             ):
                 raise CsmoeDataError(f"{role} {p} has a {dtype} band; expected integer class codes")
-            crs = crs_string(ds.crs)
+            nodata = ds.nodatavals[band - 1]
+            geographic = bool(to_crs(crs).is_geographic)
+            bounds = tuple(float(v) for v in ds.bounds)
             info = RasterInfo(
-                path=str(p.resolve()),
+                path=p,
                 crs=crs,
                 transform=(t.a, t.b, t.c, t.d, t.e, t.f),
                 width=ds.width,
                 height=ds.height,
                 dtype=dtype,
-                nodata=None if ds.nodata is None else float(ds.nodata),
+                nodata=None if nodata is None else float(nodata),
                 res=(abs(t.a), abs(t.e)),
-                block_shape=tuple(ds.block_shapes[0]),
-                is_geographic=bool(ds.crs.is_geographic),
-                bounds=tuple(ds.bounds),
+                block_shape=tuple(ds.block_shapes[band - 1]),
+                is_geographic=geographic,
+                bounds=bounds,  # type: ignore[arg-type]
+                band=band,
+                band_description=ds.descriptions[band - 1],
+                crs_source=crs_source,
+                lon_west=raster_lon_window(bounds[0], bounds[2]) if geographic else None,
             )
             # decode one block: a truncated or corrupt file fails here, not in a worker
             h, w = info.block_shape
-            ds.read(1, window=((0, min(h, ds.height)), (0, min(w, ds.width))))
+            ds.read(band, window=((0, min(h, ds.height)), (0, min(w, ds.width))))
     except CsmoeDataError:
         raise
     except (RasterioIOError, OSError) as exc:
-        raise CsmoeDataError(f"{role} {p} is not a readable raster: {exc}") from exc
+        raise CsmoeDataError(f"{role} {p} is not a readable raster: {one_line(exc)}") from exc
     except Exception as exc:  # GDAL raises assorted errors for corrupt data
-        raise CsmoeDataError(f"{role} {p} could not be decoded: {exc}") from exc
+        raise CsmoeDataError(f"{role} {p} could not be decoded: {one_line(exc)}") from exc
     return info
 
 
@@ -149,7 +289,7 @@ def open_dataset(path: str) -> DatasetReader:
         try:
             ds = rasterio.open(path)
         except (RasterioIOError, OSError) as exc:
-            raise CsmoeDataError(f"cannot open raster {path}: {exc}") from exc
+            raise _open_error("raster", path, exc) from exc
         _OPEN[path] = ds
     return ds
 
@@ -164,13 +304,17 @@ def close_datasets() -> None:
 def read_window(
     info: RasterInfo, row0: int, row1: int, col0: int, col1: int
 ) -> NDArray[np.generic]:
-    """Read band 1 rows ``[row0, row1)`` and columns ``[col0, col1)`` (inside the raster).
+    """Read the band's rows ``[row0, row1)`` and columns ``[col0, col1)`` (inside the raster).
 
     Raises:
         CsmoeDataError: if the pixels cannot be decoded (corrupt block).
     """
+    if info.xarray is not None:
+        from csmoe_data.sources.xarray_raster import read_xarray_window
+
+        return read_xarray_window(info.xarray, row0, row1, col0, col1)
     ds = open_dataset(info.path)
     try:
-        return ds.read(1, window=((row0, row1), (col0, col1)))
+        return ds.read(info.band, window=((row0, row1), (col0, col1)))
     except Exception as exc:  # rasterio/GDAL decoding errors
         raise CsmoeDataError(f"cannot read pixels of {info.path}: {exc}") from exc

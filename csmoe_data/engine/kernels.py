@@ -32,6 +32,9 @@ def _coverage_histogram_py(
     scratch: NDArray[np.float64],
     mark: NDArray[np.uint8],
     out: NDArray[np.float64],
+    row_weight: NDArray[np.float64],
+    row_offset: int,
+    row_scale: float,
 ) -> None:
     """Weighted histogram of raw values under one polygon's exact coverage, fused in one pass.
 
@@ -48,7 +51,9 @@ def _coverage_histogram_py(
 
     ``scratch`` (at least ``2 * h * (w + 1)`` zeros) and ``mark`` (at least ``h * (w + 1)``
     zeros) are left zeroed for the next call; ``out`` (longer than the largest value) is
-    overwritten.
+    overwritten. Every pixel of window row ``r`` counts
+    ``row_weight[row_offset + r] * row_scale`` times its coverage (ones for planar weights;
+    relative spherical pixel areas on lon/lat rasters, see :mod:`csmoe_data.engine.area`).
     """
     h, w = block.shape
     ww = w + 1
@@ -102,26 +107,29 @@ def _coverage_histogram_py(
                 cols[q + gap] = v
             gap //= 3
         base = r * ww
+        wr = row_weight[row_offset + r] * row_scale
         acc = scratch[base + w]
         scratch[base + w] = 0.0
         hi = w  # pixels [c + 1, hi) lie between two boundary cells: coverage acc
         for j in range(s1 - 1, s0 - 1, -1):
             c = cols[j]
             if acc != 0.0:
+                accw = acc * wr
                 for x in range(c + 1, hi):
-                    lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += acc
+                    lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += accw
             k = base + c
             lanes[np.intp(block[r, c]) * _JIT_LANES + (c & (_JIT_LANES - 1))] += (
                 acc + scratch[pofs + k]
-            )
+            ) * wr
             acc += scratch[k]
             scratch[k] = 0.0
             scratch[pofs + k] = 0.0
             mark[k] = 0
             hi = c
         if acc != 0.0:
+            accw = acc * wr
             for x in range(0, hi):
-                lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += acc
+                lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += accw
     for j in range(nv):
         t = 0.0
         for q in range(_JIT_LANES):

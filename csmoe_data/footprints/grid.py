@@ -8,16 +8,20 @@ cell whose lower-left corner is E 404000, N 4821000 in EPSG:32633.
 
 A bbox spanning several zones gets, in each zone, every cell of that zone's lattice that overlaps
 the part of the bbox inside the zone (standard 6-degree zones; the Norway/Svalbard exceptions are
-not used). Cells are whole squares, so neighbouring zones' cells overlap slightly along the zone
-seams; nothing is left uncovered. A bbox with ``minlon > maxlon`` crosses the antimeridian.
+not used). Each cell belongs to one zone and one hemisphere: a cell that reaches across its
+zone's meridian edge, or across the equator, is cut there (it is the square less the part in
+the neighbouring zone, whose own cells cover that part), so cells never overlap at zone seams
+and nothing is left uncovered. A bbox with ``minlon > maxlon`` crosses the antimeridian.
 
 Grid files carry the columns ``patch_id``, ``utm_crs``, ``row``, ``col``, ``cell_size`` and a
 lon/lat outline (EPSG:4326, split at the antimeridian) for viewing. ``load_footprints`` recognises
-these columns and rebuilds each cell as its exact square in ``utm_crs``, in any file format.
+these columns and rebuilds each cell as its exact square in ``utm_crs`` (cut at its zone's
+edges as above), in any file format.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -37,12 +41,14 @@ from csmoe_data.geometry import crs_string, transform_geometries
 __all__ = [
     "GRID_COLUMNS",
     "cells_at_points",
+    "clip_to_zones",
     "grid_cell_squares",
     "make_grid",
     "parse_bbox",
     "utm_epsg",
     "utm_zone",
     "write_grid",
+    "zone_region",
 ]
 
 #: columns that mark a file as a ``csmoe-data grid`` output
@@ -61,6 +67,8 @@ _DRIVERS: dict[str, str | None] = {
 # region outlines are densified to this step (degrees) before going into UTM: zone edges are
 # meridians, which are curves in UTM
 _REGION_STEP_DEG = 0.1
+#: zone edges for cutting cells at the seams, densified finer (the cut cells of two zones meet)
+_SEAM_STEP_DEG = 0.02
 
 
 def utm_zone(lon: ArrayLike) -> NDArray[np.int64]:
@@ -155,7 +163,7 @@ def grid_cell_squares(
         np.isfinite(r).all() and np.isfinite(c).all() and np.isfinite(s).all() and (s > 0).all()
     ):
         raise CsmoeDataError("grid columns row/col/cell_size hold missing or non-positive values")
-    squares = shapely.box(c * s, r * s, (c + 1) * s, (r + 1) * s)
+    squares = np.asarray(shapely.box(c * s, r * s, (c + 1) * s, (r + 1) * s), dtype=object)
     cache: dict[str, str] = {}
     crs_values = []
     for value in np.asarray(utm_crs, dtype=object).tolist():
@@ -163,7 +171,105 @@ def grid_cell_squares(
         if key not in cache:
             cache[key] = crs_string(key)
         crs_values.append(cache[key])
-    return np.asarray(squares, dtype=object), crs_values
+    return clip_to_zones(squares, crs_values), crs_values
+
+
+def _zone_meridians(
+    epsg: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Latitudes and the UTM coordinates of the zone's west and east edges along them."""
+    zone, hemisphere = epsg % 100, epsg // 100
+    if hemisphere not in (326, 327) or not 1 <= zone <= 60:
+        raise CsmoeDataError(f"EPSG:{epsg} is not a WGS 84 / UTM zone")
+    west, east = -180.0 + 6.0 * (zone - 1), -180.0 + 6.0 * zone
+    # the meridians are curves in UTM: a 0.02-degree step keeps the chords within ~5 mm of them
+    steps = int(round(89.9 / _SEAM_STEP_DEG))
+    lat = (
+        np.linspace(0.0, 89.9, steps + 1)
+        if hemisphere == 326
+        else np.linspace(-89.9, 0.0, steps + 1)
+    )
+    t = pyproj.Transformer.from_crs(4326, epsg, always_xy=True)
+    wx, wy = t.transform(np.full(len(lat), west), lat)
+    ex, ey = t.transform(np.full(len(lat), east), lat)
+    return lat, np.column_stack([wx, wy]), np.column_stack([ex, ey])
+
+
+@functools.lru_cache(maxsize=128)
+def _zone_bands(epsg: int) -> tuple[NDArray[np.object_], shapely.STRtree]:
+    """The zone's strip cut into 1-degree latitude bands (UTM coordinates), and their index.
+
+    Cutting a cell against a small band is much cheaper than against the whole strip (thousands
+    of vertices), and most cells meet one band. The parallels between bands are shared chords.
+    """
+    lat, w, e = _zone_meridians(epsg)
+    per = int(round(1.0 / _SEAM_STEP_DEG))
+    starts = list(range(0, len(lat) - 1, per))
+    bands = []
+    for a in starts:
+        b = min(a + per, len(lat) - 1)
+        ring = np.concatenate([w[a : b + 1], e[a : b + 1][::-1]])
+        bands.append(shapely.Polygon(ring))
+    arr = np.asarray(bands, dtype=object)
+    shapely.prepare(arr)
+    return arr, shapely.STRtree(arr)
+
+
+@functools.lru_cache(maxsize=128)
+def zone_region(epsg: int) -> shapely.Geometry:
+    """The part of the globe a WGS 84 / UTM zone owns, in that zone's coordinates.
+
+    That is its 6-degree strip in its hemisphere (latitudes up to 89.9 degrees).
+
+    Raises:
+        CsmoeDataError: if ``epsg`` is not a WGS 84 / UTM code (326zz / 327zz).
+    """
+    _, w, e = _zone_meridians(epsg)
+    region = shapely.Polygon(np.concatenate([w, e[::-1]]))
+    shapely.prepare(region)
+    return region
+
+
+def clip_to_zones(squares: NDArray[np.object_], crs_values: Sequence[str]) -> NDArray[np.object_]:
+    """Cut grid cells to the strip of their UTM zone (cells inside it stay exact squares).
+
+    Cells whose CRS is not a WGS 84 / UTM zone are left as they are.
+    """
+    out = np.asarray(squares, dtype=object).copy()
+    codes = np.asarray([_utm_code(c) for c in crs_values], dtype=np.int64)
+    for code in np.unique(codes[codes > 0]).tolist():
+        sel = np.flatnonzero(codes == code)
+        bands, tree = _zone_bands(int(code))
+        cell_i, band_i = tree.query(out[sel], predicate="intersects")
+        # a cell inside one band keeps its square; the others are cut against their bands
+        inside = np.zeros(len(sel), dtype=bool)
+        hit = shapely.contains_properly(bands[band_i], out[sel][cell_i])
+        inside[cell_i[hit]] = True
+        cut = ~inside
+        if not cut.any():
+            continue
+        n_bands = np.bincount(cell_i, minlength=len(sel))
+        one = cut & (n_bands == 1)
+        if one.any():  # a cell meeting one band: cut against that small band
+            pick = one[cell_i]
+            out[sel[cell_i[pick]]] = shapely.intersection(
+                out[sel][cell_i[pick]], bands[band_i[pick]]
+            )
+        many = np.flatnonzero(cut & (n_bands != 1))
+        if len(many):  # larger cells: the strip clipped to the cell's rectangle
+            region = zone_region(int(code))
+            for k in many.tolist():
+                out[sel[k]] = shapely.clip_by_rect(region, *out[sel[k]].bounds)
+    return out
+
+
+def _utm_code(crs: str) -> int:
+    text = str(crs).upper()
+    if text.startswith("EPSG:") and text[5:].isdigit():
+        code = int(text[5:])
+        if code // 100 in (326, 327) and 1 <= code % 100 <= 60:
+            return code
+    return 0
 
 
 def _auto_densify(cell_size: float) -> int:
@@ -290,7 +396,8 @@ def make_grid(
         keep = shapely.intersects(region, squares) & ~shapely.touches(region, squares)
         if not keep.any():
             continue
-        rr, cc, squares = rr[keep], cc[keep], squares[keep]
+        rr, cc = rr[keep], cc[keep]
+        squares = clip_to_zones(squares[keep], [f"EPSG:{epsg}"] * int(keep.sum()))
         total += len(rr)
         if max_cells is not None and total > max_cells:
             raise CsmoeDataError(

@@ -21,6 +21,10 @@ def load_footprints(
     *,
     workers: int | None = None,
     progress: bool | None = None,
+    layer: str | None = None,
+    crs: str | None = None,
+    point_size: float | None = None,
+    dissolve_ids: bool = False,
 ) -> Footprints:
     """Load patch footprints, each in its native CRS, from whatever ``source`` is.
 
@@ -32,9 +36,11 @@ def load_footprints(
     * any other folder: one row per ``*.tif``/``*.tiff`` below it (recursive), footprint and CRS
       from each header, ``patch_id`` from the file stem, ``image_path``;
     * a single GeoTIFF: one row, as for a folder;
+    * a CSV file: a WKT column (with ``crs``) or lon/lat columns (points, EPSG:4326);
     * any other file: a vector file read by geopandas (GeoParquet, GeoPackage, GeoJSON, Shapefile,
       FlatGeobuf, ...) in one CRS with a unique ``id_column``; a ``csmoe-data grid`` file is
-      recognised and its cells rebuilt as exact UTM squares.
+      recognised and its cells rebuilt as exact UTM squares; point sources become squares of
+      ``point_size`` metres in their UTM zones.
 
     Args:
         source: a path or ``sample:<name>``.
@@ -43,6 +49,10 @@ def load_footprints(
             separators or a JSON list); BigEarthNet sources fill ``labels`` themselves.
         workers: threads for header/metadata reads of folder sources.
         progress: show a progress bar for folder sources (None: when many and on a terminal).
+        layer: the layer of a multi-layer vector file (required when it has several).
+        crs: the CRS of a vector or CSV source that carries none.
+        point_size: side in metres of the squares made around point footprints.
+        dissolve_ids: merge rows of a vector source that share an id into one footprint.
 
     Returns:
         :class:`Footprints`.
@@ -56,6 +66,22 @@ def load_footprints(
     label = str(source)
     if not path.exists():
         raise CsmoeDataError(f"footprint source not found: {path}")
+    if path.is_dir() or path.suffix.lower() in RASTER_SUFFIXES:
+        given = [
+            name
+            for name, value in (
+                ("--layer", layer),
+                ("--crs", crs),
+                ("--point-size", point_size),
+                ("--dissolve-ids", dissolve_ids or None),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CsmoeDataError(
+                f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to vector or CSV "
+                f"footprints, not to {path}"
+            )
     if path.is_dir():
         if is_bigearthnet_root(path):
             fp = load_bigearthnet(path, label, workers=workers, progress=progress)
@@ -66,7 +92,16 @@ def load_footprints(
     elif path.suffix.lower() in RASTER_SUFFIXES:
         fp = load_raster_folder(path.parent, label, files=[path], workers=1, progress=False)
     elif path.is_file():
-        return load_vector(path, label, id_column=id_column, labels_column=labels_column)
+        return load_vector(
+            path,
+            label,
+            id_column=id_column,
+            labels_column=labels_column,
+            layer=layer,
+            crs=crs,
+            point_size=point_size,
+            dissolve_ids=dissolve_ids,
+        )
     else:
         raise CsmoeDataError(f"unsupported footprint source {path}: not a file or folder")
     if labels_column is not None:

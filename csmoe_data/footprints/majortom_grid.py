@@ -39,6 +39,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from csmoe_data.errors import CsmoeDataError
+from csmoe_data.footprints.options import MAJORTOM_CELL_SIZE_KM
 
 __all__ = [
     "DEFAULT_CELL_SIZE_KM",
@@ -56,7 +57,7 @@ __all__ = [
 #: Major TOM's Earth radius (the WGS 84 equatorial radius), km
 RADIUS_EQUATOR_KM = 6378.137
 #: Major TOM Core's cell size, km
-DEFAULT_CELL_SIZE_KM = 10.0
+DEFAULT_CELL_SIZE_KM = MAJORTOM_CELL_SIZE_KM
 #: row latitudes kept by Major TOM's ``Grid`` (inclusive)
 DEFAULT_LATITUDE_RANGE = (-85.0, 85.0)
 

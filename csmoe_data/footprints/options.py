@@ -4,3 +4,5 @@
 DEFAULT_MAX_CELLS = 2_000_000
 #: folder sources with fewer files than this show no progress bar unless asked
 FOOTPRINT_BAR_MIN = 2000
+#: ``csmoe-data grid --scheme majortom``: Major TOM Core's grid spacing, km
+MAJORTOM_CELL_SIZE_KM = 10.0

@@ -42,9 +42,17 @@ def _one_line(exc: BaseException) -> str:
     return text[:300] or type(exc).__name__
 
 
-def _read(path: Path) -> gpd.GeoDataFrame:
+def _read(path: Path, layer: str | None = None, crs: str | None = None) -> gpd.GeoDataFrame:
+    from csmoe_data.footprints.tables import CSV_SUFFIXES, read_csv_footprints, read_layer
+
+    if path.suffix.lower() in CSV_SUFFIXES:
+        if layer is not None:
+            raise CsmoeDataError(f"--layer does not apply to CSV file {path}")
+        return read_csv_footprints(path, crs)
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
+            if layer is not None:
+                raise CsmoeDataError(f"--layer does not apply to Parquet file {path}")
             try:
                 return gpd.read_parquet(path)
             except ValueError as exc:
@@ -54,7 +62,7 @@ def _read(path: Path) -> gpd.GeoDataFrame:
                         f"{path} is a Parquet file without GeoParquet 'geo' metadata; write it with geopandas"
                     ) from exc
                 raise
-        return gpd.read_file(path)
+        return read_layer(path, layer)
     except CsmoeDataError:
         raise
     except Exception as exc:  # pyogrio/pyarrow raise many types for corrupt files
@@ -72,9 +80,17 @@ def _drop_covering_bbox(gdf: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
 
 
 def load_vector(
-    path: Path, source: str, id_column: str = "patch_id", labels_column: str | None = None
+    path: Path,
+    source: str,
+    id_column: str = "patch_id",
+    labels_column: str | None = None,
+    *,
+    layer: str | None = None,
+    crs: str | None = None,
+    point_size: float | None = None,
+    dissolve_ids: bool = False,
 ) -> Footprints:
-    """Load footprints from a vector file.
+    """Load footprints from a vector file (or a CSV with WKT or lon/lat columns).
 
     Args:
         path: the file.
@@ -82,25 +98,73 @@ def load_vector(
         id_column: the column holding unique patch ids.
         labels_column: optional column carried into ``labels`` (list column, or a string column
             with ``;``/``|``-separated names or a JSON list).
+        layer: the layer of a multi-layer file (required when it has several).
+        crs: the CRS of a source that carries none (a CSV WKT column, a file without CRS);
+            a source that has one must agree.
+        point_size: side in metres of the squares made around point footprints (centred in
+            the point's UTM zone); points without it are refused.
+        dissolve_ids: merge rows sharing an id into one footprint instead of refusing them.
 
     Returns:
         The footprints; geometry in the file's CRS (for a ``csmoe-data grid`` file, each cell's
-        exact square in its UTM zone).
+        exact square in its UTM zone; for points, squares in each point's UTM zone).
 
     Raises:
-        CsmoeDataError: unreadable or corrupt file, empty file, no CRS, missing id or labels
-            column, null or duplicate ids, or no usable geometry.
+        CsmoeDataError: unreadable or corrupt file, empty file, no CRS, several layers without
+            ``layer``, missing id or labels column, null or duplicate ids, points without
+            ``point_size``, or no usable geometry.
     """
+    from csmoe_data.footprints.points import is_point_geometry, points_to_footprints
+    from csmoe_data.footprints.tables import dissolve_rows
+
     notes: list[str] = []
-    gdf = _read(path)
+    gdf = _read(path, layer, crs)
     if not len(gdf):
         raise CsmoeDataError(f"footprint file {path} is empty (no features)")
+    if crs is not None:
+        if gdf.crs is None:
+            gdf = gdf.set_crs(crs)
+        elif not gdf.crs.equals(crs):
+            raise CsmoeDataError(
+                f"--crs {crs} contradicts the CRS of {path} ({crs_string(gdf.crs)}); drop --crs"
+            )
     if id_column not in gdf.columns:
         cols = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name)
         raise CsmoeDataError(
             f"id column {id_column!r} not found in {path}; columns: {cols} (use --id-column)"
         )
     gdf = _drop_covering_bbox(gdf, notes)
+    if dissolve_ids:
+        gdf = dissolve_rows(
+            gdf, id_column, notes, lonlat=gdf.crs is not None and bool(gdf.crs.is_geographic)
+        )
+    if is_point_geometry(gdf.geometry):
+        if point_size is None:
+            raise CsmoeDataError(
+                f"the footprints in {path} are points; give --point-size METRES to make squares "
+                "centred on them (e.g. 2640 for SSL4EO-S12 patches)"
+            )
+        if gdf.crs is None:
+            raise CsmoeDataError(f"footprint file {path} has no CRS; give it with --crs")
+        squares = points_to_footprints(gdf, point_size)
+        notes.append(f"points made into {point_size:g} m squares centred in their UTM zones")
+        attrs = pd.DataFrame(squares.drop(columns=["geometry", "crs", id_column]))
+        table, repaired, dropped = finalize_table(
+            squares[id_column],
+            squares["geometry"].to_numpy(),
+            squares["crs"].tolist(),
+            attrs,
+            id_column,
+            notes,
+            repair=False,
+        )
+        if labels_column is not None:
+            table = add_labels(table, labels_column, notes)
+        return Footprints(
+            table=table, source=source, repaired=repaired, dropped=dropped, notes=notes
+        )
+    if point_size is not None:
+        raise CsmoeDataError(f"--point-size applies to points; {path} holds polygons")
     geom_name = gdf.geometry.name
     attrs = pd.DataFrame(gdf.drop(columns=[geom_name, id_column]))
 
@@ -122,7 +186,7 @@ def load_vector(
     else:
         if gdf.crs is None:
             raise CsmoeDataError(
-                f"footprint file {path} has no CRS; set one (e.g. with ogr2ogr -a_srs)"
+                f"footprint file {path} has no CRS; give it with --crs (e.g. EPSG:4326)"
             )
         crs = crs_string(gdf.crs)
         # lon/lat footprints are made canonical: dateline crossings as parts within [-180, 180]

@@ -13,7 +13,7 @@ import shapely
 from csmoe_common.errors import CsmoeError
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints import cells_at_points, load_footprints, make_grid, write_grid
-from csmoe_data.footprints.grid import parse_bbox, utm_epsg, utm_zone
+from csmoe_data.footprints.grid import parse_bbox, utm_epsg, utm_zone, zone_region
 
 
 def _covered(grid: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -152,13 +152,16 @@ def test_round_trip_rebuilds_exact_squares(tmp_path: Path, suffix: str) -> None:
         got = t.loc[cell["patch_id"]]
         assert got["crs"] == cell["utm_crs"]
         size = cell["cell_size"]
-        want = shapely.box(
+        square = shapely.box(
             cell["col"] * size,
             cell["row"] * size,
             (cell["col"] + 1) * size,
             (cell["row"] + 1) * size,
         )
-        assert got["geometry"].equals(want)
+        # the exact square, cut where it reaches out of its zone or hemisphere
+        want = shapely.intersection(square, zone_region(int(cell["utm_crs"][5:])))
+        assert got["geometry"].equals_exact(want, 1e-6) or got["geometry"].equals(want)
+        assert got["geometry"].area <= size * size + 1e-6
     assert "utm_crs" not in t.columns and {"row", "col", "cell_size"} <= set(t.columns)
     with pytest.raises(CsmoeError, match="exists"):
         write_grid(grid, path)
@@ -168,3 +171,31 @@ def test_round_trip_rebuilds_exact_squares(tmp_path: Path, suffix: str) -> None:
 def test_unsupported_output(tmp_path: Path) -> None:
     with pytest.raises(CsmoeDataError, match="unsupported grid output"):
         write_grid(make_grid("0,0,0.1,0.1", 5000), tmp_path / "g.shp")
+
+
+def test_cells_do_not_overlap_at_zone_seams_or_the_equator() -> None:
+    # 12 E is the seam of zones 32 and 33; the bbox also crosses the equator
+    grid = make_grid("11.8,-0.2,12.2,0.2", 5000)
+    assert set(grid["utm_crs"]) == {"EPSG:32632", "EPSG:32633", "EPSG:32732", "EPSG:32733"}
+    outlines = np.asarray(grid.geometry.values, dtype=object)
+    union = shapely.union_all(outlines)
+    # no overlap and no gap beyond the chords of the densified seam (~5e-8 degree, 5 mm)
+    assert abs(union.area - shapely.area(outlines).sum()) < 1e-9 * union.area
+    assert union.buffer(1e-7).covers(shapely.box(11.8, -0.2, 12.2, 0.2))
+    # each cell lies in its own zone and hemisphere
+    for crs, geom in zip(grid["utm_crs"], outlines, strict=True):
+        zone, north = int(crs[-2:]), crs.startswith("EPSG:326")
+        minx, miny, maxx, maxy = geom.bounds
+        assert -180 + 6 * (zone - 1) - 1e-9 <= minx and maxx <= -180 + 6 * zone + 1e-9
+        assert (miny >= -1e-9) if north else (maxy <= 1e-9)
+    # loading rebuilds the same cut cells in their UTM zones
+    fp = load_footprints_from_grid(grid)
+    areas = shapely.area(np.asarray(fp["geometry"].values, dtype=object))
+    assert (areas <= 5000.0**2 + 1e-6).all() and (areas < 5000.0**2 - 1).any()
+
+
+def load_footprints_from_grid(grid: gpd.GeoDataFrame):  # noqa: ANN201 - a small helper
+    from csmoe_data.footprints.grid import grid_cell_squares
+
+    geoms, crs = grid_cell_squares(grid["utm_crs"], grid["row"], grid["col"], grid["cell_size"])
+    return gpd.pd.DataFrame({"geometry": geoms, "crs": crs})
