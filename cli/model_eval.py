@@ -247,7 +247,7 @@ def probe(
                 "a comma-separated list of numbers", param_hint="--c-values"
             ) from None
         if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
-            raise typer.BadParameter("values must be finite numbers > 0", param_hint="--c-values")
+            raise typer.BadParameter("values must be > 0 and finite", param_hint="--c-values")
     emb = read_embeddings(embeddings)
     with _progress(progress, "C") as update:
         report = evaluate_probe(
