@@ -104,6 +104,20 @@ def scenario_a(tmp: Path, n: int, rng: np.random.Generator) -> tuple[Path, gpd.G
     )
 
 
+def scenario_c(
+    raster: Path, n: int, rng: np.random.Generator, size: float = 300.0
+) -> gpd.GeoDataFrame:
+    """n ``size`` m UTM 33N squares at random over scenario (a)'s ~11 m raster."""
+    lon0, lat0, w, h, res = 13.3, 48.5, 6000, 4000, 0.0001
+    corners = gpd.GeoSeries.from_xy(
+        [lon0 + 0.01, lon0 + w * res - 0.02], [lat0 - h * res + 0.01, lat0 - 0.02], crs=4326
+    ).to_crs(32633)
+    xs = rng.uniform(corners.x.iloc[0], corners.x.iloc[1], n)
+    ys = rng.uniform(corners.y.iloc[0], corners.y.iloc[1], n)
+    geoms = shapely.box(xs, ys, xs + size, ys + size)
+    return gpd.GeoDataFrame({"patch_id": [f"c{i}" for i in range(n)]}, geometry=geoms, crs=32633)
+
+
 def scenario_b(tmp: Path, n: int, rng: np.random.Generator) -> tuple[Path, gpd.GeoDataFrame]:
     """Global 0.01 deg raster (sparse: data only over Europe), n 100 km tiles in UTM 33N.
 
@@ -160,6 +174,36 @@ def exact(path: Path, fp_frames: list[gpd.GeoDataFrame]) -> tuple[float, list]:
         g = f.to_crs(4326)
         out.append(exact_extract(str(path), g, ["unique", "frac"], output="pandas"))
     return time.perf_counter() - t, out
+
+
+_EXACT_SCRIPT = """
+import sys
+import geopandas as gpd
+from exactextract import exact_extract
+fp = gpd.read_parquet(sys.argv[1]).to_crs(4326)
+df = exact_extract(sys.argv[2], fp, ["unique", "frac"], output="pandas")
+df.insert(0, "patch_id", fp["patch_id"].to_numpy())
+df.astype({"unique": str, "frac": str}).to_parquet(sys.argv[3])
+"""
+
+
+def exact_cli_run(tmp: Path, path: Path, frame: gpd.GeoDataFrame) -> float:
+    """exactextract as a whole run too: a Python process that reads the same GeoParquet,
+    reprojects, runs ``exact_extract`` and writes Parquet (start-up and I/O included)."""
+    src = tmp / f"fp_{len(frame)}_{frame.crs.to_epsg()}_{frame['patch_id'].iloc[0]}.parquet"
+    if not src.exists():
+        frame.to_parquet(src)
+    script = tmp / "exact_run.py"
+    script.write_text(_EXACT_SCRIPT)
+    t = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, str(script), str(src), str(path), str(tmp / "ee_out.parquet")],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"exactextract run failed: {res.stderr.strip()[-2000:]}")
+    return time.perf_counter() - t
 
 
 def rstats(path: Path, fp_frames: list[gpd.GeoDataFrame], limit: int) -> tuple[float, int]:
@@ -241,6 +285,7 @@ def run(
     cli: bool,
     repeats: int,
     peer_n: int,
+    whole_peer: bool = False,
 ) -> dict:
     """Time every tool ``repeats`` times, interleaved, and keep each tool's best run.
 
@@ -277,6 +322,8 @@ def run(
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 times.setdefault(f"cli_w{w}_cpu", []).append(cpu)
             keep("cli_w1_numpy", cli_run(tmp, path, [full], 1, numpy_only=True)[0])
+            if whole_peer:
+                keep("ee_whole", exact_cli_run(tmp, path, full))
     l1, agree = accuracy(ours_dfs, ee_dfs, legend)
     r = {
         "scenario": name,
@@ -294,6 +341,8 @@ def run(
         for w in (1, 2):
             r[f"cli_w{w}"] = len(full) / best[f"cli_w{w}"]
             r[f"cli_w{w}_s"] = best[f"cli_w{w}"]
+        if whole_peer:
+            r["ee_whole_s"] = best["ee_whole"]
         r["cli_w1_numpy"] = len(full) / best["cli_w1_numpy"]
         r["cli_w1_numpy_s"] = best["cli_w1_numpy"]
         r["n_cli"] = len(full)
@@ -310,6 +359,15 @@ def main() -> None:
     ap.add_argument("--n-a", type=int, default=20000, help="footprints in scenario (a) (CLI runs)")
     ap.add_argument("--n-b", type=int, default=20000, help="tiles in scenario (b) (CLI runs)")
     ap.add_argument(
+        "--n-c",
+        type=int,
+        default=20000,
+        help="300 m footprints in scenario (c) (CLI runs; 0: skip)",
+    )
+    ap.add_argument(
+        "--only", nargs="+", choices=["a", "b", "c"], default=None, help="run these scenarios"
+    )
+    ap.add_argument(
         "--peer-max",
         type=int,
         default=3000,
@@ -321,9 +379,16 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI runs")
+    ap.add_argument(
+        "--whole-peer",
+        action="store_true",
+        help="also time exactextract as a whole run (process start, read, reproject, write) on "
+        "the CLI's footprints",
+    )
     args = ap.parse_args()
     if args.quick:
         args.n_a, args.n_b, args.rasterstats_max, args.repeats, args.peer_max = 200, 60, 60, 1, 200
+        args.n_c = 200
     rng = np.random.default_rng(0)
     print(f"load average at start: {os.getloadavg()}, CPUs: {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="csmoe-bench-") as d:
@@ -333,10 +398,15 @@ def main() -> None:
         pb, fb = scenario_b(tmp, args.n_b, rng)
         print(f"generated data in {time.perf_counter() - t:.1f} s", flush=True)
         scenarios = [
-            ("(a) 1.2 km UTM footprints, ~11 m EPSG:4326 raster", pa, fa),
-            ("(b) 100 km UTM tiles, 1 km global EPSG:4326 raster", pb, fb),
+            ("a", "(a) 1.2 km UTM footprints, ~11 m EPSG:4326 raster", pa, fa),
+            ("b", "(b) 100 km UTM tiles, 1 km global EPSG:4326 raster", pb, fb),
         ]
-        for name, path, frame in scenarios:
+        if args.n_c:
+            fc = scenario_c(pa, args.n_c, rng)
+            scenarios.append(("c", "(c) 300 m UTM footprints, ~11 m EPSG:4326 raster", pa, fc))
+        for key, name, path, frame in scenarios:
+            if args.only and key not in args.only:
+                continue
             report(
                 run(
                     name,
@@ -347,6 +417,7 @@ def main() -> None:
                     not args.no_cli,
                     args.repeats,
                     args.peer_max,
+                    args.whole_peer,
                 )
             )
         if not args.no_cli:
@@ -396,6 +467,14 @@ def report(r: dict) -> None:
                 f"(whole run, {r['n_cli']} footprints, {r[f'cli_w{w}_s']:.2f} s) "
                 f"vs exactextract {v / r['exactextract']:.1f}x, "
                 f"vs rasterstats {v / r['rasterstats']:.1f}x"
+            )
+        if "ee_whole_s" in r:
+            ee = r["ee_whole_s"]
+            best_cli = min(r["cli_w1_s"], r["cli_w2_s"])
+            print(
+                f"  whole runs, {r['n_cli']} footprints: exactextract {ee:.2f} s, csmoe-data "
+                f"{best_cli:.2f} s (best of 1/2 workers): csmoe-data / exactextract = "
+                f"{ee / best_cli:.1f}x"
             )
         v = r["cli_w1_numpy"]
         print(

@@ -94,7 +94,7 @@ def main() -> None:
     if args.manifest:
         cache = open_cache(args.manifest, root, workers=args.workers, progress=True)
     else:
-        cache = synthetic_cache(root, args.pairs, size=120, n_s2=12)
+        cache = synthetic_cache(root, args.pairs, size=120, n_s2=10)  # every preset takes 10
     print(f"cache: {cache.path} ({len(cache)} pairs, ready in {time.perf_counter() - t0:.1f} s)")
 
     torch.manual_seed(0)
@@ -103,7 +103,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     rows = cache.select()
-    loader = cache.loader(rows, args.batch, device=device, img_size=model.img_size, augment=True, shuffle=True,
+    loader = cache.loader(rows, args.batch, device=device, img_size=model.img_size, n_s2=model.in_chans["s2"], augment=True, shuffle=True,
                           drop_last=True, seed=0, num_steps=args.steps, workers=args.workers)  # fmt: skip
 
     t_loader, wait_per_step = run(

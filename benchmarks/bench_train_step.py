@@ -1,4 +1,4 @@
-"""Training-step throughput: csmae-b (dense CSMAE baseline) vs csmoe-b (Soft MoE), side by side.
+"""Training-step throughput: csmae-sesd (CSMAE exactly, its best variant) vs csmoe-b (Soft MoE), side by side.
 
 One step = :func:`csmoe_model.train.step.train_step`, the step ``csmoe train`` runs (masked forward
 of the full CSMAE objective + backward + AdamW from ``build_optimizer``: weight decay off for norms,
@@ -120,7 +120,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--models", nargs="+", default=["csmae-b", "csmoe-b"], help="baseline first")
+    ap.add_argument("--models", nargs="+", default=["csmae-sesd", "csmoe-b"], help="baseline first")
     ap.add_argument(
         "--batch", type=int, default=None, help="pairs per step (default 256 on cuda, 4 on cpu)"
     )

@@ -34,6 +34,7 @@ def _sampling_options(
     where: str | None,
     min_distance: float | None,
     split: str | None,
+    split_block_size: float | None = None,
 ) -> SamplingOptions:
     from csmoe_data.samples import resolve_path
     from csmoe_data.sampling.options import parse_split
@@ -53,6 +54,7 @@ def _sampling_options(
         where=where,
         min_distance=min_distance,
         split=split_map,
+        split_block_size=split_block_size,
     )
 
 
@@ -89,9 +91,24 @@ def _summary(result: BuildResult) -> None:
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
+    warnings: list[str] = []
     if "sampling" in result.metadata:
-        strata = result.metadata["sampling"].get("strategy", "")
-        table.add_row("sampling", str(strata))
+        sampling = result.metadata["sampling"]
+        table.add_row("sampling", str(sampling.get("strategy", "")))
+        report = sampling.get("split_report")
+        if isinstance(report, dict):
+            shares = ", ".join(
+                f"{k} {report['achieved'][k]:.1%} ({report['counts'][k]:,}; asked {v:.0%})"
+                for k, v in report["requested"].items()
+            )
+            table.add_row("split shares", shares)
+            table.add_row(
+                "split blocks",
+                f"{report['blocks']:,} of {report['block_size_m']:,.0f} m "
+                f"({report['block_size_from']})",
+            )
+            table.add_row("removed (touching another split)", f"{report['removed']:,}")
+            warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
     sampling = result.metadata.get("sampling")
@@ -109,6 +126,8 @@ def _summary(result: BuildResult) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
 
 
 @app.command("build-manifest", cls=OnceCommand)
@@ -237,6 +256,14 @@ def build_manifest_cmd(
             "--dask-scheduler", help="Dask scheduler address (tcp://host:8786); same output."
         ),
     ] = _EXECUTION.dask_scheduler,
+    raster_memory: Annotated[
+        float,
+        typer.Option(
+            "--raster-memory",
+            min=0,
+            help="MB per worker for rasters read whole into memory (smaller ones first; the rest by windows).",
+        ),
+    ] = _EXECUTION.raster_memory_mb,
     n: Annotated[
         int | None,
         typer.Option("--n", min=1, help="Select this many rows.", rich_help_panel=_SAMPLING),
@@ -306,6 +333,14 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    split_block_size: Annotated[
+        float | None,
+        typer.Option(
+            "--split-block-size",
+            help="Metres; cell size of the split block grid (default: from the footprint size).",
+            rich_help_panel=_SAMPLING,
+        ),
+    ] = None,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
@@ -325,6 +360,7 @@ def build_manifest_cmd(
             where,
             min_distance,
             split,
+            split_block_size,
         )
     if pool is not None:
         from csmoe_data.builder.sample import sample_pool
@@ -363,15 +399,19 @@ def build_manifest_cmd(
         point_size=point_size,
         dissolve_ids=dissolve_ids,
     )
-    execution = ExecutionOptions(workers=workers, dask_scheduler=dask_scheduler)
+    execution = ExecutionOptions(
+        workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory
+    )
     _summary(build_manifest(inputs, out, execution, sampling=options, overwrite=overwrite))
-    _add_masks(out, masks_dir, landcover if masks_from_landcover else None, overwrite)
+    _add_masks(
+        out, masks_dir, landcover[0] if masks_from_landcover and landcover else None, overwrite
+    )
 
 
 def _check_masks(
     out: Path,
     footprints: str | None,
-    landcover: str | None,
+    landcover: list[str] | None,
     masks: Path | None,
     from_landcover: bool,
     overwrite: bool,
@@ -387,8 +427,12 @@ def _check_masks(
     if masks is not None and not masks.is_dir():
         raise fail(f"--masks {masks}: no such folder")
     if from_landcover:
-        if landcover is None:
+        if not landcover:
             raise fail("--masks-from-landcover needs --landcover")
+        if len(landcover) > 1:
+            raise fail(
+                "--masks-from-landcover cuts one --landcover raster; give one (or a VRT of the tiles)"
+            )
         folder = mask_folder(out)
         if folder.is_dir() and any(folder.iterdir()) and not overwrite:
             raise fail(f"{folder} holds masks already; pass --overwrite to replace them")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from csmoe_cli import model_eval, model_finetune, model_info, model_study, model_train
+from csmoe_cli import (
+    model_eval,
+    model_finetune,
+    model_info,
+    model_study,
+    model_train,
+    model_weights,
+)
 from csmoe_cli._common import add_version_option, run_app
 
 app = typer.Typer(
@@ -19,7 +26,7 @@ app = typer.Typer(
 add_version_option(app)
 
 # each module's nameless Typer app is merged into this one (its commands become top-level commands)
-for _module in (model_info, model_train, model_eval, model_finetune, model_study):
+for _module in (model_info, model_train, model_eval, model_finetune, model_study, model_weights):
     app.add_typer(_module.app)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +63,13 @@ MarkdownOpt = Annotated[
         dir_okay=False,
     ),
 ]
+
+
+class Normalization(StrEnum):
+    """Which statistics ``csmoe embed`` normalises with."""
+
+    stored = "stored"
+    manifest = "manifest"
 
 
 @contextlib.contextmanager
@@ -322,6 +330,14 @@ def embed(
             "--labels-column", help="Further list column(s) to copy (labels, labels19 always)."
         ),
     ] = None,
+    normalization: Annotated[
+        Normalization,
+        typer.Option(
+            "--normalization",
+            help="stored: the statistics the run or the weights file carries; manifest: the "
+            "target manifest's (its train rows), e.g. for weights without statistics.",
+        ),
+    ] = Normalization.stored,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
     ] = True,
@@ -345,6 +361,7 @@ def embed(
         cache_dir=cache_dir,
         workers=workers,
         labels_columns=labels_column or (),
+        normalization=normalization.value,
         overwrite=overwrite,
         progress=progress,
     )

@@ -51,7 +51,7 @@ from csmoe_data.engine.coverage import (
     coverage_runs,
     to_pixel_space,
 )
-from csmoe_data.engine.io import RasterInfo, read_window
+from csmoe_data.engine.io import RasterInfo, read_pixels
 from csmoe_data.engine.kernels import jit_kernels
 from csmoe_data.legends import NODATA, UNKNOWN, Legend
 
@@ -62,6 +62,10 @@ if TYPE_CHECKING:
 TILE = 512
 #: largest window (pixels) handled in one piece; bigger footprints are processed in row strips
 MAX_WINDOW_PIXELS = 1 << 22
+#: a chunk's touched region is read in one go up to this many pixels ...
+MAX_REGION_PIXELS = 1 << 25
+#: ... and when it holds at most this many times the pixels of the windows inside it
+REGION_SLACK = 2.0
 #: boundary pieces computed in one vectorised batch (about 40 bytes each)
 PIECES_PER_BATCH = 1 << 20
 #: pixels of the windows processed in one vectorised batch
@@ -338,18 +342,48 @@ class _GroupReader:
         idx: NDArray[np.int64],
         g_start: NDArray[np.int64],
         g_end: NDArray[np.int64],
+        in_memory: bool = False,
     ) -> None:
         self.info = info
+        self.in_memory = in_memory
         self.r0, self.r1, self.c0, self.c1 = r0, r1, c0, c1
         self.idx = idx
         self.group_of = np.repeat(np.arange(len(g_start)), g_end - g_start)
         self.g_start, self.g_end = g_start, g_end
         self.current = -1
         self.buffer: tuple[int, int, NDArray[Any]] | None = None
+        self.region: tuple[int, int, NDArray[Any]] | None = None
+        if not in_memory and len(idx):
+            self._read_region()
+
+    def _read_region(self) -> None:
+        """Read the region all windows touch at once when it is small and densely used.
+
+        Windows of a chunk lie close together (footprints are processed in spatial order), so
+        the box around them is often smaller than the sum of the windows; reading it in one go
+        replaces many small reads. Skipped when the box exceeds :data:`MAX_REGION_PIXELS` or
+        holds more than :data:`REGION_SLACK` times the windows' pixels (scattered windows).
+        """
+        small = (self.r1 - self.r0) * (self.c1 - self.c0) <= MAX_WINDOW_PIXELS
+        sel = self.idx[small[self.idx]]
+        if len(sel) < 2:
+            return
+        ur0, ur1 = int(self.r0[sel].min()), int(self.r1[sel].max())
+        uc0, uc1 = int(self.c0[sel].min()), int(self.c1[sel].max())
+        union = (ur1 - ur0) * (uc1 - uc0)
+        windows = int(((self.r1[sel] - self.r0[sel]) * (self.c1[sel] - self.c0[sel])).sum())
+        if union <= MAX_REGION_PIXELS and union <= REGION_SLACK * windows:
+            self.region = (ur0, uc0, read_pixels(self.info, ur0, ur1, uc0, uc1))
+            self.region_rows = small
 
     def block(self, q: int) -> NDArray[Any]:
         """The window of the footprint at sorted position ``q``."""
         j = self.idx[q]
+        if self.in_memory:  # a view of the raster decoded whole: no read at all
+            return read_pixels(self.info, self.r0[j], self.r1[j], self.c0[j], self.c1[j], True)
+        if self.region is not None and self.region_rows[j]:  # the chunk's region, read once
+            rr0, rc0, data = self.region
+            return data[self.r0[j] - rr0 : self.r1[j] - rr0, self.c0[j] - rc0 : self.c1[j] - rc0]
         g = self.group_of[q]
         if g != self.current:
             self.current = g
@@ -363,15 +397,19 @@ class _GroupReader:
                     (self.r1[group] - self.r0[group]) * (self.c1[group] - self.c0[group])
                 ).sum()
                 if union <= max(2 * single, 4096) and union <= MAX_WINDOW_PIXELS:
-                    self.buffer = (ur0, uc0, read_window(self.info, ur0, ur1, uc0, uc1))
+                    self.buffer = (ur0, uc0, read_pixels(self.info, ur0, ur1, uc0, uc1))
         if self.buffer is None:
-            return read_window(self.info, self.r0[j], self.r1[j], self.c0[j], self.c1[j])
+            return read_pixels(self.info, self.r0[j], self.r1[j], self.c0[j], self.c1[j])
         br0, bc0, data = self.buffer
         return data[self.r0[j] - br0 : self.r1[j] - br0, self.c0[j] - bc0 : self.c1[j] - bc0]
 
 
 def class_areas(
-    geoms: NDArray[np.object_], info: RasterInfo, legend: Legend, compiled: bool = True
+    geoms: NDArray[np.object_],
+    info: RasterInfo,
+    legend: Legend,
+    compiled: bool = True,
+    in_memory: bool = False,
 ) -> ClassAreas:
     """Exact area of every legend class inside every footprint.
 
@@ -383,6 +421,8 @@ def class_areas(
             (:func:`csmoe_data.engine.kernels.jit_kernels`; 8/16-bit rasters); the numpy path gives the
             same areas to about 1e-11 pixel (float summation order) and avoids numba's start-up
             cost (about 0.6 s per process), which pays off only for larger jobs.
+        in_memory: read the raster whole once per process and slice every window from it
+            (:func:`csmoe_data.engine.io.read_pixels`); the same areas as windowed reads.
 
     Returns:
         A :class:`ClassAreas` with one row per geometry, in the input order.
@@ -447,7 +487,7 @@ def class_areas(
     idx, key = idx[sort], key[sort]
     g_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     g_end = np.r_[g_start[1:], len(idx)]
-    reader = _GroupReader(info, r0, r1, c0, c1, idx, g_start, g_end)
+    reader = _GroupReader(info, r0, r1, c0, c1, idx, g_start, g_end, in_memory)
 
     def add(
         j_parts: NDArray[np.int64], per: NDArray[np.float64], unk: list[dict[float, float]]
@@ -468,7 +508,7 @@ def class_areas(
         strip = max(1, MAX_WINDOW_PIXELS // int(c1[j] - c0[j]))
         for sr0 in range(int(r0[j]), int(r1[j]), strip):
             sr1 = min(sr0 + strip, int(r1[j]))
-            block = read_window(info, sr0, sr1, int(c0[j]), int(c1[j]))
+            block = read_pixels(info, sr0, sr1, int(c0[j]), int(c1[j]), in_memory)
             rw = row_w(np.array([j]), sr0)
             if kernel is not None:
                 win = np.array([[sr0, sr1, c0[j], c1[j]]], dtype=np.int64)

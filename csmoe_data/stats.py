@@ -21,6 +21,14 @@ Definitions (the same for every strategy):
 - ``class_counts``: per class column (``lc_<code>``, ``kg_<symbol>``), the number of selected
   rows where that class covers >= 5%.
 
+Each figure has a better direction (:data:`BETTER`): coverage, entropy and evenness are better
+higher (a more diverse sample), radii lower (the pool is closer to some selected row: better
+covered), divergences lower (the sample's class mix closer to the pool's: more
+representative). A descriptor-driven sample trades some representativeness for diversity, so its
+divergences may be higher than a random sample's by design; :func:`random_baseline` and
+:func:`compare_figures` put a sample beside a seeded random sample of the same size from the
+same eligible pool rows, which is the comparison that says whether the sample is better.
+
 Without a pool the sample is its own pool (coverage 1, radii 0, divergences 0); the CLI looks
 for the pool path in the manifest's metadata first (see :func:`pool_path_from_metadata`).
 
@@ -54,6 +62,26 @@ from csmoe_data.sampling.features import (
 CLASS_PRESENCE = 0.05
 #: pool rows per nearest-neighbour query chunk (bounds memory on million-row pools)
 NN_CHUNK = 65_536
+#: figure -> its better direction ("higher" or "lower"), see the module docstring
+BETTER: dict[str, str] = {
+    "strata_coverage": "higher",
+    "kcenter_mean_radius": "lower",
+    "kcenter_max_radius": "lower",
+    "landcover_js_divergence": "lower",
+    "climate_js_divergence": "lower",
+    "normalized_entropy": "higher",
+    "strata_evenness": "higher",
+}
+#: what a better value of each figure means, for reports
+MEANING: dict[str, str] = {
+    "strata_coverage": "more strata represented",
+    "kcenter_mean_radius": "pool rows closer to a selected row (mean)",
+    "kcenter_max_radius": "worst-covered pool row closer",
+    "landcover_js_divergence": "land-cover mix closer to the pool's",
+    "climate_js_divergence": "climate mix closer to the pool's",
+    "normalized_entropy": "spread over more of the pool's strata",
+    "strata_evenness": "more even over the strata present",
+}
 
 
 def nearest_distances(
@@ -144,10 +172,8 @@ def compute_stats(
     class_counts = {c: int((sample_X[:, j] >= CLASS_PRESENCE).sum()) for j, c in enumerate(cols)}
     splits: dict[str, int] = {}
     if "split" in sample.columns:
-        splits = {
-            str(k): int(v)
-            for k, v in sample["split"].astype(str).value_counts().sort_index().items()
-        }
+        counts = sample["split"].astype(str).value_counts()
+        splits = {k: int(counts[k]) for k in split_order(counts.index)}
 
     def finite(x: float) -> float | None:
         return float(x) if np.isfinite(x) else None
@@ -178,31 +204,30 @@ def compute_stats(
     }
 
 
-def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.DataFrame:
-    """The pool rows that pass the ``min_valid_frac`` and ``where`` of a ``sampling`` entry.
+#: how the ``where`` read from a manifest's metadata is named in error messages
+RECORDED_WHERE = "recorded sampling where"
 
-    The recorded ``where`` is untrusted text from a file: it is parsed by :mod:`csmoe_data.where`
-    (the same language as ``--where``), never evaluated as code.
 
-    Args:
-        pool: the full pool.
-        sampling: the ``sampling`` metadata entry of the sample (its ``options``); None or an
-            entry without options returns ``pool`` unchanged.
+def eligibility_options(sampling: Mapping[str, Any] | None) -> Any:
+    """The :class:`~csmoe_data.sampling.SamplingOptions` (filters only) of a ``sampling`` entry.
+
+    An entry without options gives no valid-fraction or ``where`` filter (coordinates are
+    still checked). The entry comes from a file: its values are checked, and its ``where`` is
+    only ever parsed (:mod:`csmoe_data.where`; pass :data:`RECORDED_WHERE` as the source).
 
     Raises:
-        CsmoeDataError: if the recorded ``where`` expression is not valid or does not apply to this
-            pool, or the recorded ``min_valid_frac`` is not a fraction.
+        CsmoeDataError: a recorded ``where`` that is not text, or a ``min_valid_frac`` that is not a
+            fraction.
     """
-    options = (sampling or {}).get("options") if isinstance(sampling, Mapping) else None
-    if not isinstance(options, Mapping):
-        return pool
     from csmoe_data.errors import CsmoeDataError
-    from csmoe_data.sampling.core import eligibility
     from csmoe_data.sampling.options import SamplingOptions
 
+    options = (sampling or {}).get("options") if isinstance(sampling, Mapping) else None
+    if not isinstance(options, Mapping):
+        return SamplingOptions(min_valid_frac=0.0)
     where = options.get("where") or None
     if where is not None and not isinstance(where, str):
-        raise CsmoeDataError("the manifest's recorded sampling where is not text")
+        raise CsmoeDataError(f"the manifest's {RECORDED_WHERE} is not text")
     try:
         frac = float(options.get("min_valid_frac", 0.0) or 0.0)
     except (TypeError, ValueError):
@@ -212,10 +237,110 @@ def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.
             f"the manifest's recorded min_valid_frac {options.get('min_valid_frac')!r} is not a "
             "fraction in [0, 1]"
         )
-    keep, _ = eligibility(
-        pool, SamplingOptions(min_valid_frac=frac, where=where), "recorded sampling where"
-    )
+    return SamplingOptions(min_valid_frac=frac, where=where)
+
+
+def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The pool rows the sampler could choose under a ``sampling`` entry's options.
+
+    Valid fractions, ``where`` and coordinates, exactly as the sampler filters them
+    (:mod:`csmoe_data.sampling.eligibility`).
+
+    The recorded ``where`` is untrusted text from a file: it is parsed by :mod:`csmoe_data.where`
+    (the same language as ``--where``), never evaluated as code.
+
+    Args:
+        pool: the full pool.
+        sampling: the ``sampling`` metadata entry of the sample (its ``options``).
+
+    Raises:
+        CsmoeDataError: if the recorded ``where`` expression is not valid or does not apply to this
+            pool, or the recorded ``min_valid_frac`` is not a fraction.
+    """
+    from csmoe_data.sampling.eligibility import eligible_positions
+
+    keep = eligible_positions(pool, eligibility_options(sampling), RECORDED_WHERE)
     return pool if len(keep) == len(pool) else pool.iloc[keep]
+
+
+def random_baseline(pool: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """A seeded uniform random sample of ``n`` pool rows (all rows when the pool is smaller).
+
+    Args:
+        pool: the eligible pool rows (the same rows the sample was chosen from).
+        n: rows to draw (the sample's size).
+        seed: random seed; the same pool, ``n`` and seed give the same rows.
+    """
+    n = max(0, min(int(n), len(pool)))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xBA5E]))
+    rows = np.sort(rng.choice(len(pool), size=n, replace=False))
+    return pool.iloc[rows]
+
+
+def compare_figures(figures: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """Each figure of :data:`BETTER`, sample beside baseline, with the better one named.
+
+    Returns:
+        figure -> ``{"sample", "baseline", "better": "higher"|"lower", "winner":
+        "sample"|"baseline"|"tie"|None, "meaning"}`` (``winner`` None when a value is missing).
+    """
+    out: dict[str, Any] = {}
+    for key, direction in BETTER.items():
+        a, b = figures.get(key), baseline.get(key)
+        winner: str | None = None
+        if a is not None and b is not None:
+            if abs(a - b) <= 1e-12 * max(1.0, abs(a), abs(b)):
+                winner = "tie"
+            elif (a > b) == (direction == "higher"):
+                winner = "sample"
+            else:
+                winner = "baseline"
+        out[key] = {
+            "sample": a,
+            "baseline": b,
+            "better": direction,
+            "winner": winner,
+            "meaning": MEANING[key],
+        }
+    return out
+
+
+def split_order(names: Any) -> list[str]:
+    """Split names in reading order: train, val, test, then the others by name."""
+    rank = {"train": 0, "val": 1, "validation": 1, "test": 2}
+    return sorted({str(n) for n in names}, key=lambda s: (rank.get(s, 3), s))
+
+
+def split_distributions(sample: pd.DataFrame, pool: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Class distribution of every split: rows, mean fractions and majority-class rows.
+
+    Args:
+        sample: manifest rows with a ``split`` column (without one: empty result).
+        pool: the pool whose class columns to use (default: the sample's).
+
+    Returns:
+        split -> ``{"rows", "landcover_mean": {col: mean}, "climate_mean": {col: mean},
+        "lc_major": {code: rows}, "kg_major": {symbol: rows}}``, splits in name order.
+    """
+    if "split" not in sample.columns or len(sample) == 0:
+        return {}
+    ref = sample if pool is None else pool
+    lc_cols = landcover_columns(ref.columns) or landcover_columns(sample.columns)
+    kg_cols = climate_columns(ref.columns) or climate_columns(sample.columns)
+    split = sample["split"].astype(str).to_numpy()
+    out: dict[str, Any] = {}
+    for name in split_order(split.tolist()):
+        part = sample[split == name]
+        entry: dict[str, Any] = {"rows": int(len(part))}
+        for key, cols in (("landcover_mean", lc_cols), ("climate_mean", kg_cols)):
+            X = descriptor_matrix(part, cols)
+            entry[key] = {c: float(X[:, j].mean()) for j, c in enumerate(cols)}
+        for major in ("lc_major", "kg_major"):
+            if major in part.columns:
+                counts = part[major].dropna().astype(str).value_counts()
+                entry[major] = {str(k): int(v) for k, v in sorted(counts.items())}
+        out[name] = entry
+    return out
 
 
 def pool_path_from_metadata(

@@ -504,6 +504,17 @@ class WhereFilter:
         """
         return self._condition(self.tree, frame)
 
+    def condition_masks(self, frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+        """For each top-level ``and``-ed condition, its text and where it holds.
+
+        Raises:
+            WhereError: see :meth:`mask`.
+        """
+        return [
+            (self.text[node.start : node.end], self._condition(node, frame))
+            for node in _conjuncts(self.tree)
+        ]
+
     def breakdown(self, frame: pd.DataFrame) -> list[tuple[str, int]]:
         """For each top-level ``and``-ed condition, its text and the number of rows failing it.
 

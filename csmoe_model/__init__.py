@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from csmoe_model.layers.soft_moe import SoftMoE
     from csmoe_model.models.csmoe import CSMoE, CsmoeConfig, CsmoeOutput
     from csmoe_model.registry import MODELS, build_model, get_config, list_models, register_model
+    from csmoe_model.weights.pretrained import from_pretrained, save_pretrained
 
 _LAZY: dict[str, str] = {
     "SoftMoE": "csmoe_model.layers.soft_moe",
@@ -27,6 +28,8 @@ _LAZY: dict[str, str] = {
     "get_config": "csmoe_model.registry",
     "list_models": "csmoe_model.registry",
     "register_model": "csmoe_model.registry",
+    "from_pretrained": "csmoe_model.weights.pretrained",
+    "save_pretrained": "csmoe_model.weights.pretrained",
 }
 
 __all__ = [
@@ -37,9 +40,11 @@ __all__ = [
     "SoftMoE",
     "__version__",
     "build_model",
+    "from_pretrained",
     "get_config",
     "list_models",
     "register_model",
+    "save_pretrained",
 ]
 
 

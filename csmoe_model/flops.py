@@ -9,6 +9,7 @@ even for the B presets. Figures are per S1+S2 pair (the count at batch ``batch``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import re
@@ -120,16 +121,26 @@ def _inputs(model: CSMoE, batch: int, device: torch.device) -> tuple[torch.Tenso
 
 
 def count_flops(model: CSMoE, mode: str = "encode", batch: int = 2) -> FlopCount:
-    """Count FLOPs per pair for ``mode``.
+    """Count FLOPs per pair for ``mode``, always on the ``meta`` device.
 
-    ``"encode"``: inference embedding of S1 and S2, all patches visible; ``"train"``: one masked
-    forward + backward of the full objective.
-
-    Runs on the model's device (use a ``meta`` model for speed).
+    ``"encode"`` is the inference embedding of S1 and S2 with all patches visible, ``"train"`` one
+    masked forward + backward of the full objective. A model on another device is counted
+    through a twin built on the meta device from its config: on a CPU tensor,
+    ``F.scaled_dot_product_attention`` dispatches to a fused CPU kernel that
+    ``FlopCounterMode`` does not count, so a CPU count would silently leave attention out; on
+    the meta device it is counted, and no memory or arithmetic is spent.
 
     Raises:
         ValueError: for an unknown mode.
     """
+    if mode not in ("encode", "train"):
+        raise ValueError(f"mode must be 'encode' or 'train', got {mode!r}")
+    if next(model.parameters()).device.type != "meta":
+        with torch.device("meta"):
+            twin = type(model)(dataclasses.replace(model.config))
+        if not len(model.decoders):
+            twin.decoders = torch.nn.ModuleDict()
+        model = twin
     device = next(model.parameters()).device
     s1, s2 = _inputs(model, batch, device)
     if mode == "encode":
@@ -139,7 +150,7 @@ def count_flops(model: CSMoE, mode: str = "encode", batch: int = 2) -> FlopCount
             model.encode(s1=s1, s2=s2)
         model.train(was)
         return _breakdown(counter, type(model.encoder).__name__, "encoder.", batch, False)
-    if mode == "train":
+    else:
         model.train()
         s1.requires_grad_(True)
         s2.requires_grad_(True)
@@ -147,7 +158,6 @@ def count_flops(model: CSMoE, mode: str = "encode", batch: int = 2) -> FlopCount
             model(s1, s2).loss.backward()
         model.zero_grad(set_to_none=True)
         return _breakdown(counter, type(model).__name__, "", batch, True)
-    raise ValueError(f"mode must be 'encode' or 'train', got {mode!r}")
 
 
 def count_params(model: CSMoE) -> dict[str, float]:

@@ -116,3 +116,49 @@ def test_readme_downstream_tasks_run_as_written(
     for produced in ("ft/metrics.json", "seg/metrics.json", "study/study.md", "study/tradeoff.png"):
         assert (tmp_path / produced).exists(), produced
     assert len(list((tmp_path / "seg_pred").glob("*.tif"))) == 2
+
+
+WEIGHTS_SECTION = "## Weights, backbones and other toolkits"
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "csmae_reference"
+
+
+def _python_blocks(section: str) -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(section)
+    end = text.find("\n## ", start + len(section))
+    return re.findall(r"```python\n(.*?)```", text[start : end if end > 0 else None], flags=re.S)
+
+
+@pytest.mark.skipif(
+    not (FIXTURES / "csmae_sesd.ckpt").is_file(), reason=f"CSMAE fixtures not found at {FIXTURES}"
+)
+def test_readme_weights_section_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from csmoe_model.integrations.timm import UNAVAILABLE
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSMOE_CACHE_DIR", str(tmp_path / "cache"))
+    # a CSMAE checkpoint in CSMAE's Lightning layout (the shared fixture: a small vit_tiny one)
+    shutil.copy(FIXTURES / "csmae_sesd.ckpt", tmp_path / "csmae_sesd.ckpt")
+    runner = CliRunner()
+    build = readme_commands("## The whole path in six commands")[0]
+    commands = [build, *readme_commands(WEIGHTS_SECTION)]
+    assert [c[:2] for c in commands[1:]] == [["csmoe", "import-weights"], ["csmoe", "embed"]]
+    for argv in commands:
+        app = data_app if argv[0] == "csmoe-data" else model_app
+        result = runner.invoke(app, argv[1:])
+        assert result.exit_code == 0, f"{' '.join(argv)}\n{result.output}"
+    assert (tmp_path / "csmae_sesd" / "model.safetensors").is_file()
+    assert (tmp_path / "emb_csmae.parquet").is_file()
+    blocks = _python_blocks(WEIGHTS_SECTION)
+    assert len(blocks) == 3
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        if "import timm" in block and UNAVAILABLE is not None:
+            continue  # the timm example needs timm (tests/csmoe_model/integrations covers it)
+        exec(compile(block, "README.md", "exec"), namespace)  # the README's own example code
+    assert namespace["maps"][0].shape[-2:] == (16, 16)
+    assert namespace["vv_emb"].shape == (2, 192)

@@ -7,6 +7,7 @@ size enters them, so the output is byte-identical however it is computed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -16,7 +17,7 @@ from numpy.typing import NDArray
 
 from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
-from csmoe_data.builder.executors import Task, run_tasks
+from csmoe_data.builder.executors import Task, TaskRunner
 from csmoe_data.builder.load import RasterSpec
 from csmoe_data.builder.options import DENSIFY_PTS, ExecutionOptions, check_execution
 from csmoe_data.descriptors import ClassAreas
@@ -129,6 +130,7 @@ def describe_chunk(
                 spec.info,
                 spec.legend,
                 compiled,
+                spec.in_memory,
             )
         kinds[kind] = KindResult(
             frame=describe(ca, spec.legend),
@@ -156,6 +158,95 @@ def spatial_order(geoms: NDArray[np.object_], crs_values: NDArray[np.object_]) -
     return np.lexsort((x, col, row))
 
 
+def open_runner(
+    specs: dict[str, RasterSpec],
+    densify_pts: int,
+    compiled: bool,
+    execution: ExecutionOptions,
+) -> TaskRunner[ChunkResult]:
+    """The executor that describes chunks for a whole job (enter it before loading footprints).
+
+    :func:`describe_chunk` is looked up here, at call time (tests replace it).
+    """
+    return TaskRunner(
+        describe_chunk,
+        (specs, densify_pts, compiled),
+        workers=execution.workers,
+        dask_scheduler=execution.dask_scheduler,
+    )
+
+
+def describe_batch(
+    table: pd.DataFrame,
+    specs: dict[str, RasterSpec],
+    runner: TaskRunner[ChunkResult],
+    chunk_size: int,
+    advance: Callable[[int], None] | None = None,
+) -> Described:
+    """Describe one batch of footprints (``geometry`` and ``crs`` columns) with an open runner.
+
+    Args:
+        table: the footprints, each in its own CRS.
+        specs: ``landcover`` and/or ``climate`` raster specs (those the runner was opened with).
+        runner: from :func:`open_runner`, entered.
+        chunk_size: footprints per task.
+        advance: called with the footprints done after each task (progress bars).
+
+    Raises:
+        CsmoeDataError: unreadable pixels.
+    """
+    import shapely
+
+    chunk = chunk_size
+    n = len(table)
+    geoms = np.asarray(table[schema.GEOMETRY].values, dtype=object)
+    crs_values = np.asarray(table[schema.CRS].astype(str).to_numpy(), dtype=object)
+    order = spatial_order(geoms, crs_values) if n else np.empty(0, dtype=np.int64)
+    wkb_sorted = shapely.to_wkb(geoms[order])
+    crs_sorted = crs_values[order]
+    tasks: list[Task] = [
+        (wkb_sorted[s : s + chunk], crs_sorted[s : s + chunk]) for s in range(0, n, chunk)
+    ]
+    frames: dict[str, list[pd.DataFrame]] = {k: [pd.DataFrame()] * len(tasks) for k in specs}
+    geometry_wkb = np.empty(n, dtype=object)
+    # per-chunk tallies, summed in chunk order afterwards (deterministic floats)
+    chunk_unknown: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
+    chunk_values: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
+    unknown_rows: dict[str, int] = dict.fromkeys(specs, 0)
+
+    def on_done(i: int, result: ChunkResult) -> None:
+        sl = order[i * chunk : (i + 1) * chunk]
+        geometry_wkb[sl] = result["geometry"]
+        for k in specs:
+            part = result["kinds"][k]
+            frames[k][i] = part["frame"]
+            chunk_unknown[k][i] = part["unknown"]
+            chunk_values[k][i] = part["value_area"]
+            unknown_rows[k] += part["unknown_rows"]
+        if advance is not None:
+            advance(len(sl))
+
+    runner.run(tasks, on_done)
+    unknown: dict[str, dict[float, float]] = {k: {} for k in specs}
+    value_area: dict[str, dict[float, float]] = {k: {} for k in specs}
+    for k in specs:
+        for tally in chunk_unknown[k]:
+            for v, a in tally.items():
+                unknown[k][v] = unknown[k].get(v, 0.0) + a
+        for tally in chunk_values[k]:
+            for v, a in tally.items():
+                value_area[k][v] = value_area[k].get(v, 0.0) + a
+
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
+    desc = []
+    for k in specs:
+        sorted_df = pd.concat(frames[k], ignore_index=True) if tasks else pd.DataFrame()
+        desc.append(sorted_df.iloc[inverse].reset_index(drop=True))
+    descriptors = pd.concat(desc, axis=1) if desc else pd.DataFrame(index=range(n))
+    return Described(descriptors, geometry_wkb, unknown, unknown_rows, value_area)
+
+
 def describe_footprints(
     table: pd.DataFrame,
     specs: dict[str, RasterSpec],
@@ -173,65 +264,14 @@ def describe_footprints(
     Raises:
         CsmoeDataError: bad execution options, an unreachable Dask scheduler, unreadable pixels.
     """
-    import shapely
+    from csmoe_data.builder.load import plan_reads
 
     execution = check_execution(execution or ExecutionOptions())
-    chunk = execution.chunk_size
-    geoms = np.asarray(table[schema.GEOMETRY].values, dtype=object)
-    crs_values = np.asarray(table[schema.CRS].astype(str).to_numpy(), dtype=object)
-    order = spatial_order(geoms, crs_values)
-    wkb_sorted = shapely.to_wkb(geoms[order])
-    crs_sorted = crs_values[order]
-    tasks: list[Task] = [
-        (wkb_sorted[s : s + chunk], crs_sorted[s : s + chunk]) for s in range(0, len(order), chunk)
-    ]
-
+    specs = plan_reads(specs, execution.raster_memory_mb)
     n = len(table)
     compiled = n >= COMPILED_MIN_FOOTPRINTS
-    frames: dict[str, list[pd.DataFrame]] = {k: [pd.DataFrame()] * len(tasks) for k in specs}
-    geometry_wkb = np.empty(n, dtype=object)
-    # per-chunk unknown-code tallies, summed in chunk order afterwards (deterministic floats)
-    chunk_unknown: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
-    chunk_values: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
-    unknown_rows: dict[str, int] = dict.fromkeys(specs, 0)
-
-    with progress_bar("describing footprints", n, "patches", execution.progress) as advance:
-
-        def on_done(i: int, result: ChunkResult) -> None:
-            sl = order[i * chunk : (i + 1) * chunk]
-            geometry_wkb[sl] = result["geometry"]
-            for k in specs:
-                part = result["kinds"][k]
-                frames[k][i] = part["frame"]
-                chunk_unknown[k][i] = part["unknown"]
-                chunk_values[k][i] = part["value_area"]
-                unknown_rows[k] += part["unknown_rows"]
-            advance(len(sl))
-
-        # describe_chunk is looked up at call time (tests replace it)
-        run_tasks(
-            describe_chunk,
-            tasks,
-            (specs, densify_pts, compiled),
-            on_done,
-            workers=execution.workers,
-            dask_scheduler=execution.dask_scheduler,
-        )
-    unknown: dict[str, dict[float, float]] = {k: {} for k in specs}
-    value_area: dict[str, dict[float, float]] = {k: {} for k in specs}
-    for k in specs:
-        for tally in chunk_unknown[k]:
-            for v, a in tally.items():
-                unknown[k][v] = unknown[k].get(v, 0.0) + a
-        for tally in chunk_values[k]:
-            for v, a in tally.items():
-                value_area[k][v] = value_area[k].get(v, 0.0) + a
-
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.arange(n)
-    desc = []
-    for k in specs:
-        sorted_df = pd.concat(frames[k], ignore_index=True)
-        desc.append(sorted_df.iloc[inverse].reset_index(drop=True))
-    descriptors = pd.concat(desc, axis=1) if desc else pd.DataFrame(index=range(n))
-    return Described(descriptors, geometry_wkb, unknown, unknown_rows, value_area)
+    with (
+        progress_bar("describing footprints", n, "patches", execution.progress) as advance,
+        open_runner(specs, densify_pts, compiled, execution) as runner,
+    ):
+        return describe_batch(table, specs, runner, execution.chunk_size, advance)

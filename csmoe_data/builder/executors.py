@@ -3,6 +3,7 @@
 Every executor calls ``on_done(i, result)`` once per task with the task's index, keeps a bounded
 number of tasks in flight (memory stays bounded), and leaves the order of results to the caller,
 so that the output cannot depend on which executor ran or in which order tasks finished.
+:class:`TaskRunner` keeps one executor open across the batches of a streamed build.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from csmoe_common.processes import stop_pool, worker_initializer
 from csmoe_data.errors import CsmoeDataError
@@ -21,11 +22,7 @@ Task = tuple[object, ...]
 
 
 def init_worker() -> None:
-    """Prepare a worker process: the parent handles Ctrl-C; no inherited GDAL handles.
-
-    Run after :func:`csmoe_common.processes.worker_initializer`'s set-up (SIGTERM kills, and the
-    worker dies with its parent), see :func:`run_process_pool`.
-    """
+    """Prepare a worker process: the parent handles Ctrl-C; no inherited GDAL handles."""
     # Ctrl-C is handled by the parent, which cancels the pool; workers stay quiet
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a worker must not inherit the parent's open GDAL handles (fork)
@@ -34,35 +31,99 @@ def init_worker() -> None:
     io._OPEN.clear()
 
 
-def run_serial(
-    fn: Callable[..., R], tasks: Sequence[Task], extra: Task, on_done: Callable[[int, R], None]
-) -> None:
-    """Run ``fn(*task, *extra)`` for every task in this process."""
-    for i, task in enumerate(tasks):
-        on_done(i, fn(*task, *extra))
+class TaskRunner(Generic[R]):
+    """One executor kept open across batches: ``fn(*task, *extra)`` for every task of each batch.
 
+    Open it as a context manager. A Dask scheduler is connected on entry, so an unreachable
+    scheduler is reported before any footprint is loaded (``extra`` is scattered to every worker
+    with the first batch, so it may be set after entry); a process pool is started on entry and its workers (and what they cached, such as
+    rasters read into memory or numba's compiled code) serve every batch.
 
-def run_process_pool(
-    fn: Callable[..., R],
-    tasks: Sequence[Task],
-    extra: Task,
-    workers: int,
-    on_done: Callable[[int, R], None],
-) -> None:
-    """Run ``fn(*task, *extra)`` in ``workers`` processes, at most ``2 * workers`` in flight."""
-    import multiprocessing as mp
+    Args:
+        fn: the chunk function (picklable).
+        extra: arguments appended to every task (sent once to Dask workers).
+        workers: processes (1 = in this process).
+        dask_scheduler: a Dask scheduler address; overrides ``workers``.
+    """
 
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    # workers die with this process, whatever kills it (no orphan keeps its memory)
-    executor = ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=worker_initializer(init_worker)
-    )
-    pending: dict[Future[R], int] = {}
-    it: Iterator[int] = iter(range(len(tasks)))
-    try:
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        extra: Task,
+        workers: int = 1,
+        dask_scheduler: str | None = None,
+    ):
+        self.fn = fn
+        self.extra = extra
+        self.workers = workers
+        self.dask_scheduler = dask_scheduler
+        self._pool: ProcessPoolExecutor | None = None
+        self._client: Any = None
+        self._extra_f: Any = None
+        self._scattered: Task | None = None
+        self._window = 1
+
+    def __enter__(self) -> TaskRunner[R]:
+        if self.dask_scheduler:
+            self._connect(self.dask_scheduler)
+        elif self.workers > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            # workers die with this process, whatever kills it (no orphan keeps its memory)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=ctx,
+                initializer=worker_initializer(init_worker),
+            )
+            self._window = 2 * self.workers
+        return self
+
+    def _connect(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise CsmoeDataError(
+                "--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'"
+            ) from exc
+        try:
+            self._client = Client(address, timeout="20s", set_as_default=True)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise CsmoeDataError(
+                f"cannot connect to the Dask scheduler at {address}: {exc}"
+            ) from exc
+        n_workers = max(1, len(self._client.scheduler_info().get("workers", {})))
+        self._window = 2 * n_workers + 2
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._pool is not None:
+            if exc_type is not None:
+                stop_pool(self._pool)  # Ctrl-C, SIGTERM, an error: do not wait for running chunks
+            else:
+                self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def run(self, tasks: Sequence[Task], on_done: Callable[[int, R], None]) -> None:
+        """Run every task of one batch; ``on_done(i, result)`` once per task (any order)."""
+        if self._client is not None:
+            self._run_dask(tasks, on_done)
+        elif self._pool is not None:
+            self._run_pool(self._pool, tasks, on_done)
+        else:
+            for i, task in enumerate(tasks):
+                on_done(i, self.fn(*task, *self.extra))
+
+    def _run_pool(
+        self, pool: ProcessPoolExecutor, tasks: Sequence[Task], on_done: Callable[[int, R], None]
+    ) -> None:
+        pending: dict[Future[R], int] = {}
+        it: Iterator[int] = iter(range(len(tasks)))
         for i in it:
-            pending[executor.submit(fn, *tasks[i], *extra)] = i
-            if len(pending) >= 2 * workers:
+            pending[pool.submit(self.fn, *tasks[i], *self.extra)] = i
+            if len(pending) >= self._window:
                 break
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -71,57 +132,32 @@ def run_process_pool(
                 on_done(i, fut.result())
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending[executor.submit(fn, *tasks[nxt], *extra)] = nxt
-    except BaseException:
-        stop_pool(executor)  # Ctrl-C, SIGTERM, an error: do not wait for running chunks
-        raise
-    executor.shutdown(wait=True)
+                    pending[pool.submit(self.fn, *tasks[nxt], *self.extra)] = nxt
 
+    def _run_dask(self, tasks: Sequence[Task], on_done: Callable[[int, R], None]) -> None:
+        from distributed import as_completed
 
-def run_dask(
-    fn: Callable[..., R],
-    tasks: Sequence[Task],
-    extra: Task,
-    address: str,
-    on_done: Callable[[int, R], None],
-) -> None:
-    """Run ``fn(*task, *extra)`` on a Dask cluster; ``extra`` is scattered once to every worker.
-
-    Raises:
-        CsmoeDataError: dask.distributed is not installed, or the scheduler cannot be reached.
-    """
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise CsmoeDataError(
-            "--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'"
-        ) from exc
-    try:
-        client = Client(address, timeout="20s", set_as_default=True)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise CsmoeDataError(f"cannot connect to the Dask scheduler at {address}: {exc}") from exc
-    try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        window = 2 * n_workers + 2
-        extra_f = client.scatter(list(extra), broadcast=True)
+        client = self._client
+        if self._extra_f is None or self._scattered is not self.extra:
+            # sent once per job (``extra`` may be set after the scheduler was connected)
+            self._extra_f = client.scatter(list(self.extra), broadcast=True)
+            self._scattered = self.extra
         it = iter(range(len(tasks)))
         futures = {}
         for i in it:
-            futures[client.submit(fn, *tasks[i], *extra_f, pure=False)] = i
-            if len(futures) >= window:
+            futures[client.submit(self.fn, *tasks[i], *self._extra_f, pure=False)] = i
+            if len(futures) >= self._window:
                 break
         ac = as_completed(list(futures))
         for fut in ac:
             i = futures.pop(fut)
             on_done(i, fut.result())
-            fut.release()
+            fut.release()  # the client keeps no result it has handed on
             nxt = next(it, None)
             if nxt is not None:
-                f = client.submit(fn, *tasks[nxt], *extra_f, pure=False)
+                f = client.submit(self.fn, *tasks[nxt], *self._extra_f, pure=False)
                 futures[f] = nxt
                 ac.add(f)
-    finally:
-        client.close()
 
 
 def run_tasks(
@@ -132,14 +168,10 @@ def run_tasks(
     workers: int = 1,
     dask_scheduler: str | None = None,
 ) -> None:
-    """Run ``fn(*task, *extra)`` over ``tasks`` with the executor the options name.
+    """Run ``fn(*task, *extra)`` over ``tasks`` with the executor the options name (one batch).
 
     Raises:
-        CsmoeDataError: see :func:`run_dask`.
+        CsmoeDataError: dask.distributed is not installed, or the scheduler cannot be reached.
     """
-    if dask_scheduler:
-        run_dask(fn, tasks, extra, dask_scheduler, on_done)
-    elif workers <= 1:
-        run_serial(fn, tasks, extra, on_done)
-    else:
-        run_process_pool(fn, tasks, extra, workers, on_done)
+    with TaskRunner(fn, extra, workers, dask_scheduler) as runner:
+        runner.run(tasks, on_done)

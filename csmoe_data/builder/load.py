@@ -28,17 +28,41 @@ class RasterSpec:
         legend: its legend.
         tiles: every tile of a set (empty for a single raster).
         index: the spatial index of the tiles (None for a single raster).
+        in_memory: decode the (single) raster whole once per worker and slice footprint
+            windows from it (see :func:`plan_reads`); else windowed reads.
     """
 
     info: RasterInfo
     legend: Legend
     tiles: tuple[RasterInfo, ...] = ()
     index: TileIndex | None = None
+    in_memory: bool = False
 
     @property
     def rasters(self) -> tuple[RasterInfo, ...]:
         """Every raster read: the tiles, or the one raster."""
         return self.tiles or (self.info,)
+
+
+def plan_reads(specs: dict[str, RasterSpec], raster_memory_mb: float) -> dict[str, RasterSpec]:
+    """The specs with their read strategy: in memory for the single rasters that fit the budget.
+
+    Sets of tiles are read by windows (their footprints open only the tiles they touch).
+
+    Args:
+        specs: the job's raster specs.
+        raster_memory_mb: memory per worker for rasters decoded whole, MB
+            (:func:`csmoe_data.engine.io.plan_in_memory`).
+    """
+    from dataclasses import replace
+
+    from csmoe_data.engine.io import plan_in_memory
+
+    single = [s.info for s in specs.values() if s.index is None]
+    chosen = plan_in_memory(single, raster_memory_mb)
+    return {
+        k: replace(s, in_memory=s.index is None and s.info.path in chosen) for k, s in specs.items()
+    }
 
 
 #: header reads of tiles run in this many threads (GDAL releases the GIL while it parses)

@@ -8,6 +8,7 @@ nothing that depends on how the build ran (workers, executor, chunking).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,27 @@ def footprints_entry(
     return entry
 
 
+@dataclass
+class FootprintSummary:
+    """What the ``footprints`` entry of the metadata records about the loaded footprints.
+
+    Attributes:
+        rows: footprints described (after dropping unusable ones).
+        crs_values: distinct CRSs in order of first appearance.
+        repaired: invalid geometries repaired.
+        dropped: footprints dropped while loading.
+        notes: remarks from loading.
+        missing_geometry: footprints whose EPSG:4326 geometry could not be computed.
+    """
+
+    rows: int
+    crs_values: list[str]
+    repaired: int = 0
+    dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+    missing_geometry: int = 0
+
+
 def build_metadata(
     inputs: BuildInputs,
     loaded: LoadedInputs,
@@ -87,12 +109,38 @@ def build_metadata(
 ) -> dict[str, Any]:
     """The ``csmoe`` metadata of a freshly described manifest (before any sampling)."""
     fp = loaded.footprints
-    n = len(fp.table)
+    summary = FootprintSummary(
+        len(fp.table), fp.crs_values, fp.repaired, fp.dropped, list(fp.notes), missing_geometry
+    )
+    return metadata_document(
+        inputs,
+        loaded.specs,
+        loaded.given,
+        loaded.footprints_path,
+        summary,
+        described.unknown,
+        described.unknown_rows,
+        warnings,
+    )
+
+
+def metadata_document(
+    inputs: BuildInputs,
+    specs: dict[str, RasterSpec],
+    given: dict[str, Any],
+    footprints_path: Path,
+    summary: FootprintSummary,
+    unknown: dict[str, dict[float, float]],
+    unknown_rows: dict[str, int],
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """The ``csmoe`` metadata document from its parts (a streamed build adds them up per batch)."""
+    n = summary.rows
     metadata: dict[str, Any] = {
         "tool": {"name": "csmoe", "version": __version__, "command": "build-manifest"},
         "inputs": {
             "footprints": footprints_entry(
-                str(inputs.footprints), loaded.footprints_path, fp.crs_values, n
+                str(inputs.footprints), footprints_path, summary.crs_values, n
             )
         },
         "legends": {},
@@ -113,47 +161,67 @@ def build_metadata(
         },
         "footprints": {
             "rows": n,
-            "repaired": fp.repaired,
-            "dropped": fp.dropped,
-            "notes": list(fp.notes),
-            "geometry_not_transformable": missing_geometry,
+            "repaired": summary.repaired,
+            "dropped": summary.dropped,
+            "notes": list(summary.notes),
+            "geometry_not_transformable": summary.missing_geometry,
         },
         "unknown_codes": {},
         "warnings": list(warnings or []),
     }
-    for k, spec in loaded.specs.items():
-        metadata["inputs"][k] = input_entry(spec, loaded.given[k])
+    for k, spec in specs.items():
+        metadata["inputs"][k] = input_entry(spec, given[k])
         metadata["legends"][k] = spec.legend.to_metadata()
         metadata["unknown_codes"][k] = {
-            "values": {str(v): round(a, 6) for v, a in sorted(described.unknown[k].items())},
-            "rows": described.unknown_rows[k],
+            "values": {str(v): round(a, 6) for v, a in sorted(unknown[k].items())},
+            "rows": unknown_rows[k],
         }
     return metadata
 
 
 def input_warnings(loaded: LoadedInputs, described: Described, gdf: pd.DataFrame) -> list[str]:
     """What probably needs a look: assumed CRSs and legends that do not fit the values found."""
+    return warnings_for(loaded.specs, described.value_area, geometry_bounds(gdf))
+
+
+def geometry_bounds(gdf: pd.DataFrame) -> tuple[float, float, float, float] | None:
+    """The lon/lat box of the rows' geometries (None when none is present)."""
     import shapely
 
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not present.any():
+        return None
+    b = shapely.bounds(geoms[present])
+    return (
+        float(np.nanmin(b[:, 0])),
+        float(np.nanmin(b[:, 1])),
+        float(np.nanmax(b[:, 2])),
+        float(np.nanmax(b[:, 3])),
+    )
+
+
+def warnings_for(
+    specs: dict[str, RasterSpec],
+    value_area: dict[str, dict[float, float]],
+    bounds: tuple[float, float, float, float] | None,
+) -> list[str]:
+    """The warnings of :func:`input_warnings` from the specs, value areas and the rows' box."""
     from csmoe_data.legend_fit import legend_fit_warning
 
     out: list[str] = []
-    for kind, spec in loaded.specs.items():
+    for kind, spec in specs.items():
         for info in spec.rasters:
             if info.crs_source.startswith("assumed"):
                 out.append(f"{kind} raster {info.path}: CRS {info.crs_source}")
                 break
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if present.any():
-        b = shapely.bounds(geoms[present])
-        lon_span = float(np.nanmax(b[:, 2]) - np.nanmin(b[:, 0]))
-        lat_span = float(np.nanmax(b[:, 3]) - np.nanmin(b[:, 1]))
+    if bounds is not None:
+        lon_span, lat_span = bounds[2] - bounds[0], bounds[3] - bounds[1]
     else:
         lon_span = lat_span = 0.0
-    for kind, spec in loaded.specs.items():
+    for kind, spec in specs.items():
         message = legend_fit_warning(
-            spec.legend, described.value_area[kind], lon_span, lat_span, f"--{kind}-legend"
+            spec.legend, value_area[kind], lon_span, lat_span, f"--{kind}-legend"
         )
         if message:
             out.append(f"{kind} legend: {message}")

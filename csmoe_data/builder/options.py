@@ -14,6 +14,9 @@ from csmoe_data.errors import CsmoeDataError
 DEFAULT_CHUNK_SIZE = 2000
 #: extra vertices per footprint edge before reprojection
 DENSIFY_PTS = 21
+#: default ``--raster-memory`` (MB per worker; the same as
+#: :data:`csmoe_data.engine.io.DEFAULT_RASTER_MEMORY_MB`, not imported to keep this module light)
+DEFAULT_RASTER_MEMORY_MB = 512
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,15 @@ class ExecutionOptions:
         dask_scheduler: address of a Dask distributed scheduler (``tcp://host:8786``).
         chunk_size: footprints per task.
         progress: progress bar; None: when stderr is a terminal.
+        raster_memory_mb: memory per worker (MB) for rasters decoded whole (small or coarse
+            rasters, smallest first); larger rasters are read by windows. 0: always windows.
     """
 
     workers: int = 1
     dask_scheduler: str | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     progress: bool | None = None
+    raster_memory_mb: float = DEFAULT_RASTER_MEMORY_MB
 
 
 def check_execution(execution: ExecutionOptions) -> ExecutionOptions:
@@ -92,6 +98,8 @@ def check_execution(execution: ExecutionOptions) -> ExecutionOptions:
         raise CsmoeDataError(f"--workers must be >= 1, not {execution.workers}")
     if execution.chunk_size < 1:
         raise CsmoeDataError(f"chunk size must be >= 1, not {execution.chunk_size}")
+    if not execution.raster_memory_mb >= 0:
+        raise CsmoeDataError(f"--raster-memory must be >= 0 MB, not {execution.raster_memory_mb}")
     return execution
 
 

@@ -1,16 +1,55 @@
-"""``build_manifest``: the four stages of a build, in order, with every check before the work."""
+"""``build_manifest``: the stages of a build, batch by batch, with every check before the work.
+
+Footprints are read, described and written in batches (:mod:`csmoe_data.builder.stream`,
+:class:`csmoe_data.builder.write.ManifestWriter`), so the memory of the whole process tree does
+not grow with the number of footprints (GeoParquet sources; other sources are loaded whole).
+The output does not depend on the batch size, the chunk size, the workers or the executor.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
+import numpy as np
+
+from csmoe_common import manifest as columns
 from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import assemble
-from csmoe_data.builder.load import load_inputs
-from csmoe_data.builder.metadata import build_metadata, input_warnings, valid_summary
+from csmoe_data.builder.describe import describe_batch, open_runner
+from csmoe_data.builder.load import load_rasters, plan_reads
+from csmoe_data.builder.metadata import (
+    FootprintSummary,
+    geometry_bounds,
+    metadata_document,
+    valid_summary,
+    warnings_for,
+)
 from csmoe_data.builder.options import BuildInputs, BuildResult, ExecutionOptions, check_execution
 from csmoe_data.builder.sample import sampling_requested
+from csmoe_data.builder.stream import READ_BATCH_ROWS, BatchTally, footprint_batches
+from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.options import SamplingOptions
+
+
+class _ValidMeans:
+    """Running NaN-aware means of ``lc_valid_frac`` / ``kg_valid_frac`` over written rows."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, gdf: object) -> None:
+        for kind, col in (("landcover", columns.LC_VALID_FRAC), ("climate", columns.KG_VALID_FRAC)):
+            if col in gdf.columns:  # type: ignore[attr-defined]
+                v = gdf[col].to_numpy(dtype=np.float64)  # type: ignore[index]
+                ok = np.isfinite(v)
+                self.sums[kind] = self.sums.get(kind, 0.0) + float(v[ok].sum())
+                self.counts[kind] = self.counts.get(kind, 0) + int(ok.sum())
+
+    def means(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] for k in self.sums if self.counts[k]}
 
 
 def build_manifest(
@@ -19,13 +58,16 @@ def build_manifest(
     execution: ExecutionOptions | None = None,
     sampling: SamplingOptions | None = None,
     overwrite: bool = False,
+    batch_rows: int = READ_BATCH_ROWS,
 ) -> BuildResult:
     """Compute thematic-climatic descriptors for footprints and write a GeoParquet manifest.
 
-    Stages: load (rasters and legends validated, footprints loaded), describe (chunks in this
-    process, a process pool or a Dask cluster), assemble (rows in input order), write (metadata,
-    optional sampling, one atomic file). To sample an existing manifest instead, see
-    :func:`csmoe_data.builder.sample_pool`.
+    Stages: load (rasters and legends validated; a Dask scheduler connected, so an unreachable
+    one is reported before any footprint is read), then per batch of footprints: read,
+    describe (chunks in this process, a process pool or a Dask cluster), assemble (rows in input
+    order), write (row groups); finally the metadata. With sampling options the described pool
+    is written to a temporary file beside ``out``, sampled and removed. To sample an existing
+    manifest instead, see :func:`csmoe_data.builder.sample_pool`.
 
     Args:
         inputs: footprints, rasters and legends.
@@ -33,46 +75,131 @@ def build_manifest(
         execution: workers, Dask scheduler, chunk size, progress; never changes the output.
         sampling: rows are selected when it sets ``n``, ``split`` or ``where``.
         overwrite: replace an existing ``out``.
+        batch_rows: footprints read, described and written per batch (bounds memory; never
+            changes the output).
 
     Returns:
         A :class:`~csmoe_data.builder.options.BuildResult`.
 
     Raises:
         CsmoeDataError: bad input (missing/unreadable/corrupt files, raster without CRS, empty
-            footprint source, duplicate or missing ids, unknown legend, bad options). Nothing
-            is written then.
+            footprint source, duplicate or missing ids, unknown legend, bad options, an
+            unreachable Dask scheduler). Nothing is written then.
         CsmoeError: an existing output without ``overwrite`` (checked before any work).
     """
     from csmoe_common.atomic import check_output_path
-    from csmoe_data.manifest import write_manifest
+    from csmoe_common.progress import progress_bar
+    from csmoe_data.builder.write import ManifestWriter
 
     execution = check_execution(execution or ExecutionOptions())
+    if batch_rows < 1:
+        raise CsmoeDataError(f"batch size must be >= 1, not {batch_rows}")
     out = check_output_path(out, overwrite)  # fail before any long work
-    loaded = load_inputs(inputs)
-    table = loaded.footprints.table
-    described = describe_stage.describe_footprints(
-        table, loaded.specs, inputs.densify_pts, execution
-    )
-    gdf = assemble(table, described, out.parent)
-    missing_geometry = int(gdf.geometry.isna().sum())
-    warnings = input_warnings(loaded, described, gdf)
-    metadata = build_metadata(inputs, loaded, described, missing_geometry, warnings)
-    pool_rows = len(gdf)
-    if sampling is not None and sampling_requested(sampling):
-        from csmoe_data.sampling import sample_manifest
+    specs, given = load_rasters(inputs)
+    specs = plan_reads(specs, execution.raster_memory_mb)
+    sampled = sampling is not None and sampling_requested(sampling)
+    target = out.parent / f".{out.name}.pool.{os.getpid()}.parquet" if sampled else out
+    tally = BatchTally()
+    valid = _ValidMeans()
+    unknown: dict[str, dict[float, float]] = {k: {} for k in specs}
+    value_area: dict[str, dict[float, float]] = {k: {} for k in specs}
+    unknown_rows: dict[str, int] = dict.fromkeys(specs, 0)
+    bounds: list[float] | None = None
+    missing_geometry = 0
+    runner = open_runner(specs, inputs.densify_pts, False, execution)
+    try:
+        with runner:  # a Dask scheduler is connected here, before any footprint is read
+            source = footprint_batches(inputs, batch_rows)
+            # one kernel choice for the whole job, so that every worker takes the same path
+            runner.extra = (
+                specs,
+                inputs.densify_pts,
+                source.total >= describe_stage.COMPILED_MIN_FOOTPRINTS,
+            )
+            with (
+                progress_bar(
+                    "describing footprints", source.total, "patches", execution.progress
+                ) as advance,
+                ManifestWriter(target, overwrite=overwrite or sampled) as writer,
+            ):
+                for fp in source.batches:
+                    tally.add(fp)
+                    if len(fp.table) == 0:
+                        advance(fp.dropped)
+                        continue
+                    described = describe_batch(
+                        fp.table, specs, runner, execution.chunk_size, advance
+                    )
+                    advance(fp.dropped)
+                    for k in specs:
+                        for v, a in described.unknown[k].items():
+                            unknown[k][v] = unknown[k].get(v, 0.0) + a
+                        for v, a in described.value_area[k].items():
+                            value_area[k][v] = value_area[k].get(v, 0.0) + a
+                        unknown_rows[k] += described.unknown_rows[k]
+                    gdf = assemble(fp.table, described, out.parent)
+                    box = geometry_bounds(gdf)
+                    if box is not None:
+                        bounds = (
+                            list(box)
+                            if bounds is None
+                            else [
+                                min(bounds[0], box[0]),
+                                min(bounds[1], box[1]),
+                                max(bounds[2], box[2]),
+                                max(bounds[3], box[3]),
+                            ]
+                        )
+                    missing_geometry += int(gdf.geometry.isna().sum())
+                    valid.add(gdf)
+                    writer.write(gdf)
+                    del gdf, described
+                if tally.rows == 0:
+                    raise CsmoeDataError(
+                        "no usable footprint left (every geometry was empty or not polygonal)"
+                    )
+                tally.check_unique_ids(inputs.id_column)
+                summary = FootprintSummary(
+                    rows=tally.rows,
+                    crs_values=list(tally.crs_values),
+                    repaired=tally.repaired,
+                    dropped=tally.dropped,
+                    notes=tally.merged_notes(),
+                    missing_geometry=missing_geometry,
+                )
+                warnings = warnings_for(
+                    specs,
+                    value_area,
+                    None if bounds is None else tuple(bounds),  # type: ignore[arg-type]
+                )
+                metadata = metadata_document(
+                    inputs, specs, given, source.path, summary, unknown, unknown_rows, warnings
+                )
+                writer.close(metadata)
+        pool_rows = tally.rows
+        rows, valid_frac = tally.rows, valid.means()
+        if sampled:
+            assert sampling is not None
+            from csmoe_data.manifest import read_manifest, write_manifest
+            from csmoe_data.sampling import sample_manifest
 
-        gdf, metadata["sampling"] = sample_manifest(gdf, sampling)
-    path = write_manifest(gdf, out, metadata, overwrite=overwrite)
-    fp = loaded.footprints
+            gdf, _ = read_manifest(target)
+            gdf, metadata["sampling"] = sample_manifest(gdf, sampling)
+            write_manifest(gdf, out, metadata, overwrite=overwrite)
+            rows, valid_frac = len(gdf), valid_summary(gdf)
+    finally:
+        if sampled:
+            with contextlib.suppress(OSError):
+                target.unlink()
     return BuildResult(
-        path=path,
-        rows=len(gdf),
+        path=out,
+        rows=rows,
         pool_rows=pool_rows,
         metadata=metadata,
-        valid_frac=valid_summary(gdf),
-        unknown_codes=described.unknown,
-        repaired=fp.repaired,
-        dropped=fp.dropped,
-        notes=list(fp.notes),
+        valid_frac=valid_frac,
+        unknown_codes=unknown,
+        repaired=tally.repaired,
+        dropped=tally.dropped,
+        notes=tally.merged_notes(),
         warnings=warnings,
     )

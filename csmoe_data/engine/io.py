@@ -2,6 +2,14 @@
 
 The descriptor engine never warps a raster; :func:`inspect_raster` checks up front everything a
 worker would otherwise fail on (missing file, no CRS, rotated transform, corrupt blocks).
+
+Read strategy, per raster (decided once per job by :func:`plan_in_memory`): rasters small enough
+for the memory budget (``--raster-memory``, :data:`DEFAULT_RASTER_MEMORY_MB`; coarse global maps
+such as the 5 km MODIS or 5 arc-minute Köppen maps, 9-26 MB) are decoded whole once per process
+and every footprint window is a slice of that array (:func:`read_pixels`), instead of thousands
+of small GDAL reads; larger rasters are read by windows, grouped by 512-pixel tile so that one
+read serves the neighbouring footprints of a tile (:mod:`csmoe_data.descriptors`). Both give the
+same pixels, so the same output.
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ if TYPE_CHECKING:
 
 #: rasterio datasets opened by this process, by resolved path (workers keep theirs open)
 _OPEN: dict[str, DatasetReader] = {}
+#: rasters decoded whole by this process (the in-memory read strategy), by resolved path
+_IN_MEMORY: dict[str, NDArray[np.generic]] = {}
+#: default memory budget (MB, per process) for rasters read whole into memory
+DEFAULT_RASTER_MEMORY_MB = 512
 
 
 @dataclass(frozen=True)
@@ -318,3 +330,57 @@ def read_window(
         return ds.read(info.band, window=((row0, row1), (col0, col1)))
     except Exception as exc:  # rasterio/GDAL decoding errors
         raise CsmoeDataError(f"cannot read pixels of {info.path}: {exc}") from exc
+
+
+def raster_nbytes(info: RasterInfo) -> int:
+    """Bytes of band 1 decoded whole."""
+    return int(info.width) * int(info.height) * np.dtype(info.dtype).itemsize
+
+
+def plan_in_memory(infos: list[RasterInfo], budget_mb: float) -> set[str]:
+    """Paths of the rasters to decode whole: smallest first, while their sum fits the budget.
+
+    Args:
+        infos: the rasters of a job.
+        budget_mb: memory per process for whole rasters, in MB (10**6 bytes); 0 reads every
+            raster by windows.
+    """
+    budget = float(budget_mb) * 1e6
+    chosen: set[str] = set()
+    used = 0
+    for info in sorted(infos, key=raster_nbytes):
+        size = raster_nbytes(info)
+        if used + size <= budget:
+            chosen.add(info.path)
+            used += size
+    return chosen
+
+
+def whole_raster(info: RasterInfo) -> NDArray[np.generic]:
+    """Band 1 decoded whole, once per process (kept for the process's later chunks).
+
+    Raises:
+        CsmoeDataError: if the pixels cannot be decoded.
+    """
+    data = _IN_MEMORY.get(info.path)
+    if data is None:
+        data = read_window(info, 0, info.height, 0, info.width)
+        data.setflags(write=False)
+        _IN_MEMORY[info.path] = data
+    return data
+
+
+def read_pixels(
+    info: RasterInfo, row0: int, row1: int, col0: int, col1: int, in_memory: bool = False
+) -> NDArray[np.generic]:
+    """Band 1 rows ``[row0, row1)``, columns ``[col0, col1)``, from memory or by a window read.
+
+    With ``in_memory`` a slice of the raster decoded whole (:func:`whole_raster`), else a
+    windowed read; the same pixels either way.
+
+    Raises:
+        CsmoeDataError: if the pixels cannot be decoded.
+    """
+    if in_memory:
+        return whole_raster(info)[row0:row1, col0:col1]
+    return read_window(info, row0, row1, col0, col1)

@@ -123,6 +123,7 @@ def finalize_table(
     notes: list[str],
     repair: bool = True,
     lonlat: bool = False,
+    allow_empty: bool = False,
 ) -> tuple[pd.DataFrame, int, int]:
     """Assemble and check a footprint table.
 
@@ -137,6 +138,8 @@ def finalize_table(
         lonlat: the geometries are geographic: unwrap footprints written across the antimeridian
             (longitudes > 180 or "the long way round") and split them into parts within
             ``[-180, 180]``.
+        allow_empty: return an empty table instead of raising when nothing is left (one
+            batch of a streamed source; the build checks the total).
 
     Returns:
         ``(table, repaired, dropped)``.
@@ -180,6 +183,6 @@ def finalize_table(
             )
         table = pd.concat([table, attrs], axis=1)
     table = table.loc[keep].reset_index(drop=True)
-    if not len(table):
+    if not len(table) and not allow_empty:
         raise CsmoeDataError("no usable footprint left (every geometry was empty or not polygonal)")
     return table, repaired, dropped

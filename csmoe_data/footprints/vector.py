@@ -114,12 +114,52 @@ def load_vector(
             ``layer``, missing id or labels column, null or duplicate ids, points without
             ``point_size``, or no usable geometry.
     """
+    return vector_footprints(
+        _read(path, layer, crs),
+        path,
+        source,
+        id_column,
+        labels_column,
+        crs=crs,
+        point_size=point_size,
+        dissolve_ids=dissolve_ids,
+    )
+
+
+def vector_footprints(
+    gdf: gpd.GeoDataFrame,
+    path: Path,
+    source: str,
+    id_column: str = "patch_id",
+    labels_column: str | None = None,
+    *,
+    crs: str | None = None,
+    point_size: float | None = None,
+    dissolve_ids: bool = False,
+    allow_empty: bool = False,
+) -> Footprints:
+    """Footprints from the rows of a vector file (all of them, or one batch of a streamed file).
+
+    Args:
+        gdf: the rows as read.
+        path: the file (for messages).
+        source: the source as the user gave it.
+        id_column: the column holding unique patch ids (unique within ``gdf``).
+        labels_column: optional column carried into ``labels``.
+        crs: see :func:`load_vector`.
+        point_size: see :func:`load_vector`.
+        dissolve_ids: see :func:`load_vector` (needs every row: not for batches).
+        allow_empty: an empty ``gdf``, or one whose geometries are all dropped, gives an empty
+            table instead of an error (one batch of a streamed file).
+
+    Raises:
+        CsmoeDataError: see :func:`load_vector`.
+    """
     from csmoe_data.footprints.points import is_point_geometry, points_to_footprints
     from csmoe_data.footprints.tables import dissolve_rows
 
     notes: list[str] = []
-    gdf = _read(path, layer, crs)
-    if not len(gdf):
+    if not len(gdf) and not allow_empty:
         raise CsmoeDataError(f"footprint file {path} is empty (no features)")
     if crs is not None:
         if gdf.crs is None:
@@ -157,6 +197,7 @@ def load_vector(
             id_column,
             notes,
             repair=False,
+            allow_empty=allow_empty,
         )
         if labels_column is not None:
             table = add_labels(table, labels_column, notes)
@@ -181,7 +222,14 @@ def load_vector(
             "csmoe-data grid recognised: cells rebuilt as exact squares in their UTM zones"
         )
         table, repaired, dropped = finalize_table(
-            gdf[id_column], geoms, crs_values, attrs, id_column, notes, repair=False
+            gdf[id_column],
+            geoms,
+            crs_values,
+            attrs,
+            id_column,
+            notes,
+            repair=False,
+            allow_empty=allow_empty,
         )
     else:
         if gdf.crs is None:
@@ -198,6 +246,7 @@ def load_vector(
             id_column,
             notes,
             lonlat=bool(gdf.crs.is_geographic),
+            allow_empty=allow_empty,
         )
     if labels_column is not None:
         table = add_labels(table, labels_column, notes)

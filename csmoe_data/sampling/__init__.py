@@ -23,7 +23,12 @@ if TYPE_CHECKING:
         StrategyName,
         parse_split,
     )
-    from csmoe_data.sampling.splits import assign_splits, spatial_blocks
+    from csmoe_data.sampling.splits import (
+        SplitReport,
+        assign_splits,
+        blocked_splits,
+        spatial_blocks,
+    )
     from csmoe_data.sampling.strategies import (
         STRATEGIES,
         SamplingContext,
@@ -43,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "StrategyName": "options",
     "parse_split": "options",
     "assign_splits": "splits",
+    "blocked_splits": "splits",
+    "SplitReport": "splits",
     "spatial_blocks": "splits",
     "STRATEGIES": "strategies",
     "SamplingContext": "strategies",
@@ -58,10 +65,12 @@ __all__ = [
     "STRATEGIES",
     "SamplingContext",
     "SamplingOptions",
+    "SplitReport",
     "Strategy",
     "StrategyName",
     "allocate",
     "assign_splits",
+    "blocked_splits",
     "get_strategy",
     "list_strategies",
     "parse_split",

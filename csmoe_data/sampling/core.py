@@ -1,15 +1,17 @@
 """``sample_manifest``: filters, allocation, picks, ``min_distance``, splits, metadata.
 
 Order of work: drop rows below ``min_valid_frac`` (land-cover or climate valid fraction; NaN
-fails) and rows failing ``where``; group the rest (strata, clusters) with the strategy; split
+fails), rows failing ``where`` and rows without valid coordinates
+(:mod:`csmoe_data.sampling.eligibility`); group the rest (strata, clusters) with the strategy; split
 the budget with :func:`~csmoe_data.sampling.allocation.allocate`; let the strategy pick rows in
 each group, then refine all picks at once. With ``min_distance`` the picks are thinned greedily
 (each group's first pick before any group's second) against the footprint distance of
 :mod:`csmoe_data.sampling.geo`, rows too close to a kept one leave the pool, and the missing
 picks are drawn again from what is left (groups that run dry pass their share on), for up to
 :data:`MAX_DISTANCE_ROUNDS` rounds; fewer rows than asked come back only when the pool cannot
-hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows;
-without ``split`` every row is ``train``. Output rows keep the pool's order.
+hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows
+(footprints touching a footprint of another split are removed and counted in the metadata's
+``split_report``); without ``split`` every row is ``train``. Output rows keep the pool's order.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
+from csmoe_data.sampling.eligibility import conditions
 from csmoe_data.sampling.features import (
     class_columns,
     descriptor_matrix,
@@ -34,7 +37,7 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
-from csmoe_data.sampling.splits import DEFAULT_BLOCK_SIZE_M, assign_splits, spatial_blocks
+from csmoe_data.sampling.splits import blocked_splits
 from csmoe_data.sampling.strategies import SamplingContext, Strategy, get_strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
@@ -94,16 +97,23 @@ def _validate(options: SamplingOptions) -> Strategy:
         total = sum(options.split.values())
         if not options.split or abs(total - 1.0) > 1e-6 or min(options.split.values()) < 0:
             raise CsmoeDataError(f"split fractions must be >= 0 and sum to 1, not {options.split}")
+    if options.split_block_size is not None and not (
+        np.isfinite(options.split_block_size) and options.split_block_size > 0
+    ):
+        raise CsmoeDataError(
+            f"--split-block-size must be > 0 metres, not {options.split_block_size}"
+        )
     return strategy
 
 
 def eligibility(
     pool: pd.DataFrame, options: SamplingOptions, source: str = "--where"
 ) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    """Which pool rows pass ``min_valid_frac`` and ``where``, and how many rows fail each condition.
+    """Which pool rows are eligible, and how many rows fail each condition.
 
-    ``where`` is parsed by :mod:`csmoe_data.where` (never evaluated as code); each of its
-    top-level ``and``-ed conditions is counted separately.
+    The conditions of :func:`csmoe_data.sampling.eligibility.conditions`: valid fractions, each
+    top-level ``and``-ed part of ``where`` (parsed by :mod:`csmoe_data.where`, never evaluated as
+    code) and coordinates.
 
     Args:
         pool: the pool rows.
@@ -117,23 +127,11 @@ def eligibility(
     Raises:
         WhereError: a bad ``where`` expression (one line naming the offending token).
     """
-    from csmoe_data.where import parse_where
-
+    conds = conditions(pool, options, source)
     keep = np.ones(len(pool), dtype=bool)
-    breakdown: list[tuple[str, int]] = []
-    for col in (schema.LC_VALID_FRAC, schema.KG_VALID_FRAC):
-        if col in pool.columns and options.min_valid_frac > 0:
-            v = pd.to_numeric(pool[col], errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            ok = np.nan_to_num(v, nan=-1.0) >= options.min_valid_frac
-            breakdown.append((f"{col} >= {options.min_valid_frac:g}", int((~ok).sum())))
-            keep &= ok
-    if options.where:
-        flt = parse_where(options.where, source)
-        keep &= flt.mask(pool)
-        breakdown += flt.breakdown(pool)
-    return np.flatnonzero(keep), breakdown
+    for cond in conds:
+        keep &= cond.passed
+    return np.flatnonzero(keep), [(c.description, int((~c.passed).sum())) for c in conds]
 
 
 def describe_eligibility(pool_rows: int, eligible: int, breakdown: list[tuple[str, int]]) -> str:
@@ -317,9 +315,18 @@ def sample_manifest(
     out[schema.STRATUM] = pd.array(
         strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
     )
+    split_report = None
     if options.split is not None:
-        blocks = spatial_blocks(np.asarray(out.geometry.values, dtype=object), DEFAULT_BLOCK_SIZE_M)
-        split = assign_splits(blocks, options.split, options.seed)
+        split, split_report = blocked_splits(
+            np.asarray(out.geometry.values, dtype=object),
+            options.split,
+            options.seed,
+            options.split_block_size,
+        )
+        kept = np.array([s is not None for s in split], dtype=bool)
+        if not kept.all():  # footprints touching another split leave the sample
+            out = out.iloc[np.flatnonzero(kept)].reset_index(drop=True)
+            split = split[kept]
     else:
         split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
     out[schema.SPLIT] = pd.array(split.astype(str), dtype="string")
@@ -342,7 +349,10 @@ def sample_manifest(
         "split_counts": {
             str(k): int(v) for k, v in out[schema.SPLIT].value_counts(sort=False).items()
         },
-        "split_block_m": DEFAULT_BLOCK_SIZE_M if options.split is not None else None,
+        "split_block_m": (
+            round(split_report.block_size_m, 3) if split_report is not None else None
+        ),
+        "split_report": split_report.to_metadata() if split_report is not None else None,
         "strategy_params": strategy.params(),
     }
     return out, metadata

@@ -41,6 +41,8 @@ class SamplingOptions:
             (parsed, never evaluated as code).
         min_distance: metres; no two selected footprints closer than this.
         split: split name -> fraction (e.g. train 0.8, val 0.1, test 0.1), spatially blocked.
+        split_block_size: metres; cell size of the block grid of the splits (None: derived
+            from the footprint size, see :mod:`csmoe_data.sampling.splits`).
     """
 
     n: int | None = None
@@ -53,6 +55,7 @@ class SamplingOptions:
     where: str | None = None
     min_distance: float | None = None
     split: dict[str, float] | None = field(default=None)
+    split_block_size: float | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-serialisable form for the manifest's file metadata."""

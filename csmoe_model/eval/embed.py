@@ -13,15 +13,18 @@ Loading a model:
   ``model.config``, ``data.normalization``; ``model.safetensors``: the encoder weights). The run's
   statistics normalise the imagery and its cache settings (``n_s2``, band orders, upsampling) are
   reused, so ``embed`` reads the training cache when it embeds the training manifest.
-- ``--weights FILE --model NAME``: a safetensors file of encoder (or full-model) weights for preset
-  ``NAME``; when the file's metadata records the model config (``csmoe train`` writes ``model`` and
-  ``config``), that config is used and ``--model`` may be left out. The imagery is then normalised
-  with the cache's statistics (the manifest's ``train`` rows).
+- ``--weights FILE``: a ``model.safetensors`` that describes itself
+  (:mod:`csmoe_model.weights.pretrained`: preset, config, band order, normalisation statistics;
+  ``csmoe train`` and ``csmoe import-weights`` write them). The imagery is normalised with the
+  file's statistics; a file without them (an older export, bare weights with ``--model NAME``)
+  needs ``normalization="manifest"``: the cache's statistics of the target manifest's ``train``
+  rows, which is only right when that manifest is the training distribution.
+
+Models with a band subset (``CSMoE.select_bands``) get the named channels of the cache's bands.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +58,8 @@ class LoadedModel:
         model: the model (eval mode, on the CPU).
         name: its preset name.
         source: the run folder or weights file.
-        stats: normalisation statistics recorded by the run (``None``: use the cache's).
+        stats: normalisation statistics recorded by the run or the weights file, per model
+            channel (``None``: use the cache's).
         cache: imagery-cache settings recorded by the run (``n_s2``, ``size``, ``s2_bands``,
             ``s1_bands``, ``upsample``), possibly empty.
     """
@@ -65,30 +69,6 @@ class LoadedModel:
     source: str
     stats: dict[str, list[float]] | None = None
     cache: dict[str, Any] = field(default_factory=dict)
-
-
-def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise CsmoeError(f"weights file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-        state = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise CsmoeError(f"cannot read {path} as safetensors: {exc}") from exc
-    return state, meta
-
-
-def _encoder_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Accept a full-model state dict too: keep the ``encoder.`` entries without the prefix."""
-    if state and all(k.startswith("encoder.") or not k.startswith("encoder") for k in state):
-        enc = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
-        if enc:
-            return enc
-    return state
 
 
 def _cache_from_run_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,8 +98,6 @@ def load_model(
         CsmoeError: neither or both of ``run``/``weights``, missing files, unknown model, weights
             that do not fit the architecture.
     """
-    from csmoe_model import build_model
-
     if (run is None) == (weights is None):
         raise CsmoeError("give either --run RUN_DIR or --weights FILE (with --model NAME)")
     if run is not None:
@@ -144,24 +122,43 @@ def load_model(
             stats=data.get("normalization"),
             cache=_cache_from_run_config(cfg),
         )
-    assert weights is not None  # exactly one of run / weights (checked above)
-    weights = Path(weights)
-    state, meta = _load_state(weights)
-    overrides: dict[str, Any] = {}
-    if meta.get("config"):  # export_encoder (csmoe train) records the model config
-        try:
-            overrides = json.loads(meta["config"])
-        except json.JSONDecodeError:
-            overrides = {}
-    name = str(model or meta.get("model") or overrides.get("name") or "")
+    from csmoe_model.weights.pretrained import from_pretrained, read_pretrained
+
+    info, _ = read_pretrained(Path(weights))  # type: ignore[arg-type]
+    name = model or info.model or ""
     if not name:
-        raise CsmoeError("--weights needs --model NAME (the preset the weights belong to)")
-    if model is not None and overrides.get("name") not in (None, model):
-        overrides = {}  # another preset was asked for: its own config, not the file's
-    net = build_model(name, **overrides)
-    net.load_encoder_state_dict(_encoder_state(state))
-    net.eval()
-    return LoadedModel(model=net, name=name, source=str(weights))
+        raise CsmoeError("--weights needs --model NAME (the file does not name its preset)")
+    net = from_pretrained(info.path, model=model)
+    return LoadedModel(model=net, name=name, source=str(info.path), stats=net.normalization)
+
+
+def _cache_bands(net: CSMoE) -> tuple[int, dict[str, list[int] | None]]:
+    """The S2 band count to cache and, per sensor, the cache channels the model takes."""
+    from csmoe_common.bands import S1_BANDS, S2_BANDS_10, s2_bands
+
+    s2_names = net.config.band_names("s2")
+    n_s2 = 10 if all(b in S2_BANDS_10 for b in s2_names) else 12
+    pick: dict[str, list[int] | None] = {}
+    for sensor, order in (("s2", s2_bands(n_s2)), ("s1", S1_BANDS)):
+        idx = [order.index(b) for b in net.config.band_names(sensor)]
+        pick[sensor] = None if idx == list(range(len(order))) else idx
+    return n_s2, pick
+
+
+def _full_stats(
+    stats: dict[str, list[float]], pick: dict[str, list[int] | None], counts: dict[str, int]
+) -> dict[str, list[float]]:
+    """Statistics per model channel spread onto the cache's channels (others left unscaled)."""
+    out = dict(stats)
+    for sensor, idx in pick.items():
+        if idx is None:
+            continue
+        for kind, fill in (("mean", 0.0), ("std", 1.0)):
+            full = [fill] * counts[sensor]
+            for j, i in enumerate(idx):
+                full[i] = stats[f"{sensor}_{kind}"][j]
+            out[f"{sensor}_{kind}"] = full
+    return out
 
 
 @dataclass
@@ -192,6 +189,7 @@ def embed_manifest(
     cache_dir: str | Path | None = None,
     workers: int = EMBED_WORKERS,
     labels_columns: Sequence[str] = (),
+    normalization: str = "stored",
     overwrite: bool = False,
     progress: bool = True,
 ) -> EmbedSummary:
@@ -212,22 +210,39 @@ def embed_manifest(
         cache_dir: imagery cache folder (default: as training, ``$CSMOE_CACHE_DIR`` or ``~/.cache/csmoe``).
         workers: loader worker processes (and cache decoding processes).
         labels_columns: further list columns to copy besides ``labels`` and ``labels19``.
+        normalization: ``stored`` (the run's or the weights file's statistics) or ``manifest``
+            (the cache's, computed on the manifest's ``train`` rows).
         overwrite: replace ``out``.
         progress: show progress bars.
 
     Raises:
-        CsmoeError: output exists, bad model/weights, manifest or cache problems.
+        CsmoeError: output exists, bad model/weights, weights without statistics (unless
+            ``normalization="manifest"``), manifest or cache problems.
     """
     from csmoe_model.data import open_cache
 
     check_output_path(out, overwrite)  # fail before minutes of work
     if batch_size < 1:
         raise CsmoeError(f"--batch-size must be at least 1, got {batch_size}")
+    if normalization not in ("stored", "manifest"):
+        raise CsmoeError(f"--normalization must be stored or manifest, got {normalization!r}")
     dev = resolve_device(device)
     loaded = load_model(run=run, weights=weights, model=model)
+    if normalization == "manifest":
+        loaded.stats = None
+    elif loaded.stats is None:
+        raise CsmoeError(
+            f"{loaded.source} carries no normalisation statistics; pass --normalization manifest "
+            "to normalise with the target manifest's (train rows) statistics"
+        )
     net = loaded.model.to(dev)
-    n_s2_model = int(net.in_chans["s2"])
+    n_s2_model, pick = _cache_bands(net)
     n_s2_cache = int(loaded.cache.get("n_s2") or n_s2_model)
+    if n_s2_cache < n_s2_model:
+        raise CsmoeError(f"the run cached {n_s2_cache} S2 bands; the model needs {n_s2_model}")
+    stats = loaded.stats
+    if stats is not None:
+        stats = _full_stats(stats, pick, {"s2": n_s2_model, "s1": 2})
 
     from csmoe_model.data import CacheSettings
 
@@ -252,7 +267,7 @@ def embed_manifest(
             device=dev,
             img_size=net.img_size,
             n_s2=n_s2_model,
-            stats=loaded.stats,
+            stats=stats,
             augment=False,
             shuffle=False,
             drop_last=False,
@@ -267,9 +282,14 @@ def embed_manifest(
         ):
             for batch in loader:
                 idx = batch.index.numpy()
+                x1, x2 = batch.s1, batch.s2
+                if pick["s1"] is not None:
+                    x1 = x1[:, pick["s1"]]
+                if pick["s2"] is not None:
+                    x2 = x2[:, pick["s2"]]
                 # each sensor alone, so that S1->S2 retrieval is honest
-                emb["s1"][idx] = net.encode(s1=batch.s1)["s1"].float().cpu().numpy()
-                emb["s2"][idx] = net.encode(s2=batch.s2)["s2"].float().cpu().numpy()
+                emb["s1"][idx] = net.encode(s1=x1)["s1"].float().cpu().numpy()
+                emb["s2"][idx] = net.encode(s2=x2)["s2"].float().cpu().numpy()
                 advance(len(idx))
     seconds = time.perf_counter() - t0
 
@@ -280,7 +300,9 @@ def embed_manifest(
         "source": loaded.source,
         "manifest": str(Path(manifest).resolve()),
         "cache": str(cache.path),
-        "normalisation": "run" if loaded.stats else "cache",
+        "normalisation": (
+            "cache" if loaded.stats is None else ("run" if run is not None else "weights")
+        ),
         "split": split or "all",
         "encode": "each sensor alone, all patches visible, eval mode, no augmentation",
         "tool_version": __version__,

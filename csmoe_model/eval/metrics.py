@@ -10,7 +10,7 @@ Retrieval (content-based image retrieval, CBIR), for queries ``q`` and an archiv
 - relevance: ``rel(q, r) = 1`` when ``q`` and ``r`` share at least one label.
 - ``map@k`` (as in BigEarthNet retrieval work): AP@k = sum over ranks i <= k of precision@i x rel(i),
   divided by the number of relevant items among the top k; 0 when there is none. Mean over queries.
-- ``precision@k`` and ``recall@k`` (as in CSMAE, Hackel et al. 2024): for retrieved item r of query q,
+- ``precision@k`` and ``recall@k`` (as in CSMAE: Hackstein, Sumbul, Clasen, Demir, IEEE TGRS 2024): for retrieved item r of query q,
   |L(q) & L(r)| / |L(r)| and |L(q) & L(r)| / |L(q)|, averaged over the retrieved items, then over queries;
   ``f1@k`` is the harmonic mean of the two query-averaged values (CSMAE's ``retrieval.py``).
 

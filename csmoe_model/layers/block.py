@@ -21,6 +21,8 @@ class Block(nn.Module):
         num_experts: 0 for a dense MLP, else the number of Soft MoE experts.
         slots_per_expert: Soft MoE slots per expert.
         expert_hidden_dim: hidden width of each expert (default: the dense MLP's).
+        norm_eps: epsilon of both LayerNorms (timm's ViT and CSMAE's encoder: 1e-6; CSMAE's
+            decoder blocks use PyTorch's default, 1e-5).
     """
 
     def __init__(
@@ -32,12 +34,13 @@ class Block(nn.Module):
         num_experts: int = 0,
         slots_per_expert: int = 1,
         expert_hidden_dim: int | None = None,
+        norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.ffn: nn.Module
         if num_experts > 0:
             self.ffn = SoftMoE(dim, num_experts, slots_per_expert, expert_hidden_dim or hidden)

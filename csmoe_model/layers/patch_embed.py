@@ -43,15 +43,45 @@ class PatchEmbed(nn.Module):
         if self.proj.bias is not None:
             nn.init.zeros_(self.proj.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Embed ``x`` (B, C, H, W) into tokens (B, L, D) in row-major patch order.
+    def check_input(self, x: torch.Tensor, any_size: bool = False) -> None:
+        """Check the bands and the size of ``x`` (B, C, H, W).
+
+        Args:
+            x: the image batch.
+            any_size: accept any H and W that are multiples of ``patch_size`` (else exactly
+                ``img_size``).
 
         Raises:
-            CsmoeError: if the input's bands or size differ from the configured ones.
+            CsmoeError: naming the expected shape.
         """
-        if x.ndim != 4 or x.shape[1] != self.in_chans or x.shape[-2:] != (self.img_size,) * 2:
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise CsmoeError(
+                f"expected input of shape (B, {self.in_chans}, {self.img_size}, {self.img_size}), "
+                f"got {tuple(x.shape)}"
+            )
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        p = self.patch_size
+        if any_size:
+            if h % p or w % p or h < p or w < p:
+                raise CsmoeError(
+                    f"image size {h} x {w} is not a multiple of the patch size {p}; resize or pad "
+                    f"to e.g. {max(p, p * round(h / p))} x {max(p, p * round(w / p))}"
+                )
+        elif (h, w) != (self.img_size, self.img_size):
             raise CsmoeError(
                 f"expected input of shape (B, {self.in_chans}, {self.img_size}, {self.img_size}), "
                 f"got {tuple(x.shape)}; resize to the model's img_size first"
             )
+
+    def forward(self, x: torch.Tensor, any_size: bool = False) -> torch.Tensor:
+        """Embed ``x`` (B, C, H, W) into tokens (B, L, D) in row-major patch order.
+
+        Args:
+            x: the image batch.
+            any_size: accept any multiple of ``patch_size`` as H and W (see :meth:`check_input`).
+
+        Raises:
+            CsmoeError: if the input's bands or size do not fit.
+        """
+        self.check_input(x, any_size)
         return self.proj(x).flatten(2).transpose(1, 2)

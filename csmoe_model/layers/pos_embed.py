@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
@@ -36,3 +37,28 @@ def sincos_pos_embed_2d(
     if cls_token:
         emb = torch.cat([torch.zeros(1, embed_dim, dtype=emb.dtype, device=emb.device), emb], 0)
     return emb.to(torch.float32).unsqueeze(0)
+
+
+def resample_pos_embed(
+    pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]
+) -> torch.Tensor:
+    """Resample (1, gh * gw, D) patch position embeddings to another grid (no CLS entry).
+
+    Bicubic interpolation of the 2-D table with anti-aliasing, as timm's
+    ``resample_abs_pos_embed`` and MAE's fine-tuning at other resolutions do: a model pretrained
+    at 120 px sees the same relative layout at 240 px, each embedding spanning more pixels.
+
+    Args:
+        pos: (1, gh * gw, D) embeddings in row-major patch order.
+        old_grid: (gh, gw) of ``pos``.
+        new_grid: (h, w) of the result.
+
+    Returns:
+        (1, h * w, D) embeddings in ``pos``'s dtype.
+    """
+    if tuple(old_grid) == tuple(new_grid):
+        return pos
+    d = pos.shape[-1]
+    grid = pos.reshape(1, old_grid[0], old_grid[1], d).permute(0, 3, 1, 2).float()
+    out = F.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False, antialias=True)
+    return out.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], d).to(pos.dtype)

@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
+from collections.abc import Mapping
 from pathlib import Path
 
-from csmoe_common.atomic import atomic_file
 from csmoe_model.models.csmoe import CSMoE
+from csmoe_model.weights.pretrained import save_pretrained
 
 
-def export_encoder(model: CSMoE, path: Path, name: str) -> Path:
-    """Write ``model.encoder_state_dict()`` as safetensors, atomically.
+def export_encoder(
+    model: CSMoE,
+    path: Path,
+    name: str,
+    normalization: Mapping[str, list[float]] | None = None,
+    source: str | None = None,
+) -> Path:
+    """Write the encoder weights and their self-description as safetensors, atomically.
 
-    The file's metadata holds ``model`` (the preset name), ``config`` (the model config as JSON)
-    and ``format`` (``csmoe-encoder``).
+    The file's metadata (see :mod:`csmoe_model.weights.pretrained`) holds the preset name, the
+    model config, the band order, the input transform and, when given, the normalisation
+    statistics the model was trained with (cut to the model's channels: a cache may hold more
+    S2 bands than the model takes).
 
     Raises:
-        CsmoeError: if the file cannot be written.
+        CsmoeError: if the statistics do not fit or the file cannot be written.
     """
-    from safetensors.torch import save_file
-
-    sd = {k: v.detach().cpu().contiguous().clone() for k, v in model.encoder_state_dict().items()}
-    meta = {
-        "model": name,
-        "config": json.dumps(dataclasses.asdict(model.config)),
-        "format": "csmoe-encoder",
-    }
-    with atomic_file(path) as tmp:
-        save_file(sd, str(tmp), metadata=meta)
-    return path
+    if model.config.name != name:  # the run's preset name is the one to record
+        model.config.name = name
+    stats = None
+    if normalization is not None:
+        stats = {
+            f"{s}_{k}": list(normalization[f"{s}_{k}"])[: model.in_chans[s]]
+            for s in ("s1", "s2")
+            for k in ("mean", "std")
+        }
+    return save_pretrained(model, path, normalization=stats, source=source)

@@ -276,7 +276,13 @@ def _run(
     model_path = None
     if env.is_main and done >= total:
         check_finite(state.model, done, run_dir, "the encoder weights were not exported")
-        model_path = export_encoder(state.model, run_dir.weights, cfg.model)
+        model_path = export_encoder(
+            state.model,
+            run_dir.weights,
+            cfg.model,
+            normalization=data.cache.stats,
+            source=f"csmoe train run {run_dir.path}",
+        )
     cache = data.cache
     if env.is_main and cache.n_damaged:
         d = cache.damaged[0]

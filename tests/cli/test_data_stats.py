@@ -86,7 +86,12 @@ def test_readme_examples_pool_reuse_then_stats(pool_file, tmp_path) -> None:
     assert figures["pool"] is not None and figures["pool_rows"] == 300  # found via the metadata
     assert sum(figures["splits"].values()) == 40
     assert sorted(p.name for p in figs.iterdir()) == sorted(
-        ["class_distributions.png", "climate_landcover_heatmap.png", "world_map.png"]
+        [
+            "class_distributions.png",
+            "climate_landcover_heatmap.png",
+            "world_map.png",
+            "splits_map.png",
+        ]
     )
 
 

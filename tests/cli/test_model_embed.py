@@ -76,7 +76,19 @@ def _embed(setup: dict[str, Path], out: Path, *extra: str) -> object:
 
 def test_embed_weights_then_eval(setup: dict[str, Path]) -> None:
     out = setup["tmp"] / "emb.parquet"
+    # bare weights carry no statistics: the manifest's only when asked for
     res = _embed(setup, out, "--weights", str(setup["weights"]), "--model", "csmoe-tiny")
+    assert res.exit_code == 1 and "--normalization manifest" in res.output, res.output
+    res = _embed(
+        setup,
+        out,
+        "--weights",
+        str(setup["weights"]),
+        "--model",
+        "csmoe-tiny",
+        "--normalization",
+        "manifest",
+    )
     assert res.exit_code == 0, res.output
     assert "6 rows (6 embedded, 0 damaged), 64-d" in res.output
     schema = pq.read_schema(out)
@@ -99,7 +111,7 @@ def test_embed_weights_then_eval(setup: dict[str, Path]) -> None:
     from csmoe_model.data import open_cache
 
     loaded = load_model(weights=setup["weights"], model="csmoe-tiny")
-    cache = open_cache(setup["manifest"], setup["tmp"] / "cache", n_s2=12)
+    cache = open_cache(setup["manifest"], setup["tmp"] / "cache", n_s2=10)
     loader = cache.loader(
         cache.select(), batch_size=6, img_size=32, augment=False, shuffle=False, drop_last=False
     )
@@ -168,16 +180,24 @@ def test_run_uses_its_statistics_and_cache(setup: dict[str, Path]) -> None:
     cfg = json.loads((setup["run"] / "config.json").read_text())
     assert loaded.name == "csmoe-tiny"
     assert loaded.stats == cfg["data"]["normalization"]
-    assert loaded.cache["n_s2"] == 12 and loaded.cache["upsample"] == "bilinear"
+    assert loaded.cache["n_s2"] == 10 and loaded.cache["upsample"] == "bilinear"
     out = setup["tmp"] / "emb_run.parquet"
     assert _embed(setup, out, "--run", str(setup["run"])).exit_code == 0
     emb = read_embeddings(out)
     assert emb.metadata["normalisation"] == "run" and emb.metadata["source"] == str(setup["run"])
     # the run's training cache was reused, not a second one built
     assert emb.metadata["cache"] == cfg["data"]["cache"]
-    # --weights on the run's exported encoder: config from the file's metadata, no --model needed
+    # --weights on the run's exported encoder: config and statistics from the file's metadata
     loaded_w = load_model(weights=setup["run"] / "model.safetensors")
-    x = torch.randn(2, 12, 32, 32)
+    assert loaded_w.stats == {
+        k: v[:10] if k.startswith("s2") else v for k, v in loaded.stats.items()
+    }
+    out_w = setup["tmp"] / "emb_weights.parquet"
+    assert _embed(setup, out_w, "--weights", str(setup["run"] / "model.safetensors")).exit_code == 0
+    emb_w = read_embeddings(out_w)
+    assert emb_w.metadata["normalisation"] == "weights"
+    np.testing.assert_allclose(emb_w.emb["s2"], emb.emb["s2"], atol=1e-5)
+    x = torch.randn(2, 10, 32, 32)
     with torch.no_grad():
         a = loaded.model.encode(s2=x)["s2"]
         b = loaded_w.model.encode(s2=x)["s2"]

@@ -1,4 +1,4 @@
-"""FLOP/parameter accounting and ``csmoe model-info`` (the headline: csmoe-b vs csmae-b)."""
+"""FLOP/parameter accounting and ``csmoe model-info`` (the headline: csmoe-b vs csmae-sesd)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def comparison() -> dict:
 
 
 def test_csmoe_b_halves_encoder_flops_at_more_parameters(comparison: dict) -> None:
-    dense, moe = comparison["csmae-b"], comparison["csmoe-b"]
+    dense, moe = comparison["csmae-sesd"], comparison["csmoe-b"]
     assert (
         (dense["img_size"], dense["patch_size"])
         == (moe["img_size"], moe["patch_size"])
@@ -33,7 +33,19 @@ def test_csmoe_b_halves_encoder_flops_at_more_parameters(comparison: dict) -> No
 
 
 def test_comparison_lists_every_preset_with_consistent_numbers(comparison: dict) -> None:
-    assert {"csmae-b", "csmoe-b", "csmoe-s", "csmae-tiny", "csmoe-tiny"} <= set(comparison)
+    assert {"csmae-sesd", "csmae-secd", "csmae-cesd", "csmae-cecd", "csmae-b", "csmoe-b"} <= set(
+        comparison
+    )
+    assert {"csmoe-s", "csmae-tiny", "csmoe-tiny"} <= set(comparison)
+    # the four CSMAE variants share one encoder cost (12 ViT-B blocks a sequence); the
+    # sensor-specific decoders double the decoder's training cost
+    sesd, cecd = comparison["csmae-sesd"], comparison["csmae-cecd"]
+    assert sesd["encode"]["flops"] == cecd["encode"]["flops"]
+    assert sesd["train"]["flops"] > cecd["train"]["flops"]
+    assert (
+        comparison["csmae-b"]["config"] | {"name": "csmae-secd"}
+        == comparison["csmae-secd"]["config"]
+    )
     for m in comparison.values():
         for key in ("encode", "train"):
             part = m[key]
@@ -48,9 +60,9 @@ def test_comparison_lists_every_preset_with_consistent_numbers(comparison: dict)
 def test_readme_examples(comparison: dict) -> None:
     table = runner.invoke(app, ["model-info"])
     assert table.exit_code == 0, table.output
-    assert "csmoe-b" in table.output and "0.436x" in table.output
+    assert "csmoe-b" in table.output and "0.435x" in table.output and "csmae-sesd" in table.output
     detail = runner.invoke(app, ["model-info", "csmoe-b"])
-    assert detail.exit_code == 0 and "sensor_ffn" in detail.output and "485.0" in detail.output
+    assert detail.exit_code == 0 and "sensor_ffn" in detail.output and "484.4" in detail.output
     p14 = runner.invoke(app, ["model-info", "csmoe-b", "--json", "--set", "patch_size=14"])
     assert p14.exit_code == 0, p14.output
     data = json.loads(p14.output)

@@ -36,7 +36,7 @@ def test_cli_train_on_generated_patches(patches, cache_dir, tmp_path) -> None:
     assert '"max_steps": 4' in res.output  # the resolved configuration is printed
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["total_steps"] == 4 and cfg["model"]["config"]["img_size"] == 16
-    assert len(cfg["data"]["normalization"]["s2_mean"]) == 12 and cfg["data"]["rows"] == 12
+    assert len(cfg["data"]["normalization"]["s2_mean"]) == 10 and cfg["data"]["rows"] == 12
     assert _logged_steps(run) == [1, 2, 3, 4]
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     for col in (
@@ -57,7 +57,7 @@ def test_cli_train_on_generated_patches(patches, cache_dir, tmp_path) -> None:
     assert list((run / "tb").glob("events.out.tfevents.*"))
     model, info = load_run(run)
     assert info["model"]["name"] == "csmoe-tiny"
-    emb = model.encode(s1=torch.zeros(2, 2, 16, 16), s2=torch.zeros(2, 12, 16, 16))
+    emb = model.encode(s1=torch.zeros(2, 2, 16, 16), s2=torch.zeros(2, 10, 16, 16))
     assert emb["s2"].shape == (2, 64)
     # the same RUN_DIR again: refused without --resume/--overwrite, accepted with --overwrite
     res = runner.invoke(app, args)

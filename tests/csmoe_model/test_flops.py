@@ -1,10 +1,12 @@
-"""FLOP and parameter counts against closed-form counts."""
+"""FLOP and parameter counts against closed-form counts, always taken on the meta device."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
-from csmoe_model.flops import count_params, model_report
+from csmoe_model import build_model
+from csmoe_model.flops import count_flops, count_params, model_report
 
 
 def _dense_block_flops(n: int, d: int, h: int) -> int:
@@ -46,3 +48,21 @@ def test_active_parameters_per_token() -> None:
     moe_layers = 3 * 2 - 1  # 2 sensor blocks per sensor + 1 shared block
     expected = pm["encoder"] - moe_layers * experts * (1 - ffn.num_slots / ffn.num_experts / tokens)
     assert pm["active_per_token"] == pytest.approx(expected)
+
+
+def test_cpu_model_is_counted_on_the_meta_device() -> None:
+    cpu = build_model("csmae-tiny")
+    with torch.device("meta"):
+        meta = build_model("csmae-tiny")
+    for mode in ("encode", "train"):
+        a, b = count_flops(cpu, mode), count_flops(meta, mode)
+        assert a.total == b.total and a.components == b.components
+    enc = count_flops(cpu)
+    # attention in closed form per block and sequence: the qkv and output projections
+    # (2 n d 3d + 2 n d d) plus scaled-dot-product attention (q k^T and attn v: 2 * 2 n^2 d);
+    # a count that missed the fused SDPA kernel would lack the last term
+    n, d = cpu.num_patches + 1, cpu.embed_dim
+    per_block = 2 * n * d * 3 * d + 2 * n * d * d + 4 * n * n * d
+    assert enc.components["sensor_attn"] == 2 * cpu.config.depth_sensor * per_block
+    # the CPU model's parameters were not touched (no gradients, still on the CPU)
+    assert all(p.grad is None and p.device.type == "cpu" for p in cpu.parameters())

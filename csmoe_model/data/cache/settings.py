@@ -24,14 +24,15 @@ class CacheSettings:
     """Preprocessing settings that change the cache's content (part of its key).
 
     Attributes:
-        n_s2: Sentinel-2 bands to cache, 10 or 12 (``bands.s2_bands``).
+        n_s2: Sentinel-2 bands to cache, 10 (CSMAE's and every preset's) or 12
+            (``bands.s2_bands``).
         size: the 10 m size in pixels (``None``: the native size of the first row, 120 for BigEarthNet);
             must be divisible by 6 (12 bands) or 2 (10 bands).
         s2_bands: band order of multi-band S2 GeoTIFFs without band descriptions.
         s1_bands: band order of multi-band S1 GeoTIFFs without band descriptions.
     """
 
-    n_s2: int = 12
+    n_s2: int = 10
     size: int | None = None
     s2_bands: tuple[str, ...] | None = None
     s1_bands: tuple[str, ...] | None = None

@@ -44,7 +44,7 @@ def test_rows_without_imagery_or_bands_are_counted(
 
 def test_cache_holds_native_arrays_and_train_statistics(patches, cache_dir) -> None:
     manifest, rows = patches
-    cache = open_cache(manifest, cache_dir)
+    cache = open_cache(manifest, cache_dir, n_s2=12)  # 12 bands: the 60 m group too
     arrays = cache.arrays()
     assert arrays["s2_10"].shape == (16, 4, 12, 12) and arrays["s2_10"].dtype == np.uint16
     assert arrays["s2_20"].shape == (16, 6, 6, 6)

@@ -23,7 +23,7 @@ def test_batch_plan_is_a_function_of_seed_and_epoch_and_shards_ranks() -> None:
 
 def test_loader_is_deterministic_and_covers_each_row_once_per_epoch(patches, cache_dir) -> None:
     manifest, _ = patches
-    cache = open_cache(manifest, cache_dir)
+    cache = open_cache(manifest, cache_dir, n_s2=12)
     rows = cache.select("train")
 
     def run(workers: int):

@@ -14,7 +14,7 @@ from csmoe_model.data.transforms import dihedral
 
 def test_device_transform_normalises_and_augments_pairs_identically(patches, cache_dir) -> None:
     manifest, _ = patches
-    cache = open_cache(manifest, cache_dir)
+    cache = open_cache(manifest, cache_dir, n_s2=12)
     arrays = cache.arrays()
     idx = np.array([0, 3])
     batch = {g: torch.from_numpy(np.ascontiguousarray(arrays[g][idx])) for g in cache.groups}

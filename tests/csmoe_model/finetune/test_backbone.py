@@ -20,7 +20,7 @@ def test_feature_maps_are_the_block_tokens_in_grid_order() -> None:
     torch.manual_seed(0)
     model = build_model("csmoe-tiny", img_size=16, patch_size=4).eval()
     bb = Backbone(model, "both", (0, 2))
-    s1, s2 = torch.randn(2, 2, 16, 16), torch.randn(2, 12, 16, 16)
+    s1, s2 = torch.randn(2, 2, 16, 16), torch.randn(2, 10, 16, 16)
     maps = bb.features(s1, s2)
     assert [m.shape for m in maps] == [(2, 128, 4, 4)] * 2
     # the last block's map holds the encoder's tokens (before the final norm), row-major

@@ -99,9 +99,12 @@ def test_masking_counts_and_overlap(mode: str) -> None:
         assert not torch.equal(masks["s1"], masks["s2"])
 
 
-def test_disjoint_needs_ratio_at_least_half() -> None:
-    with pytest.raises(CsmoeError, match="disjoint"):
-        build_model("csmae-tiny", mask_mode="disjoint", mask_ratio=0.25)
+def test_masking_needs_a_visible_patch_per_sensor() -> None:
+    # CSMAE's disjoint masking gives S2 the ratio 1 - mask_ratio: at 0.0 S2 would see nothing
+    with pytest.raises(CsmoeError, match="at least one"):
+        build_model("csmae-tiny", mask_mode="disjoint", mask_ratio=0.0)
+    with pytest.raises(CsmoeError, match="at least one"):
+        build_model("csmae-tiny", mask_ratio=0.99)
 
 
 def _smooth(b: int, c: int, g: torch.Generator, size: int = 32) -> torch.Tensor:
@@ -116,7 +119,7 @@ def test_tiny_model_overfits_one_batch() -> None:
     torch.manual_seed(0)
     model = build_model("csmoe-tiny")
     g = torch.Generator().manual_seed(0)
-    s1, s2 = _smooth(4, 2, g), _smooth(4, 12, g)
+    s1, s2 = _smooth(4, 2, g), _smooth(4, 10, g)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     losses = []
     for _ in range(100):
@@ -202,9 +205,9 @@ def test_unknown_model_and_bad_overrides_are_clear_errors() -> None:
 def test_wrong_input_shape_is_a_clear_error() -> None:
     model = build_model("csmae-tiny")
     with pytest.raises(CsmoeError, match="resize"):
-        model(torch.zeros(1, 2, 40, 40), torch.zeros(1, 12, 40, 40))
-    with pytest.raises(CsmoeError, match=r"\(B, 12"):
-        model.encode(s2=torch.zeros(1, 10, 32, 32))
+        model(torch.zeros(1, 2, 40, 40), torch.zeros(1, 10, 40, 40))
+    with pytest.raises(CsmoeError, match=r"\(B, 10"):
+        model.encode(s2=torch.zeros(1, 12, 32, 32))
 
 
 @pytest.mark.parametrize(
@@ -294,7 +297,8 @@ def test_no_weight_decay_names() -> None:
     for expected in (
         "encoder.cls_token.s1",
         "encoder.norm.weight",
-        "encoder.sensor_blocks.s1.0.ffn.scale",
+        "encoder.sensor_norm.s1.weight",
+        "encoder.sensor_blocks.s1.0.ffn.phi",  # vmoe decays Router/scale, not mu
         "encoder.sensor_blocks.s1.0.ffn.b1",
         "decoders.common.mask_token",
         "encoder.shared_blocks.0.attn.qkv.bias",
@@ -304,7 +308,7 @@ def test_no_weight_decay_names() -> None:
         "encoder.sensor_blocks.s1.0.ffn.w1",
         "encoder.sensor_blocks.s1.0.attn.qkv.weight",
         "encoder.patch_embed.s2.proj.weight",
-        "encoder.sensor_blocks.s1.0.ffn.phi",
+        "encoder.sensor_blocks.s1.0.ffn.scale",
     ):
         assert decayed not in skip
 
@@ -328,11 +332,10 @@ def test_batched_decoder_passes_equal_one_pass_per_source(decoder: str) -> None:
     keep, _ = model.sample_masks(2, "cpu")
     tokens = model.encoder.forward_sensors({"s1": s1, "s2": s2}, keep)
     latent = {s: model.encoder.norm(t) for s, t in tokens.items()}
-    targets = {"s1": ["s1", "s2"], "s2": ["s2", "s1"]}
-    pred = model._decode(latent, keep, targets)
-    for src in ("s1", "s2"):
-        for t in targets[src]:
-            dec = model.decoders["common" if decoder == "common" else t]
-            alone = dec(latent[src], keep[src], model.num_patches, [[t]])[0][t]
-            torch.testing.assert_close(pred[src][t], alone, rtol=1e-5, atol=1e-5)
-            assert pred[src][t].shape == (2, model.num_patches, 64 * model.in_chans[t])
+    requests = [(src, t, keep[src]) for src in ("s1", "s2") for t in ("s1", "s2")]
+    preds = model._decode(latent, requests)
+    for (src, t, place), pred in zip(requests, preds, strict=True):
+        dec = model.decoders["common" if decoder == "common" else t]
+        alone = dec(latent[src], place, model.num_patches, [[t]])[0][t]
+        torch.testing.assert_close(pred, alone, rtol=1e-5, atol=1e-5)
+        assert pred.shape == (2, model.num_patches, 64 * model.in_chans[t])

@@ -1,0 +1,1 @@
+"""Entry points for other toolkits (optional dependencies): :mod:`csmoe_model.integrations.timm`."""
