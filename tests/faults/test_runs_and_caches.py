@@ -252,7 +252,7 @@ def damage_cache(folder: Path, what: str) -> None:
         data[-200:] = bytes(200)
         (folder / "s2_20.npy").write_bytes(bytes(data))
     elif what == "missing-npy":
-        (folder / "s2_60.npy").unlink()
+        (folder / "s2_20.npy").unlink()
 
 
 DAMAGES = ["meta.json", "meta-edit", "rows.parquet", "truncated-npy", "scrambled-header",
