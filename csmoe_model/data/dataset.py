@@ -16,7 +16,9 @@ decoded once, memory-mapped, each sample upsampled to the 10 m grid and normalis
 training loader does (:class:`~csmoe_model.data.transforms.DeviceTransform`), on the CPU. The
 arrays are opened lazily in each process, so the dataset forks cleanly into DataLoader workers.
 ``label`` is the multi-hot vector of ``label_column`` over ``classes`` (sorted labels of the whole
-manifest unless given); ``mask`` (segmentation labels) appears when the cache stores masks.
+manifest unless given); ``mask`` holds the segmentation class indices (int64, -1 = ignored) when
+the manifest has a ``mask_path`` column, cached like the imagery
+(:mod:`csmoe_model.data.masks`; ``mask_classes`` names them).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class CsmoeDataset(Dataset[Sample]):
         label_column: list column with the labels (``None``: no ``label`` entry).
         classes: the label vocabulary (default: every label of ``label_column``, sorted).
         transforms: called on each sample dict (TorchGeo's convention), e.g. augmentations.
+        masks: return ``mask`` (``None``: when the manifest has a ``mask_path`` column).
         workers: processes for building the cache (the first time only).
         progress: show a progress bar while building the cache.
 
@@ -72,6 +75,7 @@ class CsmoeDataset(Dataset[Sample]):
         label_column: str | None = "labels19",
         classes: Sequence[str] | None = None,
         transforms: Callable[[Sample], Sample] | None = None,
+        masks: bool | None = None,
         workers: int = 0,
         progress: bool = False,
     ) -> None:
@@ -108,6 +112,25 @@ class CsmoeDataset(Dataset[Sample]):
             if unknown:
                 raise CsmoeError(f"labels {unknown[:5]} are not in the given classes")
         self._arrays: dict[str, np.ndarray] | None = None
+        self.mask_classes: list[str] = []
+        self._masks: Any = None
+        from csmoe_common.manifest import MASK_PATH
+
+        if masks is None:
+            import pyarrow.parquet as pq
+
+            masks = MASK_PATH in pq.read_schema(self.manifest).names
+        if masks:
+            from csmoe_model.data.masks import open_mask_cache, resolve_legend
+
+            self._masks = open_mask_cache(
+                self.manifest,
+                self.cache.meta["key"],
+                self.cache.size,
+                Path(self.cache.path).parent,
+                legend=resolve_legend(self.manifest, None),
+            )
+            self.mask_classes = self._masks.classes
 
     def _stats(
         self, normalization: str | Mapping[str, Sequence[float]] | None
@@ -156,8 +179,13 @@ class CsmoeDataset(Dataset[Sample]):
             for lab in self._labels[row] or ():
                 label[self.classes.index(lab)] = 1.0
             sample["label"] = label
-        if "mask" in self._arrays:
-            sample["mask"] = torch.from_numpy(np.array(self._arrays["mask"][row], dtype=np.int64))
+        if self._masks is not None:
+            mask = torch.from_numpy(np.array(self._masks.array[row], dtype=np.int64))
+            if mask.shape[-1] != self.img_size:  # class indices: nearest neighbour
+                mask = torch.nn.functional.interpolate(
+                    mask[None, None].float(), size=(self.img_size, self.img_size), mode="nearest"
+                )[0, 0].long()
+            sample["mask"] = mask
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
@@ -166,4 +194,10 @@ class CsmoeDataset(Dataset[Sample]):
         # memory maps are reopened in the receiving process, never pickled
         state = self.__dict__.copy()
         state["_arrays"] = None
+        if state.get("_masks") is not None:
+            import copy
+
+            masks = copy.copy(state["_masks"])
+            masks._array = None
+            state["_masks"] = masks
         return state

@@ -223,7 +223,13 @@ def finetune(
     cache = open_cache(
         cfg.manifest, cfg.cache_dir, settings, workers=cfg.workers, progress=progress, log=log
     )
-    stats = loaded.stats or getattr(net, "normalization", None) or cache.stats
+    stored = loaded.stats or getattr(net, "normalization", None)
+    stats = stored or cache.stats
+    if not stored:
+        log(
+            f"note: {loaded.source} records no normalisation statistics; the imagery is normalised "
+            "with the manifest's train rows (the cache's statistics)"
+        )
     task = _make_task(cfg, cache, log, progress)
     rows = task.data.rows
     train_encoder = cfg.mode is Mode.full
@@ -285,7 +291,8 @@ def finetune(
         "data": {"cache": str(cache.path), "cache_key": cache.meta["key"],
                  "rows": {k: int(len(v)) for k, v in rows.items()}, "batch_size": batch,
                  "batches_per_epoch": per_epoch, "n_s2": n_s2_model, "img_size": net.img_size,
-                 "cache_size": cache.size, "normalization": stats, **task.data.info},
+                 "cache_size": cache.size, "normalization": stats,
+                 "normalization_source": "stored" if stored else "manifest train rows", **task.data.info},
     }  # fmt: skip
     from csmoe_model import __version__
 

@@ -266,6 +266,10 @@ def load_csmae_checkpoint(path: str | Path) -> CsmaeCheckpoint:
     keys = list(sd)
     if not any(k.startswith("backbone.") for k in keys):
         raise CsmoeError(f"{path}: not a CSMAE checkpoint (no backbone.* keys)")
+    try:  # every key must be one of a CSMAE model's
+        state, fixed = convert_state_dict(sd)
+    except CsmoeError as exc:
+        raise CsmoeError(f"{path}: {exc}") from None
     hp = obj.get("hyper_parameters")
     raw_cfg = hp.get("cfg") if isinstance(hp, dict) else None
     cfg = _omegaconf_plain(raw_cfg) if raw_cfg is not None else {}
@@ -352,7 +356,6 @@ def load_csmae_checkpoint(path: str | Path) -> CsmaeCheckpoint:
 
     base = get_config(preset)
     overrides = {k: v for k, v in values.items() if getattr(base, k) != v}
-    state, fixed = convert_state_dict(sd)
     _check_fixed_positions(path, fixed, d, dec_dim, grid)
     return CsmaeCheckpoint(
         preset=preset,

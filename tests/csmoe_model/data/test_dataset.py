@@ -86,3 +86,28 @@ def test_errors(labelled: Path, cache_dir: Path) -> None:
     ds = CsmoeDataset(labelled, cache_dir=cache_dir)
     with pytest.raises(IndexError):
         ds[8]
+
+
+def test_masks_come_from_the_mask_cache(
+    tmp_path: Path, patch_factory, manifest_factory, geotiff
+) -> None:
+    from affine import Affine
+
+    rows = patch_factory(tmp_path, 4, size=12)
+    for i, row in enumerate(rows):
+        mask = np.full((12, 12), 10, dtype=np.uint8)
+        mask[:, 6:] = 20 + i % 2 * 10
+        path = tmp_path / f"mask_{i}.tif"
+        geotiff(path, mask, Affine(10, 0, 400000.0 + 120 * i, 0, -10, 5300000.0))
+        row["mask_path"] = path.name
+    manifest = manifest_factory(tmp_path / "mm.parquet", rows, ["train"] * 4)
+    ds = CsmoeDataset(manifest, cache_dir=tmp_path / "cache", img_size=24, label_column=None)
+    assert ds.mask_classes == ["10", "20", "30"]
+    sample = ds[1]
+    assert sample["mask"].shape == (24, 24) and sample["mask"].dtype == torch.int64
+    assert sample["mask"][:, :12].eq(0).all() and sample["mask"][:, 12:].eq(2).all()
+    assert ds[0]["mask"][:, 12:].eq(1).all()
+    plain = CsmoeDataset(manifest, cache_dir=tmp_path / "cache", label_column=None, masks=False)
+    assert "mask" not in plain[0]
+    again = pickle.loads(pickle.dumps(ds))
+    torch.testing.assert_close(again[1]["mask"], sample["mask"])
