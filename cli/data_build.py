@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from csmoe_cli._common import OnceCommand, console, fail, user_errors
+from csmoe_cli._common import OnceCommand, console, err_console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
 from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.legends import list_legends
@@ -117,6 +117,21 @@ def _summary(result: BuildResult) -> None:
             warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
+    sampling = result.metadata.get("sampling")
+    if isinstance(sampling, dict):
+        requested, selected = sampling.get("requested"), sampling.get("selected")
+        if isinstance(requested, int) and isinstance(selected, int) and selected < requested:
+            from csmoe_data.sampling.core import describe_eligibility
+
+            breakdown = list((sampling.get("ineligible") or {}).items())
+            err_console.print(
+                f"[yellow]warning:[/] {selected:,} rows selected, fewer than --n {requested:,}: "
+                + describe_eligibility(
+                    int(sampling.get("pool_size", 0)), int(sampling.get("eligible", 0)), breakdown
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}")
 
@@ -297,7 +312,9 @@ def build_manifest_cmd(
     where: Annotated[
         str | None,
         typer.Option(
-            "--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING
+            "--where",
+            help="Filter on manifest columns, e.g. \"lc_40 > 0.5 and kg_major in ['Dfb', 'Dfc']\" (comparisons, and/or/not, in [..], isna(), arithmetic; see csmoe_data.where).",
+            rich_help_panel=_SAMPLING,
         ),
     ] = _OPTIONS.where,
     min_distance: Annotated[

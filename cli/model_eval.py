@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -253,8 +254,8 @@ def probe(
             raise typer.BadParameter(
                 "a comma-separated list of numbers", param_hint="--c-values"
             ) from None
-        if not cs or min(cs) <= 0:
-            raise typer.BadParameter("values must be > 0", param_hint="--c-values")
+        if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
+            raise typer.BadParameter("values must be > 0 and finite", param_hint="--c-values")
     emb = read_embeddings(embeddings)
     with _progress(progress, "C") as update:
         report = evaluate_probe(

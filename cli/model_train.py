@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from csmoe_cli._common import console, err_console, user_errors
+from csmoe_cli._common import console, err_console, fail, user_errors
 from csmoe_cli.model_options import (
     CACHE_DEFAULTS,
     TRAIN_DEFAULTS,
@@ -51,13 +51,30 @@ def cache(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Decode the imagery again even if an up-to-date cache exists."
+        ),
+    ] = False,
 ) -> None:
-    """Decode a manifest's imagery once into the local cache that csmoe train and embed read."""
+    """Decode a manifest's imagery once into the local cache that csmoe train and embed read.
+
+    An existing cache is checked against its meta.json (shapes, sizes, checksums) and rebuilt
+    when damaged (with --strict: refused).
+    """
     from csmoe_model.data.cache import CacheSettings, open_cache
 
     settings = CacheSettings(int(bands.value), None, parse_bands(s2_bands), parse_bands(s1_bands))
     c = open_cache(
-        manifest, cache_dir, settings, workers=workers, strict=strict, progress=progress, log=_note
+        manifest,
+        cache_dir,
+        settings,
+        workers=workers,
+        strict=strict,
+        progress=progress,
+        log=_note,
+        rebuild=rebuild,
     )
     valid = int(c.valid.sum())
     console.print(
@@ -219,9 +236,21 @@ def train_cmd(
         raise CsmoeError("missing option --out RUN_DIR")
     if config:  # a config file counts as given options too (checked on --resume)
         given = read_config_file(config) | {k: v for k, v in given.items() if v is not None}
-    result = train(
-        cfg, resume=resume, overwrite=overwrite, given=given, log=_note, progress=progress
-    )
+    try:
+        result = train(
+            cfg, resume=resume, overwrite=overwrite, given=given, log=_note, progress=progress
+        )
+    except KeyboardInterrupt as exc:
+        from csmoe_common.processes import exit_code
+        from csmoe_model.train.checkpoint import list_checkpoints
+
+        steps = list_checkpoints(Path(cfg.out) / "checkpoints")
+        where = (
+            f"the run in {cfg.out} can be resumed from {steps[-1].name} with --resume"
+            if steps
+            else f"no checkpoint was written yet; --resume in {cfg.out} starts it again"
+        )
+        raise fail(f"interrupted; {where}", code=exit_code(exc)) from None
     if result.model_path is not None:
         loss = (
             ""
@@ -229,7 +258,7 @@ def train_cmd(
             else f", loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
         )
         console.print(
-            f"trained {cfg.model} for {result.steps} steps{loss}; run directory {result.run_dir} "
+            f"trained {result.model or cfg.model} for {result.steps} steps{loss}; run directory {result.run_dir} "
             f"(encoder weights {result.model_path.name}, metrics.csv, tb/)",
             highlight=False,
             soft_wrap=True,

@@ -13,7 +13,7 @@ A value is, in this order:
 
 :func:`expand_raster_values` applies this to every value of a repeated option and returns the
 distinct paths in order. :func:`source_provenance` records each source file (path, size,
-sha256, or for a remote object its size and GDAL's checksum of its pixels).
+sha256, or for a remote object its size and a sha256 of its pixels).
 """
 
 from __future__ import annotations
@@ -182,8 +182,23 @@ def _vrt_sources(path: Path) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+_ARCHIVE = re.compile(
+    r"^/vsi(zip|tar|gzip|7z|rar)/(?!/?vsi)(.+?\.(zip|tar|tgz|tar\.gz|gz|7z|rar))(/|$)"
+)
+
+
+def _local_archive(path: str) -> Path | None:
+    """The local archive file behind a ``/vsizip/``-style path, if it is one."""
+    match = _ARCHIVE.match(path)
+    if match is None:
+        return None
+    archive = Path(match.group(2))
+    return archive if archive.is_file() else None
+
+
 def _remote_entry(path: str) -> dict[str, Any]:
-    """Size (when GDAL can stat it) and GDAL's pixel checksum of each band of a remote raster."""
+    """Size (when GDAL can stat it) and a content checksum of each band of a remote raster."""
+    import numpy as np
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -198,8 +213,16 @@ def _remote_entry(path: str) -> dict[str, Any]:
         pass
     try:
         with rasterio.open(path) as ds:
-            entry["checksum"] = [int(ds.checksum(b)) for b in ds.indexes]
-            entry["checksum_kind"] = "GDAL per-band pixel checksum"
+            # sha256 of each band's pixels, read block by block (windowed reads release the GIL
+            # and stream; the bytes on the wire are not hashed twice)
+            digests = []
+            for band in ds.indexes:
+                digest = hashlib.sha256()
+                for _, window in ds.block_windows(band):
+                    digest.update(np.ascontiguousarray(ds.read(band, window=window)).tobytes())
+                digests.append(digest.hexdigest())
+            entry["checksum"] = digests
+            entry["checksum_kind"] = "sha256 of each band's pixels, block by block"
     except (RasterioIOError, OSError) as exc:
         entry["checksum_error"] = one_line(exc)
     return entry
@@ -221,10 +244,20 @@ def source_provenance(path: str) -> list[dict[str, Any]]:
 
     A local file gives ``{path, size, sha256}``; a VRT gives its own entry followed by one per
     file it reads (so changing a tile behind a VRT changes the record); a Zarr store one entry
-    hashed over its files; a GDAL path or URL ``{path, remote, size?, checksum}`` with GDAL's
-    per-band checksum of the pixels (the bytes are not downloaded twice to hash them).
+    hashed over its files; a GDAL path or URL ``{path, remote, size?, checksum}`` with a
+    per-band sha256 of the pixels.
     """
     if is_gdal_path(path):
+        archive = _local_archive(path)
+        if archive is not None:  # /vsizip/, /vsitar/, /vsigzip/ over a local file: hash it
+            return [
+                {
+                    "path": path,
+                    "archive": str(archive),
+                    "size": archive.stat().st_size,
+                    "sha256": _file_sha256(archive),
+                }
+            ]
         return [_remote_entry(path)]
     p = Path(path)
     if p.is_dir():

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from csmoe_common.processes import worker_initializer
 from csmoe_model.data.transforms import DeviceTransform
 from csmoe_model.errors import CsmoeError
 
@@ -326,6 +327,8 @@ class DeviceLoader:
             batch_size=None,
             sampler=sampler,
             num_workers=self.workers,
+            # workers die with this process whatever kills it (torch's own check takes 5 s)
+            worker_init_fn=worker_initializer() if self.workers else None,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=self.prefetch if self.workers else None,
             # a private generator: creating the loader must not consume the global torch RNG (exact resume)

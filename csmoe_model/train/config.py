@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,14 +92,16 @@ class TrainConfig:
         Raises:
             CsmoeError: unknown keys or values of the wrong kind.
         """
+        from csmoe_common.fields import coerce_fields
+
+        if not isinstance(data, dict):
+            raise CsmoeError(f"a training configuration is a mapping, not {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        clean = {k.replace("-", "_"): v for k, v in data.items()}
+        clean = {str(k).replace("-", "_"): v for k, v in data.items()}
         unknown = sorted(set(clean) - names)
         if unknown:
             raise CsmoeError(f"unknown training option(s): {', '.join(unknown)}")
-        for k in ("betas", "s2_bands", "s1_bands"):
-            if clean.get(k) is not None:
-                clean[k] = tuple(clean[k])
+        clean = coerce_fields(cls, clean, "training option")
         try:
             cfg = cls(**clean)
         except TypeError as exc:
@@ -125,8 +128,22 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise CsmoeError(f"{name.replace('_', '-')} must be >= 1, not {v}")
-        if self.lr <= 0:
-            raise CsmoeError(f"--lr must be > 0, not {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise CsmoeError(f"--lr must be a finite number > 0, not {self.lr}")
+        for name in ("min_lr", "weight_decay"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise CsmoeError(f"{name.replace('_', '-')} must be a finite number >= 0, not {v}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise CsmoeError(f"grad-clip must be a finite number > 0, not {self.grad_clip}")
+        if not all(math.isfinite(b) and 0 <= b < 1 for b in self.betas):
+            raise CsmoeError(f"betas must lie in [0, 1), not {list(self.betas)}")
+        if self.seed < 0:
+            raise CsmoeError(f"--seed must be >= 0, not {self.seed}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise CsmoeError(f"--warmup-steps must be >= 0, not {self.warmup_steps}")
+        if self.total_steps is not None and self.total_steps < 1:
+            raise CsmoeError(f"total_steps must be >= 1, not {self.total_steps}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise CsmoeError(f"--device must be auto, cpu or cuda, not {self.device!r}")
         if self.upsample not in ("bilinear", "bicubic"):

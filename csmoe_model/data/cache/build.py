@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from csmoe_common.atomic import replace_dir, temporary_dir, write_text
+from csmoe_common.atomic import remove_stale_temporaries, replace_dir, temporary_dir, write_text
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS, s2_bands
+from csmoe_common.processes import stop_pool, worker_initializer
 from csmoe_common.progress import progress_bar
+from csmoe_model.data.cache.integrity import DamagedCacheError, seal
 from csmoe_model.data.cache.lock import exclusive_lock
 from csmoe_model.data.cache.reader import ImageryCache
 from csmoe_model.data.cache.scan import problem_error, scan_imagery
@@ -211,6 +213,7 @@ def finish_cache(
         "n_damaged": len(damaged),
         "damaged": damaged[:1000],
     }
+    meta = seal(meta, folder, (*s2_groups(settings.n_s2), "s1"))
     write_text(folder / "meta.json", json.dumps(meta, indent=2), overwrite=True)
 
 
@@ -278,15 +281,16 @@ def build_cache(
         # work); they use numpy and GDAL only, never the parent's torch threads
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        # workers die with this process (whatever kills it) and inherit no lock (record locks)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_initializer())
+        try:
             futures = [pool.submit(_decode_rows, *args, b) for b in batches]
-            try:
-                for b, fut in zip(batches, futures, strict=True):
-                    collect(fut.result(), len(b))
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+            for b, fut in zip(batches, futures, strict=True):
+                collect(fut.result(), len(b))
+        except BaseException:
+            stop_pool(pool)  # Ctrl-C, SIGTERM, --strict: do not wait for running batches
+            raise
+        pool.shutdown(wait=True)
     else:
         for b in batches:
             collect(_decode_rows(*args, b), len(b))
@@ -326,8 +330,13 @@ def open_cache(
     strict: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    rebuild: bool = False,
 ) -> ImageryCache:
     """Open the imagery cache of ``manifest``, building (or rebuilding) it when needed.
+
+    An existing cache is checked against its ``meta.json`` (:mod:`.integrity`); a damaged one is
+    rebuilt (or refused with ``strict``, or when the imagery is not reachable). Temporary folders
+    of builds whose process is gone (killed) are removed first.
 
     Args:
         manifest: the manifest file.
@@ -338,11 +347,13 @@ def open_cache(
         workers: decoding processes (0 or 1: in this process).
         strict: stop at the first damaged image instead of skipping it.
         progress: show a rich progress bar while building.
-        log: called with one-line notes (built, reused, imagery unreachable).
+        log: called with one-line notes (built, reused, imagery unreachable, damaged, waiting).
+        rebuild: build the cache again even when an up-to-date one exists.
 
     Raises:
         CsmoeError: manifest problems (no imagery, missing bands: counted), a damaged image with
-            ``strict`` (also when the reused cache skipped one), no cache and ``build=False``.
+            ``strict`` (also when the reused cache skipped one), no cache and ``build=False``,
+            a damaged cache with ``strict`` or unreachable imagery.
     """
     settings = settings or CacheSettings()
     if n_s2 is not None and n_s2 != settings.n_s2:
@@ -365,14 +376,30 @@ def open_cache(
             )
         return cache
 
-    if scan.reachable == 0 and (target / "meta.json").is_file():
-        say(f"imagery not reachable from this host; using the cache {target} as it is")
-        return check(ImageryCache(target))
+    def existing() -> ImageryCache | None:
+        """The cache in ``target`` if it is intact; None if absent or damaged (then rebuilt)."""
+        if not (target / "meta.json").is_file():
+            return None
+        try:
+            return ImageryCache(target)
+        except DamagedCacheError as exc:
+            if strict or not build or scan.reachable == 0:
+                raise CsmoeError(f"{exc}; run csmoe cache --rebuild") from None
+            say(f"{exc}; rebuilding it")
+            return None
+
+    if scan.reachable == 0 and (target / "meta.json").is_file() and not rebuild:
+        found = existing()
+        if found is not None:
+            say(f"imagery not reachable from this host; using the cache {target} as it is")
+            return check(found)
     if scan.no_imagery or scan.bad_bands:
         raise problem_error(rows, scan.no_imagery, scan.bad_bands)
-    with exclusive_lock(root / f".{key}.lock"):
-        if (target / "meta.json").is_file():
-            cache = ImageryCache(target)
+    with exclusive_lock(root / f".{key}.lock", on_wait=say):
+        for stale in remove_stale_temporaries(root):  # left by a killed build
+            say(f"removed {stale}, left by a build that was stopped")
+        cache = None if rebuild else existing()
+        if cache is not None:
             if (
                 cache.meta.get("files_digest") == scan.files_digest
                 and cache.meta.get("version") == CACHE_VERSION
