@@ -6,6 +6,7 @@ Every command module defines its own ``app = typer.Typer()`` whose commands are 
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections import Counter
@@ -17,6 +18,8 @@ from rich.console import Console
 from typer.core import TyperCommand
 
 from csmoe_common import CsmoeError, __version__
+from csmoe_common.atomic import os_error_message
+from csmoe_common.processes import exit_code, install_termination_handler
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,8 +60,30 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: what a command says when it is interrupted (Ctrl-C, SIGTERM, SIGHUP); commands with more to
+#: say (``train``: how to resume) catch the interrupt themselves
+INTERRUPTED = "interrupted; no partial output was left behind"
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError`` that reached the CLI: its reason and the file(s) it concerns."""
+    line = os_error_message(exc)
+    if exc.filename2 is not None:
+        line += f" -> {exc.filename2}"
+    if exc.errno in _DISK_FULL:
+        line += " (the disk is full; free space or write elsewhere)"
+    return line
+
+
 def user_errors(func: F) -> F:
-    """Turn user-facing errors (and Ctrl-C) into one clear line and a non-zero exit."""
+    """Turn user-facing errors (and Ctrl-C/SIGTERM) into one clear line and a non-zero exit.
+
+    CsmoeError: its message, exit 1. Any ``OSError`` (read-only folder, full disk, name too long,
+    permission): its reason and file, exit 1. An interruption: :data:`INTERRUPTED`, exit 128 + the
+    signal (130 for Ctrl-C, 143 for SIGTERM).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -66,14 +91,14 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
-        except KeyboardInterrupt:
-            raise fail("interrupted; no partial output was left behind", code=130) from None
+        except KeyboardInterrupt as exc:
+            raise fail(INTERRUPTED, code=exit_code(exc)) from None
         except CsmoeError as exc:
-            raise fail(str(exc)) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            raise fail(f"{exc.strerror or exc}: {exc.filename}") from None
+            raise fail(" ".join(str(exc).split("\n"))) from None
         except MemoryError:
             raise fail("out of memory; try fewer --workers or a smaller chunk size") from None
+        except OSError as exc:
+            raise fail(os_error_line(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -101,9 +126,14 @@ def add_version_option(app: typer.Typer) -> None:
 
 
 def run_app(app: typer.Typer) -> None:
-    """Console-script entry point: run ``app`` and keep tracebacks of unexpected errors short."""
+    """Console-script entry point: run ``app``, with SIGTERM and SIGHUP handled like Ctrl-C.
+
+    Schedulers (``timeout``, docker, systemd, SLURM) stop jobs with SIGTERM: it raises
+    KeyboardInterrupt in the main thread, so every command cleans up and exits as on Ctrl-C.
+    """
+    install_termination_handler()
     try:
         app()
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        err_console.print("[bold red]error:[/] interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # outside a command (while parsing options)
+        err_console.print("[bold red]error:[/] interrupted", highlight=False)
+        sys.exit(exit_code(exc))

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from csmoe_cli._common import OnceCommand, console, fail, user_errors
+from csmoe_cli._common import OnceCommand, console, err_console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
+from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.legends import list_legends
 from csmoe_data.sampling.options import ClimateLevel, SamplingOptions, StrategyName
 
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 _SAMPLING = "Sampling (optional)"
+_MAJORTOM = "Major TOM metadata sources"
 #: the library's defaults, shown in --help and used when an option is not given
 _EXECUTION = ExecutionOptions()
 _OPTIONS = SamplingOptions()
+_MT = MajorTomOptions()
 
 
 def _sampling_options(
@@ -91,6 +94,9 @@ def _summary(result: BuildResult) -> None:
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
+    # what the footprint source reported (pairing, tiling, skipped stores, ...)
+    for note in result.metadata.get("footprints", {}).get("notes", []):
+        table.add_row("footprints", str(note))
     warnings: list[str] = []
     if "sampling" in result.metadata:
         sampling = result.metadata["sampling"]
@@ -111,6 +117,21 @@ def _summary(result: BuildResult) -> None:
             warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
+    sampling = result.metadata.get("sampling")
+    if isinstance(sampling, dict):
+        requested, selected = sampling.get("requested"), sampling.get("selected")
+        if isinstance(requested, int) and isinstance(selected, int) and selected < requested:
+            from csmoe_data.sampling.core import describe_eligibility
+
+            breakdown = list((sampling.get("ineligible") or {}).items())
+            err_console.print(
+                f"[yellow]warning:[/] {selected:,} rows selected, fewer than --n {requested:,}: "
+                + describe_eligibility(
+                    int(sampling.get("pool_size", 0)), int(sampling.get("eligible", 0)), breakdown
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}")
 
@@ -124,7 +145,7 @@ def build_manifest_cmd(
         typer.Option(
             "--footprints",
             help="Vector file, CSV (WKT or lon/lat), folder of patch GeoTIFFs, BigEarthNet root, "
-            "or sample:bigearthnet.",
+            "Major TOM metadata Parquet (or folder), SSL4EO-S12 v1.1 root, or sample:bigearthnet.",
         ),
     ] = None,
     landcover: Annotated[
@@ -291,7 +312,9 @@ def build_manifest_cmd(
     where: Annotated[
         str | None,
         typer.Option(
-            "--where", help="pandas query on manifest columns.", rich_help_panel=_SAMPLING
+            "--where",
+            help="Filter on manifest columns, e.g. \"lc_40 > 0.5 and kg_major in ['Dfb', 'Dfc']\" (comparisons, and/or/not, in [..], isna(), arithmetic; see csmoe_data.where).",
+            rich_help_panel=_SAMPLING,
         ),
     ] = _OPTIONS.where,
     min_distance: Annotated[
@@ -324,6 +347,48 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    pair_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--pair-with",
+            help="The other sensor's Major TOM metadata: pair S1 and S2 products by grid cell.",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.pair_with,
+    pair_max_days: Annotated[
+        float | None,
+        typer.Option(
+            "--pair-max-days",
+            min=0,
+            help="Pair only acquisitions at most this many days apart (default: nearest, any gap).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.pair_max_days,
+    paired_only: Annotated[
+        bool,
+        typer.Option(
+            "--paired-only",
+            help="Drop products without a partner (training needs both sensors).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.paired_only,
+    imagery_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--imagery-root",
+            help="Where the shards or the unpacked tree lie (default: each metadata file's folder).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.imagery_root,
+    tile_size: Annotated[
+        int,
+        typer.Option(
+            "--tile-size",
+            min=0,
+            help="Cut products into tiles of this many 10 m px, a multiple of 6 (0: whole products).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.tile_size or 0,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
@@ -381,6 +446,7 @@ def build_manifest_cmd(
         crs=crs,
         point_size=point_size,
         dissolve_ids=dissolve_ids,
+        majortom=MajorTomOptions(pair_with, pair_max_days, paired_only, imagery_root, tile_size),
     )
     execution = ExecutionOptions(
         workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from csmoe_cli._common import console, fail, user_errors
+from csmoe_cli._common import console, err_console, fail, user_errors
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -191,6 +191,7 @@ def stats(
     from csmoe_data.sampling.eligibility import eligibility_breakdown
     from csmoe_data.stats import (
         BETTER,
+        RECORDED_WHERE,
         compare_figures,
         compute_stats,
         eligibility_options,
@@ -205,7 +206,15 @@ def stats(
     if json_out is not None:
         check_output_path(json_out, overwrite)  # fail before the work, not after
     sample, meta = _read(manifest)
-    pool_path = pool if pool is not None else pool_path_from_metadata(meta, manifest)
+    refused: list[Path] = []
+    pool_path = pool if pool is not None else pool_path_from_metadata(meta, manifest, refused)
+    if pool_path is None and refused:
+        err_console.print(
+            f"note: the manifest names the pool {refused[0]}, outside its folder; a path read "
+            "from a file is not followed: pass --pool to use it (judging against the sample itself)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if pool_path is not None:
         pool_df, pool_meta = _read(pool_path)
     else:
@@ -218,7 +227,9 @@ def stats(
     pool_total = None if pool_df is None else len(pool_df)
     breakdown = None
     if pool_df is not None:
-        breakdown = eligibility_breakdown(pool_df, eligibility_options(meta.get("sampling")))
+        breakdown = eligibility_breakdown(
+            pool_df, eligibility_options(meta.get("sampling")), RECORDED_WHERE
+        )
         if not all_rows:
             pool_df = eligible_pool(pool_df, meta.get("sampling"))
     figures = compute_stats(sample, pool_df)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -253,8 +254,8 @@ def probe(
             raise typer.BadParameter(
                 "a comma-separated list of numbers", param_hint="--c-values"
             ) from None
-        if not cs or min(cs) <= 0:
-            raise typer.BadParameter("values must be > 0", param_hint="--c-values")
+        if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
+            raise typer.BadParameter("values must be > 0 and finite", param_hint="--c-values")
     emb = read_embeddings(embeddings)
     with _progress(progress, "C") as update:
         report = evaluate_probe(
@@ -341,6 +342,12 @@ def embed(
         bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
     ] = True,
     overwrite: OverwriteOpt = False,
+    season: Annotated[
+        int,
+        typer.Option(
+            "--season", min=0, help="Season embedded from a seasonal cache (SSL4EO-S12: 0..3)."
+        ),
+    ] = 0,
 ) -> None:
     """Embed a manifest's S1 and S2 imagery (each sensor alone) with a trained encoder.
 
@@ -363,6 +370,7 @@ def embed(
         normalization=normalization.value,
         overwrite=overwrite,
         progress=progress,
+        season=season,
     )
     rate = summary.embedded / summary.seconds if summary.seconds > 0 else float("nan")
     console.print(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from csmoe_cli._common import console, err_console, user_errors
+from csmoe_cli._common import console, err_console, fail, user_errors
 from csmoe_cli.model_options import (
     CACHE_DEFAULTS,
     TRAIN_DEFAULTS,
@@ -16,6 +16,7 @@ from csmoe_cli.model_options import (
     S1BandsOpt,
     S2BandCount,
     S2BandsOpt,
+    Season,
     parse_bands,
     parse_key_values,
 )
@@ -50,17 +51,35 @@ def cache(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Decode the imagery again even if an up-to-date cache exists."
+        ),
+    ] = False,
 ) -> None:
-    """Decode a manifest's imagery once into the local cache that csmoe train and embed read."""
+    """Decode a manifest's imagery once into the local cache that csmoe train and embed read.
+
+    An existing cache is checked against its meta.json (shapes, sizes, checksums) and rebuilt
+    when damaged (with --strict: refused).
+    """
     from csmoe_model.data.cache import CacheSettings, open_cache
 
     settings = CacheSettings(int(bands.value), None, parse_bands(s2_bands), parse_bands(s1_bands))
     c = open_cache(
-        manifest, cache_dir, settings, workers=workers, strict=strict, progress=progress, log=_note
+        manifest,
+        cache_dir,
+        settings,
+        workers=workers,
+        strict=strict,
+        progress=progress,
+        log=_note,
+        rebuild=rebuild,
     )
     valid = int(c.valid.sum())
     console.print(
-        f"cache {c.path}: {len(c)} rows ({valid} usable), {c.size} px at 10 m, {c.n_s2} + 2 bands; "
+        f"cache {c.path}: {len(c)} rows ({valid} usable), {c.size} px at 10 m, {c.n_s2} + 2 bands"
+        f"{f', {c.seasons} seasons per row' if c.seasons > 1 else ''}; "
         f"statistics from {c.meta['stats_rows']}",
         highlight=False,
         soft_wrap=True,
@@ -168,6 +187,14 @@ def train_cmd(
     ] = None,
     s2_bands: S2BandsOpt = None,
     s1_bands: S1BandsOpt = None,
+    season: Annotated[
+        Season | None,
+        typer.Option(
+            "--season",
+            help="Seasonal caches (SSL4EO-S12): one season per sample and epoch drawn from --seed, "
+            f"or a fixed one (default: {_T.season}).",
+        ),
+    ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -202,15 +229,28 @@ def train_cmd(
         "model_overrides": overrides or None,
         "s2_bands": parse_bands(s2_bands),
         "s1_bands": parse_bands(s1_bands),
+        "season": season.value if season is not None else None,
     }
     cfg = resolve_config(given, config)
     if not cfg.out:
         raise CsmoeError("missing option --out RUN_DIR")
     if config:  # a config file counts as given options too (checked on --resume)
         given = read_config_file(config) | {k: v for k, v in given.items() if v is not None}
-    result = train(
-        cfg, resume=resume, overwrite=overwrite, given=given, log=_note, progress=progress
-    )
+    try:
+        result = train(
+            cfg, resume=resume, overwrite=overwrite, given=given, log=_note, progress=progress
+        )
+    except KeyboardInterrupt as exc:
+        from csmoe_common.processes import exit_code
+        from csmoe_model.train.checkpoint import list_checkpoints
+
+        steps = list_checkpoints(Path(cfg.out) / "checkpoints")
+        where = (
+            f"the run in {cfg.out} can be resumed from {steps[-1].name} with --resume"
+            if steps
+            else f"no checkpoint was written yet; --resume in {cfg.out} starts it again"
+        )
+        raise fail(f"interrupted; {where}", code=exit_code(exc)) from None
     if result.model_path is not None:
         loss = (
             ""
@@ -218,7 +258,7 @@ def train_cmd(
             else f", loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
         )
         console.print(
-            f"trained {cfg.model} for {result.steps} steps{loss}; run directory {result.run_dir} "
+            f"trained {result.model or cfg.model} for {result.steps} steps{loss}; run directory {result.run_dir} "
             f"(encoder weights {result.model_path.name}, metrics.csv, tb/)",
             highlight=False,
             soft_wrap=True,

@@ -40,6 +40,7 @@ strategy miss a "no climate" stratum. :func:`eligible_pool` applies the ``min_va
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -203,21 +204,40 @@ def compute_stats(
     }
 
 
+#: how the ``where`` read from a manifest's metadata is named in error messages
+RECORDED_WHERE = "recorded sampling where"
+
+
 def eligibility_options(sampling: Mapping[str, Any] | None) -> Any:
     """The :class:`~csmoe_data.sampling.SamplingOptions` (filters only) of a ``sampling`` entry.
 
     An entry without options gives no valid-fraction or ``where`` filter (coordinates are
-    still checked).
+    still checked). The entry comes from a file: its values are checked, and its ``where`` is
+    only ever parsed (:mod:`csmoe_data.where`; pass :data:`RECORDED_WHERE` as the source).
+
+    Raises:
+        CsmoeDataError: a recorded ``where`` that is not text, or a ``min_valid_frac`` that is not a
+            fraction.
     """
+    from csmoe_data.errors import CsmoeDataError
     from csmoe_data.sampling.options import SamplingOptions
 
     options = (sampling or {}).get("options") if isinstance(sampling, Mapping) else None
     if not isinstance(options, Mapping):
         return SamplingOptions(min_valid_frac=0.0)
-    return SamplingOptions(
-        min_valid_frac=float(options.get("min_valid_frac", 0.0) or 0.0),
-        where=options.get("where") or None,
-    )
+    where = options.get("where") or None
+    if where is not None and not isinstance(where, str):
+        raise CsmoeDataError(f"the manifest's {RECORDED_WHERE} is not text")
+    try:
+        frac = float(options.get("min_valid_frac", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        frac = math.nan
+    if not 0.0 <= frac <= 1.0:
+        raise CsmoeDataError(
+            f"the manifest's recorded min_valid_frac {options.get('min_valid_frac')!r} is not a "
+            "fraction in [0, 1]"
+        )
+    return SamplingOptions(min_valid_frac=frac, where=where)
 
 
 def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.DataFrame:
@@ -226,16 +246,20 @@ def eligible_pool(pool: pd.DataFrame, sampling: Mapping[str, Any] | None) -> pd.
     Valid fractions, ``where`` and coordinates, exactly as the sampler filters them
     (:mod:`csmoe_data.sampling.eligibility`).
 
+    The recorded ``where`` is untrusted text from a file: it is parsed by :mod:`csmoe_data.where`
+    (the same language as ``--where``), never evaluated as code.
+
     Args:
         pool: the full pool.
         sampling: the ``sampling`` metadata entry of the sample (its ``options``).
 
     Raises:
-        CsmoeDataError: if the recorded ``where`` expression does not apply to this pool.
+        CsmoeDataError: if the recorded ``where`` expression is not valid or does not apply to this
+            pool, or the recorded ``min_valid_frac`` is not a fraction.
     """
     from csmoe_data.sampling.eligibility import eligible_positions
 
-    keep = eligible_positions(pool, eligibility_options(sampling))
+    keep = eligible_positions(pool, eligibility_options(sampling), RECORDED_WHERE)
     return pool if len(keep) == len(pool) else pool.iloc[keep]
 
 
@@ -320,14 +344,22 @@ def split_distributions(sample: pd.DataFrame, pool: pd.DataFrame | None = None) 
 
 
 def pool_path_from_metadata(
-    metadata: Mapping[str, Any], manifest_path: str | Path | None = None
+    metadata: Mapping[str, Any],
+    manifest_path: str | Path | None = None,
+    refused: list[Path] | None = None,
 ) -> Path | None:
     """Where the pool of a sampled manifest lies, if its metadata says so and the file exists.
 
     Looks at ``pool`` (written by ``build-manifest --pool``), ``sampling.pool_path`` /
     ``sampling.pool``, then ``inputs.pool`` (each a path or a ``{"path": ...}`` object);
-    relative paths are taken from the manifest's folder.
+    relative paths are taken from the manifest's folder. A manifest is untrusted input: a path
+    that leads outside the manifest's folder (absolute, ``..``, a symlink) is not followed
+    (pass the pool explicitly to use it); such paths are appended to ``refused`` when given.
+    Without ``manifest_path`` nothing is followed.
     """
+    if manifest_path is None:
+        return None
+    folder = Path(manifest_path).resolve().parent
     candidates: list[Any] = [metadata.get("pool")] if isinstance(metadata, Mapping) else []
     sampling = metadata.get("sampling") if isinstance(metadata, Mapping) else None
     if isinstance(sampling, Mapping):
@@ -338,11 +370,19 @@ def pool_path_from_metadata(
     for c in candidates:
         if isinstance(c, Mapping):
             c = c.get("path")
-        if not isinstance(c, str) or not c:
+        if not isinstance(c, str) or not c or "\x00" in c:
             continue
         p = Path(c)
-        if not p.is_absolute() and manifest_path is not None:
-            p = Path(manifest_path).parent / p
-        if p.is_file():
-            return p
+        if not p.is_absolute():
+            p = folder / p
+        try:
+            resolved = p.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if not resolved.is_relative_to(folder):
+            if refused is not None:
+                refused.append(p)
+            continue
+        if resolved.is_file():
+            return resolved
     return None

@@ -56,8 +56,15 @@ def get_config(name: str, /, **overrides: Any) -> CsmoeConfig:
             f"valid options: {', '.join(sorted(fields))}"
         )
     overrides.pop("name", None)  # a config round-trip carries its own name; the preset's wins
+    from csmoe_common.fields import coerce_fields
+
+    # values come from the command line and config files: check them against the field types
+    overrides = coerce_fields(type(base), overrides, "model config field")
     values = {**dataclasses.asdict(base), **overrides, "name": name}
-    return type(base)(**values)
+    try:
+        return type(base)(**values)
+    except (TypeError, ValueError, KeyError, ZeroDivisionError) as exc:
+        raise CsmoeError(f"bad config for model {name!r}: {exc}") from None
 
 
 def build_model(name: str, /, **overrides: Any) -> CSMoE:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Generic, TypeVar
 
+from csmoe_common.processes import stop_pool, worker_initializer
 from csmoe_data.errors import CsmoeDataError
 
 R = TypeVar("R")
@@ -69,8 +70,11 @@ class TaskRunner(Generic[R]):
             import multiprocessing as mp
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            # workers die with this process, whatever kills it (no orphan keeps its memory)
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=ctx, initializer=init_worker
+                max_workers=self.workers,
+                mp_context=ctx,
+                initializer=worker_initializer(init_worker),
             )
             self._window = 2 * self.workers
         return self
@@ -94,7 +98,7 @@ class TaskRunner(Generic[R]):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self._pool is not None:
             if exc_type is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                stop_pool(self._pool)  # Ctrl-C, SIGTERM, an error: do not wait for running chunks
             else:
                 self._pool.shutdown(wait=True)
             self._pool = None

@@ -28,7 +28,7 @@ from csmoe_common import manifest as schema
 from csmoe_common.progress import progress_bar
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.sampling.allocation import allocate
-from csmoe_data.sampling.eligibility import eligible_positions
+from csmoe_data.sampling.eligibility import conditions
 from csmoe_data.sampling.features import (
     class_columns,
     descriptor_matrix,
@@ -106,36 +106,45 @@ def _validate(options: SamplingOptions) -> Strategy:
     return strategy
 
 
+def eligibility(
+    pool: pd.DataFrame, options: SamplingOptions, source: str = "--where"
+) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """Which pool rows are eligible, and how many rows fail each condition.
+
+    The conditions of :func:`csmoe_data.sampling.eligibility.conditions`: valid fractions, each
+    top-level ``and``-ed part of ``where`` (parsed by :mod:`csmoe_data.where`, never evaluated as
+    code) and coordinates.
+
+    Args:
+        pool: the pool rows.
+        options: ``min_valid_frac`` and ``where`` are used.
+        source: what the ``where`` came from, for messages (``--where``, a manifest's metadata).
+
+    Returns:
+        The positions of the eligible rows, and ``(condition, rows failing it)`` per condition
+        (a row may fail several).
+
+    Raises:
+        WhereError: a bad ``where`` expression (one line naming the offending token).
+    """
+    conds = conditions(pool, options, source)
+    keep = np.ones(len(pool), dtype=bool)
+    for cond in conds:
+        keep &= cond.passed
+    return np.flatnonzero(keep), [(c.description, int((~c.passed).sum())) for c in conds]
+
+
+def describe_eligibility(pool_rows: int, eligible: int, breakdown: list[tuple[str, int]]) -> str:
+    """``"12 of 400 pool rows are eligible (lc_valid_frac >= 0.5: 300 fail; cloud < 0.2: 95 fail)"``."""
+    text = f"{eligible:,} of {pool_rows:,} pool rows are eligible"
+    if breakdown:
+        text += " (" + "; ".join(f"{cond}: {count:,} fail" for cond, count in breakdown) + ")"
+    return text
+
+
 def _filter(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
     """Positions of the pool rows that pass ``min_valid_frac`` and ``where``."""
-    keep = np.ones(len(pool), dtype=bool)
-    for col in (schema.LC_VALID_FRAC, schema.KG_VALID_FRAC):
-        if col in pool.columns and options.min_valid_frac > 0:
-            v = pd.to_numeric(pool[col], errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            keep &= np.nan_to_num(v, nan=-1.0) >= options.min_valid_frac
-    if options.where:
-        try:
-            mask = pool.eval(options.where)
-        except Exception as exc:  # pandas raises many types for a bad expression
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            raise CsmoeDataError(f"bad --where expression {options.where!r}: {msg}") from None
-        if (
-            not isinstance(mask, pd.Series)
-            or len(mask) != len(pool)
-            or not pd.api.types.is_bool_dtype(mask)
-        ):
-            raise CsmoeDataError(
-                f"--where expression {options.where!r} does not give one boolean per row"
-            )
-        try:
-            keep &= mask.fillna(False).to_numpy(dtype=bool)
-        except (TypeError, ValueError):
-            raise CsmoeDataError(
-                f"--where expression {options.where!r} is not a boolean condition"
-            ) from None
-    return np.flatnonzero(keep)
+    return eligibility(pool, options)[0]
 
 
 def _interleave(picks: dict[int, np.ndarray], seed: int) -> np.ndarray:
@@ -266,7 +275,9 @@ def sample_manifest(
     checksum_of = "file" if pool_checksum else "ids+descriptors"
     checksum = pool_checksum or _pool_checksum(pool)
 
-    positions = eligible_positions(pool, options)
+    positions, breakdown = eligibility(pool, options)
+    if len(positions) == 0:
+        raise CsmoeDataError("no row to select: " + describe_eligibility(len(pool), 0, breakdown))
     rows = pool.iloc[positions].reset_index(drop=True)
     groups_map = (
         load_landcover_groups(options.landcover_groups) if options.landcover_groups else None
@@ -296,6 +307,11 @@ def sample_manifest(
     chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms, bool(show)))
 
     out = rows.iloc[chosen].reset_index(drop=True)
+    if len(out) == 0:
+        raise CsmoeDataError(
+            f"no row selected (--n {options.n}): "
+            + describe_eligibility(len(pool), len(rows), breakdown)
+        )
     out[schema.STRATUM] = pd.array(
         strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
     )
@@ -323,6 +339,8 @@ def sample_manifest(
         "pool_size": int(len(pool)),
         "eligible": int(len(rows)),
         "selected": int(len(out)),
+        "requested": None if options.n is None else int(options.n),
+        "ineligible": {cond: count for cond, count in breakdown},
         "budget_moved": int(np.abs(counts - planned).sum() // 2),
         "groups": int((sizes > 0).sum()),
         "groups_selected": int(selected_strata),

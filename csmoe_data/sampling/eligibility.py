@@ -4,7 +4,8 @@ A row is eligible when it passes every condition, checked in this order:
 
 - ``lc_valid_frac >= min_valid_frac`` and ``kg_valid_frac >= min_valid_frac`` (for each column
   the pool has, when ``min_valid_frac > 0``; a NaN fraction fails);
-- the ``where`` filter (evaluated by the sampler's own filter, :func:`csmoe_data.sampling.core._filter`);
+- the ``where`` filter, parsed by :mod:`csmoe_data.where` (never evaluated as code), one condition
+  per top-level ``and``-ed part;
 - coordinates: a footprint geometry that is present, not empty and inside the lon/lat ranges
   (longitude -180..180, latitude -90..90) of EPSG:4326 (checked when the pool has geometry).
 
@@ -71,11 +72,20 @@ def valid_coordinates(pool: pd.DataFrame) -> np.ndarray | None:
     return ok
 
 
-def conditions(pool: pd.DataFrame, options: SamplingOptions) -> list[Condition]:
+def conditions(
+    pool: pd.DataFrame, options: SamplingOptions, source: str = "--where"
+) -> list[Condition]:
     """Every eligibility condition that applies to ``pool`` under ``options``, in order.
 
+    Args:
+        pool: the pool rows.
+        options: ``min_valid_frac`` and ``where`` are used.
+        source: what the ``where`` came from, named in its errors (``--where``, or the where
+            recorded in a manifest's metadata).
+
     Raises:
-        CsmoeDataError: if the ``where`` filter does not apply to this pool.
+        WhereError: if the ``where`` filter is not valid or does not apply to this pool (a
+            :class:`CsmoeDataError`, one line naming the offending token).
     """
     out: list[Condition] = []
     if options.min_valid_frac > 0:
@@ -87,12 +97,10 @@ def conditions(pool: pd.DataFrame, options: SamplingOptions) -> list[Condition]:
                 passed = np.nan_to_num(v, nan=-1.0) >= options.min_valid_frac
                 out.append(Condition(col, f"{col} >= {options.min_valid_frac:g}", passed))
     if options.where:
-        from csmoe_data.sampling.core import _filter
+        from csmoe_data.where import parse_where
 
-        only_where = SamplingOptions(min_valid_frac=0.0, where=options.where)
-        passed = np.zeros(len(pool), dtype=bool)
-        passed[_filter(pool, only_where)] = True
-        out.append(Condition("where", f"--where {options.where}", passed))
+        for text, passed in parse_where(options.where, source).condition_masks(pool):
+            out.append(Condition("where", text, passed))
     coords = valid_coordinates(pool)
     if coords is not None:
         out.append(
@@ -101,19 +109,23 @@ def conditions(pool: pd.DataFrame, options: SamplingOptions) -> list[Condition]:
     return out
 
 
-def eligible_positions(pool: pd.DataFrame, options: SamplingOptions) -> np.ndarray:
+def eligible_positions(
+    pool: pd.DataFrame, options: SamplingOptions, source: str = "--where"
+) -> np.ndarray:
     """Positions of the pool rows that pass every condition of :func:`conditions`.
 
     Raises:
         CsmoeDataError: if the ``where`` filter does not apply to this pool.
     """
     keep = np.ones(len(pool), dtype=bool)
-    for cond in conditions(pool, options):
+    for cond in conditions(pool, options, source):
         keep &= cond.passed
     return np.flatnonzero(keep)
 
 
-def eligibility_breakdown(pool: pd.DataFrame, options: SamplingOptions) -> dict[str, Any]:
+def eligibility_breakdown(
+    pool: pd.DataFrame, options: SamplingOptions, source: str = "--where"
+) -> dict[str, Any]:
     """How many pool rows fail each condition (a row may fail several).
 
     Returns:
@@ -124,7 +136,7 @@ def eligibility_breakdown(pool: pd.DataFrame, options: SamplingOptions) -> dict[
     Raises:
         CsmoeDataError: if the ``where`` filter does not apply to this pool.
     """
-    conds = conditions(pool, options)
+    conds = conditions(pool, options, source)
     n = len(pool)
     failed = np.column_stack([~c.passed for c in conds]) if conds else np.zeros((n, 0), dtype=bool)
     n_failed = failed.sum(axis=1) if conds else np.zeros(n, dtype=np.int64)

@@ -37,7 +37,8 @@ class SamplingOptions:
         climate_level: ``symbol`` (Cfb) or ``group`` (C) for strata.
         landcover_groups: optional JSON/CSV file mapping land-cover codes to coarser groups.
         min_valid_frac: rows whose land-cover or climate valid fraction is below this are dropped.
-        where: optional pandas query on manifest columns.
+        where: optional filter on manifest columns, in the language of :mod:`csmoe_data.where`
+            (parsed, never evaluated as code).
         min_distance: metres; no two selected footprints closer than this.
         split: split name -> fraction (e.g. train 0.8, val 0.1, test 0.1), spatially blocked.
         split_block_size: metres; cell size of the block grid of the splits (None: derived

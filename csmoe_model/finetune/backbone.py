@@ -31,36 +31,6 @@ def default_out_indices(depth: int, levels: int = 4) -> tuple[int, ...]:
     return tuple(picked)
 
 
-def _features(
-    model: nn.Module, s1: torch.Tensor | None, s2: torch.Tensor | None, indices: Sequence[int]
-) -> dict[str, list[torch.Tensor]]:
-    """``model.forward_features`` where the model has it, else the same walk over its blocks."""
-    forward_features: Any = getattr(model, "forward_features", None)
-    if forward_features is not None:
-        maps: dict[str, list[torch.Tensor]] = forward_features(
-            s1=s1, s2=s2, out_indices=tuple(indices)
-        )
-        return maps
-    enc: Any = model.encoder
-    p = int(model.patch_size)  # type: ignore[arg-type]
-    out: dict[str, list[torch.Tensor]] = {}
-    for sensor, img in (("s1", s1), ("s2", s2)):
-        if img is None:
-            continue
-        h, w = img.shape[-2] // p, img.shape[-1] // p
-        x = enc.patch_embed[sensor](img) + enc.pos_embed.to(img.dtype)
-        x = torch.cat([enc.cls_token[sensor].expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        blocks = [*enc.sensor_blocks[sensor], *enc.shared_blocks]
-        taken: dict[int, torch.Tensor] = {}
-        for i, blk in enumerate(blocks[: max(indices) + 1]):
-            x = blk(x)
-            taken[i] = x
-        out[sensor] = [
-            taken[i][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w) for i in indices
-        ]
-    return out
-
-
 class Backbone(nn.Module):
     """A CSMoE model used as a backbone for one sensor or both.
 
@@ -113,7 +83,10 @@ class Backbone(nn.Module):
 
     def features(self, s1: torch.Tensor, s2: torch.Tensor) -> list[torch.Tensor]:
         """One (B, out_dim, H/p, W/p) map per entry of ``out_indices``."""
-        maps = _features(self.model, **self._inputs(s1, s2), indices=self.out_indices)
+        forward_features: Any = self.model.forward_features
+        maps: dict[str, list[torch.Tensor]] = forward_features(
+            **self._inputs(s1, s2), out_indices=self.out_indices
+        )
         return [
             torch.cat([maps[s][i] for s in self.sensors], dim=1)
             for i in range(len(self.out_indices))

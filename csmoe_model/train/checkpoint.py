@@ -9,6 +9,7 @@ readable. Loading tries ``latest`` first and falls back to the newest file that 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from pathlib import Path
@@ -119,7 +120,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle refused, ...
-        raise CsmoeError(f"cannot read checkpoint {path}: {exc}") from exc
+        reason = " ".join(str(exc).split())[:200]
+        raise CsmoeError(f"cannot read checkpoint {path}: {reason}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
         raise CsmoeError(f"{path} is not a csmoe checkpoint")
     return ckpt
@@ -132,9 +134,11 @@ def load_latest_checkpoint(
     folder = Path(folder)
     candidates = list(reversed(list_checkpoints(folder)))
     pointer = folder / "latest"
+    named = None
     if pointer.is_file():
-        named = folder / pointer.read_text(encoding="utf-8").strip()
-        if named in candidates:
+        with contextlib.suppress(OSError, UnicodeDecodeError, ValueError):
+            named = folder / pointer.read_text(encoding="utf-8").strip()
+        if named is not None and named in candidates:
             candidates.remove(named)
             candidates.insert(0, named)
     for path in candidates:

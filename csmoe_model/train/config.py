@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from csmoe_model.errors import CsmoeError
 SEMANTIC_FIELDS: tuple[str, ...] = (
     "manifest", "model", "model_overrides", "split", "max_steps", "epochs", "batch_size", "lr",
     "min_lr", "warmup_steps", "weight_decay", "betas", "grad_clip", "seed", "n_s2", "s2_bands",
-    "s1_bands", "upsample", "augment",
+    "s1_bands", "upsample", "augment", "season",
 )  # fmt: skip
 
 
@@ -40,6 +41,9 @@ class TrainConfig:
         split: manifest ``split`` values to train on ("train", "train,val"; ``None``: all rows).
         cache_dir, workers, strict, n_s2, s2_bands, s1_bands: imagery cache options (see csmoe cache).
         upsample: ``bilinear`` or ``bicubic`` for the 20/60 m bands; augment: flips/rotations.
+        season: which acquisition of a seasonal cache (SSL4EO-S12: 4 per location) a sample
+            reads: ``"random"`` (one per sample and epoch, from ``seed``: the SSL4EO augmentation)
+            or a fixed ``0`` .. ``3``; single-date corpora ignore it.
         compile: ``torch.compile`` the model.
     """
 
@@ -70,6 +74,7 @@ class TrainConfig:
     s1_bands: tuple[str, ...] | None = None
     upsample: str = "bilinear"
     augment: bool = True
+    season: str = "random"
     compile: bool = False
     total_steps: int | None = None
 
@@ -87,14 +92,16 @@ class TrainConfig:
         Raises:
             CsmoeError: unknown keys or values of the wrong kind.
         """
+        from csmoe_common.fields import coerce_fields
+
+        if not isinstance(data, dict):
+            raise CsmoeError(f"a training configuration is a mapping, not {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        clean = {k.replace("-", "_"): v for k, v in data.items()}
+        clean = {str(k).replace("-", "_"): v for k, v in data.items()}
         unknown = sorted(set(clean) - names)
         if unknown:
             raise CsmoeError(f"unknown training option(s): {', '.join(unknown)}")
-        for k in ("betas", "s2_bands", "s1_bands"):
-            if clean.get(k) is not None:
-                clean[k] = tuple(clean[k])
+        clean = coerce_fields(cls, clean, "training option")
         try:
             cfg = cls(**clean)
         except TypeError as exc:
@@ -121,14 +128,38 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise CsmoeError(f"{name.replace('_', '-')} must be >= 1, not {v}")
-        if self.lr <= 0:
-            raise CsmoeError(f"--lr must be > 0, not {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise CsmoeError(f"--lr must be a finite number > 0, not {self.lr}")
+        for name in ("min_lr", "weight_decay"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise CsmoeError(f"{name.replace('_', '-')} must be a finite number >= 0, not {v}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise CsmoeError(f"grad-clip must be a finite number > 0, not {self.grad_clip}")
+        if not all(math.isfinite(b) and 0 <= b < 1 for b in self.betas):
+            raise CsmoeError(f"betas must lie in [0, 1), not {list(self.betas)}")
+        if self.seed < 0:
+            raise CsmoeError(f"--seed must be >= 0, not {self.seed}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise CsmoeError(f"--warmup-steps must be >= 0, not {self.warmup_steps}")
+        if self.total_steps is not None and self.total_steps < 1:
+            raise CsmoeError(f"total_steps must be >= 1, not {self.total_steps}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise CsmoeError(f"--device must be auto, cpu or cuda, not {self.device!r}")
         if self.upsample not in ("bilinear", "bicubic"):
             raise CsmoeError(f"upsample must be bilinear or bicubic, not {self.upsample!r}")
         if self.workers < 0:
             raise CsmoeError("--workers must be >= 0")
+        self.season = str(self.season)
+        if self.season != "random" and not self.season.isdigit():
+            raise CsmoeError(
+                f"--season must be random or a season index (0..3), not {self.season!r}"
+            )
+
+    @property
+    def season_index(self) -> int | None:
+        """The fixed season, or ``None`` for ``random``."""
+        return None if self.season == "random" else int(self.season)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

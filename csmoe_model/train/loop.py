@@ -52,7 +52,12 @@ from csmoe_model.train.distributed import (
 )
 from csmoe_model.train.export import export_encoder
 from csmoe_model.train.metrics_log import MetricsLog
-from csmoe_model.train.run import RunDir, build_run_config
+from csmoe_model.train.run import (
+    RunDir,
+    build_run_config,
+    check_same_data,
+    checkpoint_run_config,
+)
 from csmoe_model.train.schedule import build_optimizer, build_scheduler
 from csmoe_model.train.step import amp_dtype_for, train_step
 
@@ -76,6 +81,7 @@ class TrainResult:
     model_path: Path | None
     damaged: int
     cache: Path
+    model: str = ""
 
 
 @dataclass
@@ -128,11 +134,24 @@ def train(
     init_distributed(env, device)
     try:
         run_dir = RunDir(Path(cfg.out))
+        was_empty = run_dir.is_empty()
         cfg, resuming = run_dir.prepare(cfg, resume, overwrite, given or {})
         if resume and not resuming:
-            say(f"nothing to resume in {run_dir.path} (no checkpoint yet); starting a new run")
-        if env.is_main and not resuming and run_dir.path.exists() and (overwrite or resume):
-            run_dir.clear()
+            say(
+                f"nothing to resume in {run_dir.path} "
+                + (
+                    "(empty); starting a new run"
+                    if was_empty
+                    else "(no checkpoint yet); starting it again"
+                )
+            )
+        if env.is_main and not resuming and not was_empty and (overwrite or resume):
+            kept = run_dir.clear()  # only csmoe's own files
+            if kept:
+                say(
+                    f"note: kept {len(kept)} file(s) csmoe did not write in {run_dir.path} "
+                    f"(e.g. {kept[0].name})"
+                )
         barrier(env)
         return _run(cfg, run_dir, env, device, resuming, say, progress and env.is_main, on_step)
     finally:
@@ -232,11 +251,14 @@ def _run(
     state = build_state(cfg, env, device)
     assert cfg.total_steps is not None
     total = cfg.total_steps
+    run_config = build_run_config(cfg, state.model, data, env)
     if resuming:
+        saved = run_dir.read_config() or checkpoint_run_config(run_dir)
+        if saved is not None:
+            check_same_data(saved, run_config)
         path = restore_state(state, run_dir, env, device, say)
         say(f"resuming {run_dir.path} from {path.name} (step {state.start_step} of {total})")
 
-    run_config = build_run_config(cfg, state.model, data, env)
     if env.is_main:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         say(
@@ -245,14 +267,15 @@ def _run(
                 run_config["train"] | {"model_config": run_config["model"]["config"]}, indent=2
             )
         )
-        if not resuming:
+        if not resuming or not run_dir.config_file.is_file():  # fresh, or recovered
             run_dir.write_config(run_config)
 
     done, first_loss, last_loss = _loop(
-        cfg, run_dir, state, data, env, device, say, progress, on_step
+        cfg, run_dir, state, data, env, device, say, progress, on_step, run_config
     )
     model_path = None
     if env.is_main and done >= total:
+        check_finite(state.model, done, run_dir, "the encoder weights were not exported")
         model_path = export_encoder(
             state.model,
             run_dir.weights,
@@ -268,7 +291,15 @@ def _run(
             f"'{d['patch_id']}': {d['error']}); use --strict to stop on them"
         )
     return TrainResult(
-        run_dir.path, done, total, last_loss, first_loss, model_path, cache.n_damaged, cache.path
+        run_dir.path,
+        done,
+        total,
+        last_loss,
+        first_loss,
+        model_path,
+        cache.n_damaged,
+        cache.path,
+        cfg.model,
     )
 
 
@@ -282,6 +313,7 @@ def _loop(
     say: Log,
     progress: bool,
     on_step: OnStep | None,
+    run_config: dict[str, Any],
 ) -> tuple[int, float | None, float | None]:
     """Run steps ``state.start_step .. total - 1``: log, checkpoint, stop on a non-finite loss.
 
@@ -362,12 +394,29 @@ def _loop(
                 last_loss = vals["loss"]
                 acc, acc_n, t_interval = {}, 0, now
                 if want_ckpt:
-                    _save_checkpoint(run_dir, done, state, cfg, env, elapsed, data, device)
+                    _save_checkpoint(
+                        run_dir, done, state, cfg, env, elapsed, data, device, run_config
+                    )
                 if on_step is not None:
                     on_step(done, vals["loss"])
     finally:
         metrics.close()
     return done, first_loss, last_loss
+
+
+def check_finite(model: torch.nn.Module, step: int, run_dir: RunDir, consequence: str) -> None:
+    """Stop when a parameter holds NaN or infinity (a too high ``--lr`` can do that silently).
+
+    Raises:
+        NonFiniteLoss: naming the first bad tensor.
+    """
+    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise NonFiniteLoss(
+            f"{len(bad)} parameter tensor(s) became non-finite by step {step} (e.g. {bad[0]}); "
+            f"{consequence}. The last good checkpoint is kept in {run_dir.checkpoints} "
+            "(lower --lr or check the data)"
+        )
 
 
 def _reduce_mean(acc: dict[str, torch.Tensor], n: int, env: DistEnv) -> dict[str, float]:
@@ -390,8 +439,14 @@ def _save_checkpoint(
     elapsed: float,
     data: TrainingData,
     device: torch.device,
+    run_config: dict[str, Any],
 ) -> None:
-    """Gather every rank's RNG state; rank 0 writes the checkpoint of ``step``."""
+    """Gather every rank's RNG state; rank 0 writes the checkpoint of ``step``.
+
+    Raises:
+        NonFiniteLoss: a parameter is NaN or infinite (nothing is written).
+    """
+    check_finite(state.model, step, run_dir, "no checkpoint was written")
     rng = capture_rng(device)
     states: list[Any]
     if env.enabled:
@@ -412,5 +467,6 @@ def _save_checkpoint(
                      "batch_in_epoch": step % per_epoch, "batches_per_epoch": per_epoch, "world": env.world},
             "elapsed": float(elapsed),
             "config": json.dumps(cfg.to_dict()),
+            "run_config": json.dumps(run_config),  # recovers a lost config.json
         }, keep=cfg.keep_checkpoints)  # fmt: skip
     barrier(env)

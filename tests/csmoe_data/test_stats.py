@@ -124,12 +124,27 @@ def test_empty_sample() -> None:
 def test_pool_path_from_metadata(tmp_path) -> None:
     pool = tmp_path / "pool.parquet"
     pool.write_bytes(b"x")
-    assert pool_path_from_metadata({"pool": {"path": str(pool)}}) == pool
+    sample = tmp_path / "s.parquet"
+    assert pool_path_from_metadata({"pool": {"path": str(pool)}}, sample) == pool
+    # a path from a file is followed only inside the manifest's folder (issue 10)
+    assert pool_path_from_metadata({"pool": {"path": str(pool)}}) is None
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    refused: list = []
+    assert (
+        pool_path_from_metadata({"pool": {"path": str(pool)}}, inner / "s.parquet", refused) is None
+    )
+    assert (
+        pool_path_from_metadata({"pool": "../pool.parquet"}, inner / "s.parquet", refused) is None
+    )
+    assert refused == [pool, inner / "../pool.parquet"]
     assert (
         pool_path_from_metadata({"sampling": {"pool_path": "pool.parquet"}}, tmp_path / "s.parquet")
         == pool
     )
-    assert pool_path_from_metadata({"pool": {"path": str(tmp_path / "gone.parquet")}}) is None
+    assert (
+        pool_path_from_metadata({"pool": {"path": str(tmp_path / "gone.parquet")}}, sample) is None
+    )
     assert pool_path_from_metadata({}) is None
 
 

@@ -1,23 +1,11 @@
-"""An exclusive inter-process lock on a file (``flock``): released when its holder exits or dies."""
+"""The cache's build lock: :func:`csmoe_common.processes.exclusive_lock`.
 
-from __future__ import annotations
+A POSIX record lock (``fcntl.lockf``) on ``<cache_dir>/.<key>.lock``: the kernel releases it when
+its holder exits or is killed, forked decoding workers do not inherit it (a ``flock`` lock was
+shared with them, so orphaned workers of a killed build kept it and every later run waited
+forever), and a run that has to wait says which process it waits for.
+"""
 
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
+from csmoe_common.processes import exclusive_lock
 
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock on ``path`` (no-op where fcntl does not exist)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+__all__ = ["exclusive_lock"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,19 +23,48 @@ class ImageryCache:
         meta: the decoded ``meta.json``.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, verify: bool = True) -> None:
+        """Open the cache folder ``path``.
+
+        Args:
+            path: the cache folder.
+            verify: check the arrays and rows against ``meta.json`` (:mod:`.integrity`).
+
+        Raises:
+            CsmoeError: not a cache folder.
+            DamagedCacheError: a file is unreadable or does not match ``meta.json``.
+        """
         import pyarrow.parquet as pq
 
+        from csmoe_model.data.cache.integrity import DamagedCacheError, read_meta, verify_cache
+
         self.path = Path(path)
-        meta_file = self.path / "meta.json"
-        if not meta_file.is_file():
-            raise CsmoeError(f"{self.path} is not a csmoe imagery cache (no meta.json)")
-        self.meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
-        table = pq.read_table(self.path / "rows.parquet")
-        self.patch_ids = np.array(table.column("patch_id").to_pylist(), dtype=object)
-        split = table.column("split").to_pylist()
+        self.meta: dict[str, Any] = read_meta(self.path)
+        try:
+            groups = self.groups
+        except (CsmoeError, KeyError, TypeError, ValueError):
+            raise DamagedCacheError(
+                f"damaged imagery cache: {self.path / 'meta.json'} has bad settings"
+            ) from None
+        if verify:
+            verify_cache(self.path, self.meta, groups)
+        rows_file = self.path / "rows.parquet"
+        try:
+            table = pq.read_table(rows_file)
+            self.patch_ids = np.array(table.column("patch_id").to_pylist(), dtype=object)
+            split = table.column("split").to_pylist()
+            valid = table.column("valid").to_numpy(zero_copy_only=False)
+        except (OSError, KeyError, ValueError) as exc:  # pyarrow's errors are OSError/ValueError
+            raise DamagedCacheError(
+                f"damaged imagery cache: {rows_file} cannot be read ({' '.join(str(exc).split())})"
+            ) from None
+        if len(self.patch_ids) != int(self.meta["n_rows"]):
+            raise DamagedCacheError(
+                f"damaged imagery cache: {rows_file} has {len(self.patch_ids)} rows, "
+                f"meta.json says {self.meta['n_rows']}"
+            )
         self.split = None if all(s is None for s in split) else np.array(split, dtype=object)
-        self.valid = np.asarray(table.column("valid").to_numpy(zero_copy_only=False), dtype=bool)
+        self.valid = np.asarray(valid, dtype=bool)
 
     def __len__(self) -> int:
         return int(self.meta["n_rows"])
@@ -48,6 +76,14 @@ class ImageryCache:
     def size(self) -> int:
         """The 10 m size in pixels."""
         return int(self.meta["size"])
+
+    @property
+    def seasons(self) -> int:
+        """Acquisitions kept per row (SSL4EO-S12: 4; 1 for single-date corpora).
+
+        Row ``i``'s season ``t`` is array row ``i * seasons + t`` of every ``.npy`` file.
+        """
+        return int(self.meta.get("seasons", 1))
 
     @property
     def n_s2(self) -> int:
