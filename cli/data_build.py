@@ -9,6 +9,7 @@ import typer
 
 from csmoe_cli._common import OnceCommand, console, err_console, fail, user_errors
 from csmoe_data.builder.options import BuildInputs, ExecutionOptions
+from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.legends import list_legends
 from csmoe_data.sampling.options import ClimateLevel, SamplingOptions, StrategyName
 
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 _SAMPLING = "Sampling (optional)"
+_MAJORTOM = "Major TOM metadata sources"
 #: the library's defaults, shown in --help and used when an option is not given
 _EXECUTION = ExecutionOptions()
 _OPTIONS = SamplingOptions()
+_MT = MajorTomOptions()
 
 
 def _sampling_options(
@@ -91,6 +94,9 @@ def _summary(result: BuildResult) -> None:
     table.add_row("repaired geometries", str(result.repaired))
     if result.dropped:
         table.add_row("dropped footprints", str(result.dropped))
+    # what the footprint source reported (pairing, tiling, skipped stores, ...)
+    for note in result.metadata.get("footprints", {}).get("notes", []):
+        table.add_row("footprints", str(note))
     warnings: list[str] = []
     if "sampling" in result.metadata:
         sampling = result.metadata["sampling"]
@@ -139,7 +145,7 @@ def build_manifest_cmd(
         typer.Option(
             "--footprints",
             help="Vector file, CSV (WKT or lon/lat), folder of patch GeoTIFFs, BigEarthNet root, "
-            "or sample:bigearthnet.",
+            "Major TOM metadata Parquet (or folder), SSL4EO-S12 v1.1 root, or sample:bigearthnet.",
         ),
     ] = None,
     landcover: Annotated[
@@ -341,6 +347,48 @@ def build_manifest_cmd(
             rich_help_panel=_SAMPLING,
         ),
     ] = None,
+    pair_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--pair-with",
+            help="The other sensor's Major TOM metadata: pair S1 and S2 products by grid cell.",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.pair_with,
+    pair_max_days: Annotated[
+        float | None,
+        typer.Option(
+            "--pair-max-days",
+            min=0,
+            help="Pair only acquisitions at most this many days apart (default: nearest, any gap).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.pair_max_days,
+    paired_only: Annotated[
+        bool,
+        typer.Option(
+            "--paired-only",
+            help="Drop products without a partner (training needs both sensors).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.paired_only,
+    imagery_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--imagery-root",
+            help="Where the shards or the unpacked tree lie (default: each metadata file's folder).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.imagery_root,
+    tile_size: Annotated[
+        int,
+        typer.Option(
+            "--tile-size",
+            min=0,
+            help="Cut products into tiles of this many 10 m px, a multiple of 6 (0: whole products).",
+            rich_help_panel=_MAJORTOM,
+        ),
+    ] = _MT.tile_size or 0,
 ) -> None:
     """Compute land-cover and Köppen-Geiger descriptors for every footprint; write a GeoParquet manifest.
 
@@ -398,6 +446,7 @@ def build_manifest_cmd(
         crs=crs,
         point_size=point_size,
         dissolve_ids=dissolve_ids,
+        majortom=MajorTomOptions(pair_with, pair_max_days, paired_only, imagery_root, tile_size),
     )
     execution = ExecutionOptions(
         workers=workers, dask_scheduler=dask_scheduler, raster_memory_mb=raster_memory

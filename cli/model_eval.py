@@ -346,6 +346,12 @@ def embed(
         bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
     ] = True,
     overwrite: OverwriteOpt = False,
+    season: Annotated[
+        int,
+        typer.Option(
+            "--season", min=0, help="Season embedded from a seasonal cache (SSL4EO-S12: 0..3)."
+        ),
+    ] = 0,
 ) -> None:
     """Embed a manifest's S1 and S2 imagery (each sensor alone) with a trained encoder.
 
@@ -368,6 +374,7 @@ def embed(
         normalization=normalization.value,
         overwrite=overwrite,
         progress=progress,
+        season=season,
     )
     rate = summary.embedded / summary.seconds if summary.seconds > 0 else float("nan")
     console.print(

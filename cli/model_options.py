@@ -29,6 +29,16 @@ class S2BandCount(StrEnum):
     ten = "10"
 
 
+class Season(StrEnum):
+    """Which acquisition of a seasonal cache (SSL4EO-S12: 4 per location) a sample reads."""
+
+    random = "random"
+    s0 = "0"
+    s1 = "1"
+    s2 = "2"
+    s3 = "3"
+
+
 def parse_key_values(items: list[str] | None, option: str) -> dict[str, Any]:
     """Parse ``KEY=VALUE`` strings (``-`` in keys read as ``_``).
 

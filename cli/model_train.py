@@ -16,6 +16,7 @@ from csmoe_cli.model_options import (
     S1BandsOpt,
     S2BandCount,
     S2BandsOpt,
+    Season,
     parse_bands,
     parse_key_values,
 )
@@ -77,7 +78,8 @@ def cache(
     )
     valid = int(c.valid.sum())
     console.print(
-        f"cache {c.path}: {len(c)} rows ({valid} usable), {c.size} px at 10 m, {c.n_s2} + 2 bands; "
+        f"cache {c.path}: {len(c)} rows ({valid} usable), {c.size} px at 10 m, {c.n_s2} + 2 bands"
+        f"{f', {c.seasons} seasons per row' if c.seasons > 1 else ''}; "
         f"statistics from {c.meta['stats_rows']}",
         highlight=False,
         soft_wrap=True,
@@ -185,6 +187,14 @@ def train_cmd(
     ] = None,
     s2_bands: S2BandsOpt = None,
     s1_bands: S1BandsOpt = None,
+    season: Annotated[
+        Season | None,
+        typer.Option(
+            "--season",
+            help="Seasonal caches (SSL4EO-S12): one season per sample and epoch drawn from --seed, "
+            f"or a fixed one (default: {_T.season}).",
+        ),
+    ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -219,6 +229,7 @@ def train_cmd(
         "model_overrides": overrides or None,
         "s2_bands": parse_bands(s2_bands),
         "s1_bands": parse_bands(s1_bands),
+        "season": season.value if season is not None else None,
     }
     cfg = resolve_config(given, config)
     if not cfg.out:

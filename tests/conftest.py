@@ -4,12 +4,19 @@ Test modules take these as fixtures (``geotiff``, ``manifest_factory``) instead 
 from other test files. The model half's generated data (BigEarthNet-layout patches: ``patch_factory``,
 ``patches``, ``cache_dir``; embeddings: ``embeddings_factory``, ``generated``, ``emb_file``) lives here
 too, since both ``tests/csmoe_model`` and the model commands' tests in ``tests/cli`` use it.
+Stores of the corpora csmoe reads in place: ``majortom_corpus``, ``ssl4eo_corpus`` (generated once
+per session) and ``corpus_stores`` (the generators of ``tests/corpus_stores.py``, for tests that
+write their own variant).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -318,3 +325,79 @@ def signal_data(
     return {"root": root, "manifest": manifest, "weights": tiny_weights(root / "w.safetensors"),
             "weights4": tiny_weights(root / "w4.safetensors", patch_size=4), "cache": root / "cache",
             "land": SIGNAL_LAND, "water": SIGNAL_WATER, "nodata": SIGNAL_NODATA}  # fmt: skip
+
+
+# ------------------------------------------------------------- Major TOM and SSL4EO-S12 v1.1 stores
+
+
+@functools.cache
+def _corpus_stores() -> ModuleType:
+    """The store generators (``tests/corpus_stores.py``; also run by benchmarks/bench_corpus_cache.py)."""
+    path = Path(__file__).with_name("corpus_stores.py")
+    spec = importlib.util.spec_from_file_location("csmoe_tests_corpus_stores", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def corpus_stores() -> ModuleType:
+    """``write_majortom``, ``write_ssl4eo``, ``write_ssl4eo_store``, ``LAND_CENTRES``, ..."""
+    return _corpus_stores()
+
+
+@dataclass(frozen=True)
+class MajorTomCorpus:
+    """A generated Major TOM corpus: S2L2A as Parquet shards, S1RTC as the unpacked tree.
+
+    Attributes:
+        cells: one S2 product per cell (on land in Bavaria); S1 products for the first two.
+        s1_days: days between each S1 acquisition and its cell's S2 one.
+        size: the 10 m size of each product (Major TOM Core: 1068); 2 x 2 tiles of 120 px.
+        damaged: index of the S2 product whose B04 GeoTIFF is truncated.
+    """
+
+    root: Path
+    s2_metadata: Path
+    s1_metadata: Path
+    cells: tuple[str, ...] = ("535U_81R", "535U_82R", "536U_81R")
+    s1_days: tuple[int, ...] = (3, 39)
+    size: int = 252
+    damaged: int = 1
+
+
+@dataclass(frozen=True)
+class Ssl4eoCorpus:
+    """A generated SSL4EO-S12 v1.1 root: ``train/{S1GRD,S2L1C,S2L2A}/*.zarr.zip``.
+
+    The S2L2A store ``damaged_file`` opens but has a corrupt ``bands`` chunk.
+    """
+
+    root: Path
+    files: int = 3
+    samples_per_file: int = 3
+    size: int = 48
+    damaged_file: int = 2
+
+
+@pytest.fixture(scope="session")
+def majortom_corpus(tmp_path_factory: pytest.TempPathFactory) -> MajorTomCorpus:
+    stores = _corpus_stores()
+    root = tmp_path_factory.mktemp("majortom")
+    spec = MajorTomCorpus(
+        root, root / "Core-S2L2A" / "metadata.parquet", root / "Core-S1RTC" / "metadata.parquet"
+    )
+    stores.write_majortom(root / "Core-S2L2A", spec.cells, "s2", layout="shards", size=spec.size,
+                          days=(0, 1, 2), damaged=(spec.damaged,), seed=1)  # fmt: skip
+    stores.write_majortom(root / "Core-S1RTC", spec.cells[:2], "s1", layout="tree", size=spec.size,
+                          days=[d + k for k, d in enumerate(spec.s1_days)], seed=2)  # fmt: skip
+    return spec
+
+
+@pytest.fixture(scope="session")
+def ssl4eo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Ssl4eoCorpus:
+    spec = Ssl4eoCorpus(tmp_path_factory.mktemp("ssl4eo") / "SSL4EO-S12-v1.1")
+    _corpus_stores().write_ssl4eo(spec.root, n_files=spec.files, samples_per_file=spec.samples_per_file,
+                                  size=spec.size, damaged_chunks=(spec.damaged_file,), seed=3)  # fmt: skip
+    return spec

@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -162,3 +163,45 @@ def test_readme_weights_section_runs_as_written(
         exec(compile(block, "README.md", "exec"), namespace)  # the README's own example code
     assert namespace["maps"][0].shape[-2:] == (16, 16)
     assert namespace["vv_emb"].shape == (2, 192)
+
+
+def _run_section(section: str, count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSMOE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    commands = readme_commands(section)
+    assert len(commands) == count
+    for argv in commands:
+        group, args = _cli_args(argv)  # type: ignore[misc]
+        app = data_app if argv[0] == "csmoe-data" else model_app
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, f"{' '.join(argv)}\n{result.output}"
+
+
+def test_readme_majortom_walkthrough(
+    corpus_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a local copy of Core-S2L2A (shards) and Core-S1RTC (unpacked tree), on land in Europe
+    cells = ["535U_81R", "535U_82R", "536U_81R", "536U_82R"]
+    corpus_stores.write_majortom(
+        tmp_path / "Core-S2L2A", cells, "s2", size=252, days=[0, 5, 10, 15], seed=4
+    )
+    corpus_stores.write_majortom(
+        tmp_path / "Core-S1RTC", cells, "s1", layout="tree", size=252, days=[2, 6, 40, 16], seed=5
+    )
+    _run_section("## Pretrain on Major TOM", 4, tmp_path, monkeypatch)
+    train = pq.read_table(tmp_path / "majortom_train.parquet").to_pandas()
+    assert len(train) == 12 and train["s2_path"].str.startswith("Core-S2L2A/images/").all()
+    assert (tmp_path / "majortom_run" / "model.safetensors").is_file()
+
+
+def test_readme_ssl4eo_walkthrough(
+    corpus_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus_stores.write_ssl4eo(
+        tmp_path / "SSL4EO-S12-v1.1", n_files=3, samples_per_file=4, size=48, seed=6
+    )
+    _run_section("## Pretrain on SSL4EO-S12", 4, tmp_path, monkeypatch)
+    assert len(pq.read_table(tmp_path / "ssl4eo_emb.parquet")) == 8
+    assert (tmp_path / "ssl4eo_run" / "model.safetensors").is_file()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from csmoe_common import manifest as schema
+from csmoe_common.store_path import split_fragment
 from csmoe_data.builder.describe import Described
 
 #: columns holding imagery paths, written relative to the manifest where possible
@@ -40,12 +41,15 @@ def relative_paths(values: pd.Series, out_dir: Path) -> pd.Series:
     def rel(v: object) -> str | None:
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
             return None
-        p = Path(str(v)).resolve()
+        # a path into a store keeps its fragment (#row=, #sample=, #window=) after its file
+        file, fragment = split_fragment(str(v))
+        tail = f"#{fragment}" if fragment else ""
+        p = Path(file).resolve()
         if p.is_relative_to(out_dir):
-            return p.relative_to(out_dir).as_posix()
+            return p.relative_to(out_dir).as_posix() + tail
         if root is not None and p.is_relative_to(root):
-            return Path(os.path.relpath(p, out_dir)).as_posix()
-        return str(p)
+            return Path(os.path.relpath(p, out_dir)).as_posix() + tail
+        return str(p) + tail
 
     return pd.Series([rel(v) for v in values], index=values.index, dtype="string")
 

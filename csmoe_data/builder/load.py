@@ -202,6 +202,7 @@ def load_inputs(inputs: BuildInputs) -> LoadedInputs:
         crs=inputs.crs,
         point_size=inputs.point_size,
         dissolve_ids=inputs.dissolve_ids,
+        majortom=inputs.majortom,
     )
     if len(fp.table) == 0:
         raise CsmoeDataError(f"no footprints in {inputs.footprints}")

@@ -169,6 +169,10 @@ def metadata_document(
         "unknown_codes": {},
         "warnings": list(warnings or []),
     }
+    from csmoe_data.footprints.majortom import is_majortom_metadata
+
+    if is_majortom_metadata(footprints_path):
+        metadata["parameters"]["majortom"] = inputs.majortom.to_metadata()
     for k, spec in specs.items():
         metadata["inputs"][k] = input_entry(spec, given[k])
         metadata["legends"][k] = spec.legend.to_metadata()

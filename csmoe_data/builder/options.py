@@ -9,6 +9,7 @@ from typing import Any
 
 from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
+from csmoe_data.footprints.options import MajorTomOptions
 
 #: footprints per task; bounded memory per worker, enough work to amortise the task overhead
 DEFAULT_CHUNK_SIZE = 2000
@@ -43,6 +44,7 @@ class BuildInputs:
         crs: CRS of a footprint source that carries none (CSV WKT, files without CRS).
         point_size: side in metres of squares made around point footprints.
         dissolve_ids: merge footprint rows sharing an id into one footprint.
+        majortom: pairing, imagery root and tiling of a Major TOM metadata source.
 
     ``landcover`` and ``climate`` each take a file, a folder (every raster below it), a glob, a
     GDAL path or URL, or a sequence of those (tiles of one product, possibly in several CRSs).
@@ -66,6 +68,7 @@ class BuildInputs:
     crs: str | None = None
     point_size: float | None = None
     dissolve_ids: bool = False
+    majortom: MajorTomOptions = field(default_factory=MajorTomOptions)
 
 
 @dataclass(frozen=True)

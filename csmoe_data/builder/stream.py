@@ -88,6 +88,7 @@ def footprint_batches(inputs: BuildInputs, batch_rows: int = READ_BATCH_ROWS) ->
             missing id column, null ids, no CRS).
     """
     from csmoe_data.footprints import load_footprints
+    from csmoe_data.footprints.majortom import is_majortom_metadata
     from csmoe_data.footprints.vector import PARQUET_SUFFIXES
     from csmoe_data.samples import resolve_path
 
@@ -99,7 +100,12 @@ def footprint_batches(inputs: BuildInputs, batch_rows: int = READ_BATCH_ROWS) ->
         and inputs.point_size is None
         and not inputs.dissolve_ids
     )
-    if simple and path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES:
+    if (
+        simple
+        and path.is_file()
+        and path.suffix.lower() in PARQUET_SUFFIXES
+        and not is_majortom_metadata(path)  # pairing and tiling need every product's row
+    ):
         opened = _geoparquet_batches(path, str(inputs.footprints), inputs, batch_rows)
         if opened is not None:
             return opened
@@ -111,6 +117,7 @@ def footprint_batches(inputs: BuildInputs, batch_rows: int = READ_BATCH_ROWS) ->
         crs=inputs.crs,
         point_size=inputs.point_size,
         dissolve_ids=inputs.dissolve_ids,
+        majortom=inputs.majortom,
     )
     if len(fp.table) == 0:
         raise CsmoeDataError(f"no footprints in {inputs.footprints}")

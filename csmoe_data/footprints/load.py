@@ -7,7 +7,10 @@ from pathlib import Path
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.footprints.bigearthnet import is_bigearthnet_root, load_bigearthnet
 from csmoe_data.footprints.core import Footprints, add_labels
+from csmoe_data.footprints.majortom import is_majortom_metadata, load_majortom
+from csmoe_data.footprints.options import MajorTomOptions
 from csmoe_data.footprints.rasters import RASTER_SUFFIXES, load_raster_folder
+from csmoe_data.footprints.ssl4eo import is_ssl4eo_root, load_ssl4eo
 from csmoe_data.footprints.vector import load_vector
 from csmoe_data.samples import resolve_path
 
@@ -25,6 +28,7 @@ def load_footprints(
     crs: str | None = None,
     point_size: float | None = None,
     dissolve_ids: bool = False,
+    majortom: MajorTomOptions | None = None,
 ) -> Footprints:
     """Load patch footprints, each in its native CRS, from whatever ``source`` is.
 
@@ -33,6 +37,11 @@ def load_footprints(
     * ``sample:bigearthnet`` or a BigEarthNet root (``S2/`` [+ ``S1/``], the official v1/v2 folder
       names, or a folder of S2 patch folders): one row per S2 patch with ``s2_path``, ``s1_path``,
       ``labels``, ``labels19``; see :mod:`csmoe_data.footprints.bigearthnet`;
+    * a Major TOM metadata Parquet (``grid_cell`` + ``product_id``), or a folder of them: one row
+      per product or per tile of it, S1/S2 pairing with ``majortom``; see
+      :mod:`csmoe_data.footprints.majortom`;
+    * an SSL4EO-S12 v1.1 root (``[<split>/]S2L2A|S2L1C|S1GRD/*.zarr.zip``): one row per location;
+      see :mod:`csmoe_data.footprints.ssl4eo`;
     * any other folder: one row per ``*.tif``/``*.tiff`` below it (recursive), footprint and CRS
       from each header, ``patch_id`` from the file stem, ``image_path``;
     * a single GeoTIFF: one row, as for a folder;
@@ -53,6 +62,8 @@ def load_footprints(
         crs: the CRS of a vector or CSV source that carries none.
         point_size: side in metres of the squares made around point footprints.
         dissolve_ids: merge rows of a vector source that share an id into one footprint.
+        majortom: pairing, imagery root and tiling of a Major TOM source (refused for others
+            unless left at the defaults).
 
     Returns:
         :class:`Footprints`.
@@ -66,6 +77,16 @@ def load_footprints(
     label = str(source)
     if not path.exists():
         raise CsmoeDataError(f"footprint source not found: {path}")
+    if is_majortom_metadata(path):
+        fp = load_majortom(path, label, majortom, progress=progress)
+        if labels_column is not None:
+            fp.table = add_labels(fp.table, labels_column, fp.notes)
+        return fp
+    if majortom is not None and not majortom.is_default():
+        raise CsmoeDataError(
+            "--pair-with, --pair-max-days, --paired-only, --imagery-root and --tile-size apply to "
+            f"Major TOM metadata (grid_cell, product_id); {path} is not such a file"
+        )
     if path.is_dir() or path.suffix.lower() in RASTER_SUFFIXES:
         given = [
             name
@@ -82,6 +103,11 @@ def load_footprints(
                 f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to vector or CSV "
                 f"footprints, not to {path}"
             )
+    if path.is_dir() and is_ssl4eo_root(path):
+        fp = load_ssl4eo(path, label, progress=progress)
+        if labels_column is not None:
+            fp.table = add_labels(fp.table, labels_column, fp.notes)
+        return fp
     if path.is_dir():
         if is_bigearthnet_root(path):
             fp = load_bigearthnet(path, label, workers=workers, progress=progress)

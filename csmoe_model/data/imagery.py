@@ -9,6 +9,10 @@ Two layouts are read:
   ``rasterio``'s ``dst.set_band_description``) or, for files without descriptions, with
   ``csmoe cache/train --s2-bands B02,B03,... --s1-bands VV,VH`` (the order of the file's bands).
 
+Major TOM products (Parquet shard rows, unpacked tree folders) and SSL4EO-S12 v1.1 zipped Zarr
+datacubes are read by :mod:`csmoe_model.data.sources` (no GDAL), with the same groups, resampling
+and damaged-image accounting.
+
 The model's band order is fixed by :mod:`csmoe_common.bands`. The cache keeps each Sentinel-2
 resolution group at its native resolution relative to the 10 m size ``size`` (BigEarthNet: 120):
 ``s2_10`` = B02 B03 B04 B08 at ``size``, ``s2_20`` = B05 B06 B07 B11 B12 B8A at ``size // 2``,
@@ -32,19 +36,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS
+from csmoe_model.data.sources.errors import BandError, DamagedImageError
 
 if TYPE_CHECKING:  # rasterio itself is imported only inside the reading functions
     from rasterio.io import DatasetReader
 
 _TIF = re.compile(r"^(?P<stem>.+)_(?P<band>[A-Za-z0-9]+)\.tiff?$", re.IGNORECASE)
-
-
-class BandError(Exception):
-    """The imagery lacks a band the model needs or its band order is not declared (a user error)."""
-
-
-class DamagedImageError(Exception):
-    """An image exists but cannot be decoded (truncated, corrupt, wrong shape)."""
 
 
 def normalize_band(name: str) -> str:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from csmoe_model.data.cache import ImageryCache
 
 _AUG_STREAM = 0xA06  # separates the augmentation RNG stream from the order stream
+_SEASON_STREAM = 0x5EA  # and the season draws (seasonal caches) from both
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class BatchPlan:
         shuffle: permute rows each epoch (else file order).
         drop_last: drop the last incomplete batch of an epoch (training) or keep it (embedding).
         rank, world: DDP shard.
+        seasons: acquisitions per row in the cache (SSL4EO-S12: 4).
+        season: the acquisition read for every row, or ``None`` to draw one per row and step
+            from the seed (each row is read once an epoch, so a new season every epoch).
     """
 
     rows: np.ndarray
@@ -59,10 +63,17 @@ class BatchPlan:
     drop_last: bool = True
     rank: int = 0
     world: int = 1
+    seasons: int = 1
+    season: int | None = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise CsmoeError("batch size must be >= 1")
+        if self.season is not None and not 0 <= self.season < self.seasons:
+            raise CsmoeError(
+                f"--season {self.season}: the cache holds {self.seasons} season(s) per row "
+                f"(0..{self.seasons - 1})"
+            )
         if self.rows_per_rank < (self.batch_size if self.drop_last else 1):
             raise CsmoeError(
                 f"{len(self.rows)} rows are too few for batches of {self.batch_size} on {self.world} "
@@ -93,6 +104,16 @@ class BatchPlan:
         """The flip/rotation code (0..7) of each pair of batch ``step`` (same on every worker count)."""
         return np.random.default_rng([self.seed, _AUG_STREAM, self.rank, step]).integers(
             0, 8, n, dtype=np.uint8
+        )
+
+    def season_codes(self, step: int, n: int) -> np.ndarray:
+        """The season (0 .. seasons - 1) read for each pair of batch ``step`` (same on any worker count)."""
+        if self.seasons == 1:
+            return np.zeros(n, dtype=np.int64)
+        if self.season is not None:
+            return np.full(n, self.season, dtype=np.int64)
+        return np.random.default_rng([self.seed, _SEASON_STREAM, self.rank, step]).integers(
+            0, self.seasons, n, dtype=np.int64
         )
 
 
@@ -178,10 +199,14 @@ class CacheBatches(Dataset):
             "epoch": epoch,
             "index": torch.from_numpy(idx.astype(np.int64)),
         }
+        # a seasonal cache keeps row i's season t at array row i * seasons + t (still ascending)
+        src = idx
+        if self.plan is not None and self.plan.seasons > 1:
+            src = idx * self.plan.seasons + self.plan.season_codes(step, len(idx))
         for g, arr in self._maps().items():
             t = self._buffer(g, arr, len(idx), shared)
             view = t.numpy().view(arr.dtype)
-            for j, i in enumerate(idx):
+            for j, i in enumerate(src):
                 view[j] = arr[i]
             out[g] = t
         self._calls += 1
@@ -237,6 +262,8 @@ class DeviceLoader:
         workers: DataLoader worker processes (0: read in this process).
         prefetch: batches prefetched per worker.
         upsample: ``bilinear`` or ``bicubic``.
+        season: the acquisition of a seasonal cache read for every row (default 0), or ``None`` to
+            draw one per row and epoch from ``seed`` (training); ignored by single-date caches.
     """
 
     def __init__(
@@ -260,6 +287,7 @@ class DeviceLoader:
         workers: int = 0,
         prefetch: int = 4,
         upsample: str = "bilinear",
+        season: int | None = 0,
     ) -> None:
         n_s2 = n_s2 or cache.n_s2
         if n_s2 > cache.n_s2:
@@ -268,7 +296,15 @@ class DeviceLoader:
             )
         self.device = torch.device(device)
         self.plan = BatchPlan(
-            np.asarray(rows, dtype=np.int64), batch_size, seed, shuffle, drop_last, rank, world
+            np.asarray(rows, dtype=np.int64),
+            batch_size,
+            seed,
+            shuffle,
+            drop_last,
+            rank,
+            world,
+            seasons=cache.seasons,
+            season=season,
         )
         self.start_step = start_step
         self.num_steps = self.plan.batches_per_epoch if num_steps is None else num_steps

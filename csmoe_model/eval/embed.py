@@ -192,6 +192,7 @@ def embed_manifest(
     normalization: str = "stored",
     overwrite: bool = False,
     progress: bool = True,
+    season: int = 0,
 ) -> EmbedSummary:
     """Embed every row (or the rows of ``split``) of ``manifest`` and write the embeddings Parquet.
 
@@ -214,10 +215,11 @@ def embed_manifest(
             (the cache's, computed on the manifest's ``train`` rows).
         overwrite: replace ``out``.
         progress: show progress bars.
+        season: the acquisition embedded from a seasonal cache (SSL4EO-S12: 0..3).
 
     Raises:
         CsmoeError: output exists, bad model/weights, weights without statistics (unless
-            ``normalization="manifest"``), manifest or cache problems.
+            ``normalization="manifest"``), manifest or cache problems, a season the cache does not hold.
     """
     from csmoe_model.data import open_cache
 
@@ -273,6 +275,7 @@ def embed_manifest(
             drop_last=False,
             workers=workers,
             upsample=str(loaded.cache.get("upsample") or "bilinear"),
+            season=season,
         )
         with (
             progress_bar(

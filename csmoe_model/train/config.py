@@ -16,7 +16,7 @@ from csmoe_model.errors import CsmoeError
 SEMANTIC_FIELDS: tuple[str, ...] = (
     "manifest", "model", "model_overrides", "split", "max_steps", "epochs", "batch_size", "lr",
     "min_lr", "warmup_steps", "weight_decay", "betas", "grad_clip", "seed", "n_s2", "s2_bands",
-    "s1_bands", "upsample", "augment",
+    "s1_bands", "upsample", "augment", "season",
 )  # fmt: skip
 
 
@@ -41,6 +41,9 @@ class TrainConfig:
         split: manifest ``split`` values to train on ("train", "train,val"; ``None``: all rows).
         cache_dir, workers, strict, n_s2, s2_bands, s1_bands: imagery cache options (see csmoe cache).
         upsample: ``bilinear`` or ``bicubic`` for the 20/60 m bands; augment: flips/rotations.
+        season: which acquisition of a seasonal cache (SSL4EO-S12: 4 per location) a sample
+            reads: ``"random"`` (one per sample and epoch, from ``seed``: the SSL4EO augmentation)
+            or a fixed ``0`` .. ``3``; single-date corpora ignore it.
         compile: ``torch.compile`` the model.
     """
 
@@ -71,6 +74,7 @@ class TrainConfig:
     s1_bands: tuple[str, ...] | None = None
     upsample: str = "bilinear"
     augment: bool = True
+    season: str = "random"
     compile: bool = False
     total_steps: int | None = None
 
@@ -146,6 +150,16 @@ class TrainConfig:
             raise CsmoeError(f"upsample must be bilinear or bicubic, not {self.upsample!r}")
         if self.workers < 0:
             raise CsmoeError("--workers must be >= 0")
+        self.season = str(self.season)
+        if self.season != "random" and not self.season.isdigit():
+            raise CsmoeError(
+                f"--season must be random or a season index (0..3), not {self.season!r}"
+            )
+
+    @property
+    def season_index(self) -> int | None:
+        """The fixed season, or ``None`` for ``random``."""
+        return None if self.season == "random" else int(self.season)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -94,7 +94,15 @@ def open_training_data(
         if local_bs < 1:
             raise CsmoeError(f"{len(rows)} rows are too few for {env.world} processes")
     plan = BatchPlan(
-        rows, local_bs, cfg.seed, shuffle=True, drop_last=True, rank=env.rank, world=env.world
+        rows,
+        local_bs,
+        cfg.seed,
+        shuffle=True,
+        drop_last=True,
+        rank=env.rank,
+        world=env.world,
+        seasons=cache.seasons,
+        season=cfg.season_index,
     )
     return TrainingData(cache, rows, n_s2, local_bs, local_bs * env.world, plan)
 
@@ -131,4 +139,5 @@ def make_train_loader(
         num_steps=max(0, total_steps - start_step),
         workers=workers_for(cfg),
         upsample=cfg.upsample,
+        season=cfg.season_index,
     )

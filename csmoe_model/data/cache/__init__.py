@@ -11,14 +11,18 @@ Layout of ``<cache_dir>/<key>/`` (``cache_dir`` defaults to ``$CSMOE_CACHE_DIR``
   damaged images and the fingerprint of the imagery files.
 
 Cache row ``i`` is manifest row ``i`` (every manifest row is cached, whatever ``--split`` selects
-later). ``<key>`` hashes the manifest's rows (patch ids, resolved imagery paths, splits) and the
+later). A seasonal cache (SSL4EO-S12 v1.1: ``meta.json`` ``seasons`` = 4) keeps every acquisition:
+row ``i``'s season ``t`` is array row ``i * seasons + t``; the loader picks one per sample
+(``--season``). Imagery is read from BigEarthNet folders, multi-band GeoTIFFs, Major TOM shards or
+trees and SSL4EO-S12 zipped Zarr in place (:mod:`csmoe_model.data.sources`). ``<key>`` hashes the manifest's rows (patch ids, resolved imagery paths, splits) and the
 preprocessing settings; the sizes and mtimes of
 the imagery files are fingerprinted too, and a changed fingerprint rebuilds the cache. A host that
 cannot see the imagery at all (a GPU host with a copied cache) reuses the cache as it is. Building
 happens in a temporary folder renamed into place, under a file lock, so concurrent runs and other
 processes build it once and never see a half-written cache.
 
-Only the building needs rasterio (imported lazily); opening and reading needs numpy and pyarrow.
+Only building from GeoTIFF folders needs rasterio (imported lazily); Major TOM and SSL4EO-S12 stores
+are decoded with tifffile and zarr; opening and reading needs numpy and pyarrow.
 
 Example (this is the API ``csmoe embed`` uses)::
 

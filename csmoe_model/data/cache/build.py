@@ -7,10 +7,11 @@ worker processes (rasterio, imported there); the statistics come from :mod:`.sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,18 @@ from csmoe_model.data.imagery import (
     s2_groups,
 )
 from csmoe_model.data.manifest import ManifestRows, read_manifest_rows
+from csmoe_model.data.sources.rows import (
+    group_key,
+    is_store_path,
+    read_rows,
+    row_native_size,
+    row_seasons,
+)
 from csmoe_model.errors import CsmoeError
 
 
 def allocate_arrays(folder: Path, n: int, size: int, n_s2: int) -> None:
-    """Create the empty ``.npy`` arrays of a cache with ``n`` rows."""
+    """Create the empty ``.npy`` arrays of a cache with ``n`` array rows (manifest rows x seasons)."""
     for g in s2_groups(n_s2):
         s = size // GROUP_DIVISOR[g]
         np.lib.format.open_memmap(
@@ -63,32 +71,91 @@ def _decode_rows(
     n_s2: int,
     s2_decl: tuple[str, ...] | None,
     s1_decl: tuple[str, ...] | None,
+    seasons: int,
     items: list[tuple[int, str, str]],
 ) -> list[tuple[int, str, str]]:
-    """Decode rows into the arrays of ``folder`` (runs in a worker process). Returns the problems."""
-    import rasterio
+    """Decode rows into the arrays of ``folder`` (runs in a worker process). Returns the problems.
 
-    arrays = {
-        g: np.load(Path(folder) / f"{g}.npy", mmap_mode="r+") for g in (*s2_groups(n_s2), "s1")
-    }
+    Row ``i`` fills array rows ``i * seasons .. i * seasons + seasons - 1``; rows of one store are
+    decoded together (:func:`csmoe_model.data.sources.rows.read_rows`).
+    """
+    groups = s2_groups(n_s2)
+    arrays = {g: np.load(Path(folder) / f"{g}.npy", mmap_mode="r+") for g in (*groups, "s1")}
     problems: list[tuple[int, str, str]] = []
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_LOG_ERRORS="OFF"):
-        for i, s1_path, s2_path in items:
-            try:
-                s2 = read_s2(s2_path, size, n_s2, s2_decl)
-                s1 = read_s1(s1_path, size, s1_decl)
-            except BandError as exc:
-                problems.append((i, "bands", str(exc)))
-                continue
-            except DamagedImageError as exc:
-                problems.append((i, "damaged", str(exc)))
-                continue
-            for g, a in s2.items():
-                arrays[g][i] = a
-            arrays["s1"][i] = s1.astype(S1_DTYPE)
+    with _gdal_env():
+        decoded = read_rows(
+            items,
+            size,
+            groups,
+            seasons,
+            lambda path: read_s2(path, size, n_s2, s2_decl),
+            lambda path: read_s1(path, size, s1_decl),
+        )
+    for i, images, problem in decoded:
+        if problem is not None or images is None:
+            kind, msg = problem or ("damaged", "not decoded")
+            problems.append((i, kind, msg))
+            continue
+        at = slice(i * seasons, (i + 1) * seasons)
+        for g, a in images.s2.items():
+            arrays[g][at] = a
+        arrays["s1"][at] = images.s1.astype(S1_DTYPE)
     for a in arrays.values():
         a.flush()
     return problems
+
+
+@contextlib.contextmanager
+def _gdal_env() -> Iterator[None]:
+    """Quiet GDAL for the GeoTIFF readers; a host without rasterio (store corpora only) needs none."""
+    try:
+        import rasterio
+    except ImportError:
+        yield
+        return
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_LOG_ERRORS="OFF"):
+        yield
+
+
+def _seasons(rows: ManifestRows) -> int:
+    """Acquisitions per row of the cache: the first datacube's ``time`` length, else 1."""
+    for path in (*rows.s2_path, *rows.s1_path):
+        if path is not None and is_store_path(path):
+            try:
+                n = row_seasons(path)
+            except (BandError, DamagedImageError):
+                continue
+            if n > 1:
+                return n
+    return 1
+
+
+def _batches(items: list[tuple[int, str, str]], chunk: int) -> list[list[tuple[int, str, str]]]:
+    """Batches of at most ``chunk`` rows; rows that share a store are kept together (in file order).
+
+    Major TOM tiles of one product and SSL4EO-S12 locations of one store then land in one batch,
+    where their store is decoded once (groups larger than the cap are split at the cap).
+    """
+    groups: dict[str, list[tuple[int, str, str]]] = {}
+    for item in items:
+        groups.setdefault(group_key(item[2]) + "\0" + group_key(item[1]), []).append(item)
+    if all(len(g) == 1 for g in groups.values()):
+        return [items[a : a + chunk] for a in range(0, len(items), chunk)]
+    batches: list[list[tuple[int, str, str]]] = []
+    current: list[tuple[int, str, str]] = []
+    for group in groups.values():
+        if current and len(current) + len(group) > chunk:
+            batches.append(current)
+            current = []
+        for a in range(0, len(group), chunk):
+            part = group[a : a + chunk]
+            if len(part) == chunk:
+                batches.append(part)
+            else:
+                current.extend(part)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def finish_cache(
@@ -103,15 +170,20 @@ def finish_cache(
     files_digest: str,
     damaged: list[dict[str, Any]],
     manifest: str,
+    seasons: int = 1,
 ) -> None:
-    """Compute the statistics and write ``rows.parquet`` and ``meta.json`` into a built folder."""
+    """Compute the statistics and write ``rows.parquet`` and ``meta.json`` into a built folder.
+
+    With ``seasons`` > 1 the statistics cover every season of the statistics rows.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows, described = stats_rows(split, valid)
     if len(rows) == 0:
         raise CsmoeError("no image of the manifest could be decoded; nothing to train on")
-    stats = compute_stats(folder, settings.n_s2, rows)
+    array_rows = (rows[:, None] * seasons + np.arange(seasons)[None, :]).ravel()
+    stats = compute_stats(folder, settings.n_s2, array_rows)
     pq.write_table(
         pa.table(
             {
@@ -133,6 +205,7 @@ def finish_cache(
         "settings": settings.to_dict(),
         "size": size,
         "n_rows": len(patch_ids),
+        "seasons": seasons,
         "bands": {"s2": list(s2_bands(settings.n_s2)), "s1": list(S1_BANDS)},
         "dtypes": {"s2": "uint16", "s1": "float16"},
         "stats": stats,
@@ -148,8 +221,9 @@ def _resolve_size(rows: ManifestRows, settings: CacheSettings) -> int:
     size = settings.size
     if size is None:
         for i in range(len(rows)):
+            path = rows.s2_path[i]
             try:
-                size = native_size(rows.s2_path[i])
+                size = (row_native_size(path) if is_store_path(path) else None) or native_size(path)
                 break
             except (BandError, DamagedImageError, OSError):
                 continue
@@ -181,12 +255,12 @@ def build_cache(
             or no decodable image at all.
     """
     size = _resolve_size(rows, settings)
+    seasons = _seasons(rows)
     n = len(rows)
-    allocate_arrays(folder, n, size, settings.n_s2)
+    allocate_arrays(folder, n * seasons, size, settings.n_s2)
     items = [(i, rows.s1_path[i], rows.s2_path[i]) for i in range(n)]
-    chunk = 16
-    batches = [items[a : a + chunk] for a in range(0, n, chunk)]
-    args = (str(folder), size, settings.n_s2, settings.s2_bands, settings.s1_bands)
+    batches = _batches(items, 16)
+    args = (str(folder), size, settings.n_s2, settings.s2_bands, settings.s1_bands, seasons)
     problems: list[tuple[int, str, str]] = []
 
     def collect(batch_problems: list[tuple[int, str, str]], count: int) -> None:
@@ -241,6 +315,7 @@ def build_cache(
         files_digest=files_digest,
         damaged=damaged,
         manifest=str(rows.path),
+        seasons=seasons,
     )
 
 

@@ -78,6 +78,14 @@ class ImageryCache:
         return int(self.meta["size"])
 
     @property
+    def seasons(self) -> int:
+        """Acquisitions kept per row (SSL4EO-S12: 4; 1 for single-date corpora).
+
+        Row ``i``'s season ``t`` is array row ``i * seasons + t`` of every ``.npy`` file.
+        """
+        return int(self.meta.get("seasons", 1))
+
+    @property
     def n_s2(self) -> int:
         """Sentinel-2 bands cached (10 or 12)."""
         return int(self.meta["settings"]["n_s2"])

@@ -1,7 +1,9 @@
 """Scan a manifest's imagery paths before building: existence, needed bands, and a fingerprint.
 
 Needs no GDAL: folders are listed and files stat'ed. The fingerprint (sizes and mtimes) lets a
-later run notice changed imagery and rebuild the cache.
+later run notice changed imagery and rebuild the cache. Paths into stores (``file#row=..``,
+``#sample=..``, ``#window=..``; :mod:`csmoe_common.store_path`) are checked and fingerprinted by
+their file (or Major TOM product folder), once per file however many rows share it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from csmoe_model.data.imagery import check_folder
+from csmoe_model.data.imagery import check_folder, needed_bands
 from csmoe_model.data.manifest import ManifestRows
+from csmoe_model.data.sources.majortom import missing_product_bands
+from csmoe_model.data.sources.rows import is_store_path, store_file
 from csmoe_model.errors import CsmoeError
 
 
@@ -32,14 +36,27 @@ def _scan_row(
 ) -> tuple[str, str | None, str | None]:
     """Fingerprint one row's files; return (fingerprint, missing-imagery msg, bad-bands msg)."""
     parts: list[str] = []
-    for sensor, p in (("s1", s1), ("s2", s2)):
-        if p is None:
+    for sensor, path in (("s1", s1), ("s2", s2)):
+        if path is None:
             return "", f"no {sensor}_path", None
+        store = is_store_path(path)
+        p = store_file(path) if store else path
         try:
             st = os.stat(p)
         except OSError:
             return "", f"{sensor}_path not found: {p}", None
-        if os.path.isdir(p):
+        if store and os.path.isdir(p):  # a Major TOM product folder of the unpacked tree
+            problem = missing_product_bands(p, needed_bands(sensor, n_s2))
+            if problem:
+                return "", None, f"{sensor}: {problem} in {p}"
+            with os.scandir(p) as it:
+                for e in sorted(it, key=lambda e: e.name):
+                    if e.is_file():
+                        s = e.stat()
+                        parts.append(f"{path}/{e.name}:{s.st_size}:{s.st_mtime_ns}")
+        elif store:  # a shard or a zipped Zarr store: the file (its rows share it)
+            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+        elif os.path.isdir(p):
             problem = check_folder(p, sensor, n_s2)
             if problem:
                 return "", None, f"{sensor}: {problem} in {p}"
