@@ -201,6 +201,8 @@ def retrieval(
             f"note: skipped {', '.join(report.meta['skipped'])} (no embeddings for that sensor)",
             soft_wrap=True,
         )
+    for warning in report.meta.get("warnings", []):
+        err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False)
     _write_reports(
         report.to_dict(), retrieval_markdown(report), json_path, markdown_path, overwrite
     )
@@ -269,6 +271,8 @@ def probe(
             progress=(lambda n, t: update("linear probe, C grid", n, t)) if update else None,
         )
     console.print(probe_rich_table(report))
+    for warning in report.meta.get("warnings", []):
+        err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False)
     missing = report.linear.get("classes_without_positives") or []
     if missing:
         err_console.print(

@@ -384,6 +384,14 @@ def make_grid(
         region = transform_geometries([region_ll], "EPSG:4326", f"EPSG:{epsg}", densify_pts=0)[0]
         if region is None or region.is_empty:
             continue
+        # the cells cover the region, so area / cell area is a lower bound of their number:
+        # checked before the candidates are allocated (a continent at 10 m is billions of cells)
+        if max_cells is not None and total + region.area / size**2 > max_cells:
+            raise CsmoeDataError(
+                f"the grid would have more than --max-cells {max_cells:,} cells (at least "
+                f"{total + region.area / size**2:,.0f} from the bbox's area); use a smaller bbox "
+                "or a larger cell size"
+            )
         rr, cc = _candidates(region, size)
         if max_cells is not None and total + len(rr) > max_cells + max_cells // 10 + 1000:
             raise CsmoeDataError(

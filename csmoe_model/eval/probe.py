@@ -285,12 +285,25 @@ def evaluate_probe(
     )
     knn = multilabel_metrics(labels[te], scores, classes=classes)
     knn["k"] = knn_k
+    no_embedding = int((~np.isfinite(x).all(axis=1)).sum())
+    warnings = []
+    if no_embedding:
+        warnings.append(
+            f"{no_embedding} row(s) have no finite {sensor} embedding (NaN) and were left out"
+        )
+    if int(tr.sum()) < knn_k:
+        warnings.append(
+            f"the kNN probe has {int(tr.sum())} training row(s), fewer than its k = {knn_k}: every "
+            "neighbour list is the whole training set"
+        )
     meta = {
         "sensor": sensor,
         "labels_column": column,
         "classes": classes,
         "rows": {name: int(m.sum()) for name, m in masks.items()},
         "rows_left_out": int((~usable).sum()),
+        "rows_without_embedding": no_embedding,
+        "warnings": warnings,
         "model": embeddings.metadata.get("model"),
         "seed": seed,
     }

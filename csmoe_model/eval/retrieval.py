@@ -112,11 +112,20 @@ def evaluate_retrieval(
 
     report = RetrievalReport(k=k)
     skipped: list[str] = []
+    warnings: list[str] = []
+    without: dict[str, dict[str, int]] = {}
     for direction in directions:
         src, dst = parse_direction(direction)
         name = f"{src}->{dst}"
         qm = q_rows & embeddings.has_embedding(src)
         am = a_rows & embeddings.has_embedding(dst)
+        # rows without a finite embedding cannot take part: say how many, never drop them silently
+        q_missing, a_missing = int((q_rows & ~qm).sum()), int((a_rows & ~am).sum())
+        if q_missing or a_missing:
+            warnings.append(
+                f"{name}: {q_missing} query and {a_missing} archive row(s) have no finite "
+                "embedding (NaN) and were left out"
+            )
         if not qm.any() or not am.any():
             skipped.append(name)
             continue
@@ -152,6 +161,12 @@ def evaluate_retrieval(
             "archive": len(a_idx),
             "queries_without_labels": int(curves["n_queries_without_labels"]),
         }
+        without[name] = {"queries": q_missing, "archive": a_missing}
+        if k >= len(a_idx):
+            warnings.append(
+                f"{name}: --k {k} is not below the archive's {len(a_idx)} item(s): every query "
+                "retrieves (almost) the whole archive, so @k figures say little"
+            )
     if not report.metrics:
         raise CsmoeError("no retrieval direction could be computed (no embeddings for the sensors)")
     report.meta = {
@@ -163,6 +178,8 @@ def evaluate_retrieval(
         "similarity": "cosine",
         "device": str(dev),
         "skipped": skipped,
+        "warnings": warnings,
+        "without_embedding": without,
         "model": embeddings.metadata.get("model"),
     }
     return report

@@ -355,3 +355,37 @@ def test_long_output_names(base: dict[str, Path], tmp_path: Path, faults: Any) -
     too_long = tmp_path / ("s" * 300 + ".json")
     res = faults.invoke(faults.DATA_APP, ["stats", base["manifest"], "--json", too_long])
     faults.assert_one_line_error(res, "too long")
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def test_nan_embeddings_and_large_k_are_reported(
+    generated: dict[str, Any], tmp_path: Path, faults: Any
+) -> None:
+    import numpy as np
+
+    from csmoe_model.eval.embeddings import write_embeddings
+
+    emb = {s: v.copy() for s, v in generated["emb"].items()}
+    emb["s1"][:7] = np.nan  # 7 rows whose S1 embedding failed
+    path = tmp_path / "emb.parquet"
+    write_embeddings(path, generated["patch_id"], generated["split"], emb,
+                     labels=generated["labels"], metadata={"model": "generated"})  # fmt: skip
+    n = len(generated["patch_id"])
+    res = faults.invoke(
+        faults.MODEL_APP,
+        ["eval", "retrieval", "--embeddings", path, "--labels-column", "labels19", "--k", str(n),
+         "--device", "cpu", "--json", tmp_path / "r.json"],
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert "no finite embedding (NaN)" in res.err and f"--k {n} is not below" in res.err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["meta"]["without_embedding"]["s1->s2"] == {"queries": 7, "archive": 0}
+    res = faults.invoke(
+        faults.MODEL_APP,
+        ["eval", "probe", "--embeddings", path, "--labels-column", "labels19", "--sensor", "s1",
+         "--knn-k", "1000", "--device", "cpu", "--json", tmp_path / "p.json"],
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert "have no finite s1 embedding" in res.err and "fewer than its k = 1000" in res.err

@@ -137,3 +137,14 @@ def test_fewer_rows_than_n_is_a_warning_with_the_breakdown(
     assert len(sample) < 50
     warning = [ln for ln in res.err.splitlines() if ln.startswith("warning:")]
     assert warning and "fewer than --n 50" in warning[0] and "lc_10 > 0.5:" in warning[0]
+
+
+def test_grid_refuses_a_huge_grid_before_allocating_it(tmp_path: Path, faults: Any) -> None:
+    res = faults.invoke(
+        faults.DATA_APP,
+        ["grid", "--bbox", "-10,35,30,60", "--cell-size", "10", "--max-cells", "1000000",
+         "--out", tmp_path / "g.parquet"],
+    )  # fmt: skip
+    # refused from the bbox's area, before the billions of candidate cells are allocated
+    faults.assert_one_line_error(res, "--max-cells", "from the bbox's area")
+    assert not (tmp_path / "g.parquet").exists()

@@ -127,10 +127,15 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def expected_shapes(meta: dict[str, Any], groups: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
-    """The array shapes ``meta.json``'s rows, size and bands imply."""
+    """The array shapes ``meta.json``'s rows, seasons, size and bands imply.
+
+    A seasonal cache holds ``n_rows * seasons`` array rows (row ``i``'s season ``t`` at
+    ``i * seasons + t``).
+    """
     from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS
 
-    n, size = int(meta["n_rows"]), int(meta["size"])
+    n = int(meta["n_rows"]) * int(meta.get("seasons", 1))
+    size = int(meta["size"])
     out: dict[str, tuple[int, ...]] = {}
     for g in groups:
         if g == "s1":
