@@ -190,10 +190,20 @@ def load_inputs(inputs: BuildInputs) -> LoadedInputs:
     Raises:
         CsmoeDataError: see :func:`load_rasters`; an unreadable or empty footprint source.
     """
-    from csmoe_data.footprints import load_footprints
     from csmoe_data.samples import resolve_path
 
     specs, given = load_rasters(inputs)
+    return LoadedInputs(specs, given, load_all_footprints(inputs), resolve_path(inputs.footprints))
+
+
+def load_all_footprints(inputs: BuildInputs) -> Footprints:
+    """Load the whole footprint source with the build's footprint options.
+
+    Raises:
+        CsmoeDataError: an unreadable source, or one without footprints.
+    """
+    from csmoe_data.footprints import load_footprints
+
     fp = load_footprints(
         inputs.footprints,
         id_column=inputs.id_column,
@@ -206,4 +216,4 @@ def load_inputs(inputs: BuildInputs) -> LoadedInputs:
     )
     if len(fp.table) == 0:
         raise CsmoeDataError(f"no footprints in {inputs.footprints}")
-    return LoadedInputs(specs, given, fp, resolve_path(inputs.footprints))
+    return fp

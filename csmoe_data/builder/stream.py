@@ -87,7 +87,7 @@ def footprint_batches(inputs: BuildInputs, batch_rows: int = READ_BATCH_ROWS) ->
         CsmoeDataError: a missing, unreadable or empty source (more errors come with the batches:
             missing id column, null ids, no CRS).
     """
-    from csmoe_data.footprints import load_footprints
+    from csmoe_data.builder.load import load_all_footprints
     from csmoe_data.footprints.majortom import is_majortom_metadata
     from csmoe_data.footprints.vector import PARQUET_SUFFIXES
     from csmoe_data.samples import resolve_path
@@ -109,18 +109,7 @@ def footprint_batches(inputs: BuildInputs, batch_rows: int = READ_BATCH_ROWS) ->
         opened = _geoparquet_batches(path, str(inputs.footprints), inputs, batch_rows)
         if opened is not None:
             return opened
-    fp = load_footprints(
-        inputs.footprints,
-        id_column=inputs.id_column,
-        labels_column=inputs.labels_column,
-        layer=inputs.layer,
-        crs=inputs.crs,
-        point_size=inputs.point_size,
-        dissolve_ids=inputs.dissolve_ids,
-        majortom=inputs.majortom,
-    )
-    if len(fp.table) == 0:
-        raise CsmoeDataError(f"no footprints in {inputs.footprints}")
+    fp = load_all_footprints(inputs)
 
     def slices() -> Iterator[Footprints]:
         table = fp.table
