@@ -186,7 +186,7 @@ def stats(
     """
     from rich.table import Table
 
-    from csmoe_common.atomic import check_output_path, write_text
+    from csmoe_common.atomic import check_output_folder, check_output_path, write_text
     from csmoe_data.plots import legend_info, make_plots
     from csmoe_data.sampling.eligibility import eligibility_breakdown
     from csmoe_data.stats import (
@@ -205,6 +205,8 @@ def stats(
         raise fail("give --baseline or --compare, not both")
     if json_out is not None:
         check_output_path(json_out, overwrite)  # fail before the work, not after
+    if plots is not None:
+        check_output_folder(plots)
     sample, meta = _read(manifest)
     refused: list[Path] = []
     pool_path = pool if pool is not None else pool_path_from_metadata(meta, manifest, refused)

@@ -121,6 +121,27 @@ def _normalized_entropy(labels: np.ndarray, n_strata: int | None = None) -> floa
     return float(-(p * np.log(p)).sum() / np.log(n_strata))
 
 
+def _check_descriptors(cols: list[str], *frames: pd.DataFrame) -> None:
+    """Refuse rows without class fractions, or with fractions that are not numbers.
+
+    Raises:
+        CsmoeDataError: no ``lc_<code>``/``kg_<class>`` column, or one that is not numeric.
+    """
+    from csmoe_data.errors import CsmoeDataError
+
+    if not cols:
+        raise CsmoeDataError(
+            "the manifest has no land-cover or climate fraction columns (lc_<code>, kg_<class>); "
+            "describe its footprints with csmoe-data build-manifest first"
+        )
+    for df in frames:
+        for col in cols:
+            if col in df.columns and not pd.api.types.is_numeric_dtype(df[col].dtype):
+                raise CsmoeDataError(
+                    f"column {col} holds {df[col].dtype} values, not fractions (numbers)"
+                )
+
+
 def compute_stats(
     sample: pd.DataFrame, pool: pd.DataFrame | None = None, progress: bool | None = None
 ) -> dict[str, Any]:
@@ -145,6 +166,7 @@ def compute_stats(
     lc_cols = landcover_columns(pool.columns) or landcover_columns(sample.columns)
     kg_cols = climate_columns(pool.columns) or climate_columns(sample.columns)
     cols = lc_cols + kg_cols
+    _check_descriptors(cols, sample, pool)
     pool_X = descriptor_matrix(pool, cols)
     sample_X = descriptor_matrix(sample, cols)
 
