@@ -211,6 +211,28 @@ def retrieval(
             console.print(f"wrote {f}", soft_wrap=True)
 
 
+def _c_grid(text: str) -> tuple[float, ...]:
+    """The ``--c-values`` grid: comma-separated finite numbers > 0.
+
+    Raises:
+        typer.BadParameter: an item is empty, not a number, not finite or not > 0 (a usage
+            error: one line naming the item, exit 2).
+    """
+    grid = []
+    for item in text.split(","):
+        try:
+            c = float(item)
+        except ValueError:
+            c = math.nan
+        if not (math.isfinite(c) and c > 0):
+            raise typer.BadParameter(
+                f"{item.strip()!r} is not a finite number > 0 (give a grid such as 0.1,1,10)",
+                param_hint="--c-values",
+            )
+        grid.append(c)
+    return tuple(grid)
+
+
 @eval_app.command("probe")
 @user_errors
 def probe(
@@ -220,7 +242,7 @@ def probe(
         ProbeSensor, typer.Option("--sensor", help="Embeddings to classify (both: concatenated).")
     ] = PROBE_SENSOR,
     knn_k: Annotated[
-        int, typer.Option("--knn-k", help="Neighbours of the kNN classifier.")
+        int, typer.Option("--knn-k", min=1, help="Neighbours of the kNN classifier.")
     ] = PROBE_KNN_K,
     c_values: Annotated[
         str | None,
@@ -245,19 +267,8 @@ def probe(
     from csmoe_model.eval.probe import evaluate_probe
     from csmoe_model.eval.report import probe_markdown, probe_rich_table
 
-    if knn_k < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--knn-k")
+    cs = PROBE_CS if c_values is None else _c_grid(c_values)
     json_path, markdown_path = _report_paths(json_path, markdown_path, overwrite)
-    cs = PROBE_CS
-    if c_values:
-        try:
-            cs = tuple(float(v) for v in c_values.split(",") if v.strip())
-        except ValueError:
-            raise typer.BadParameter(
-                "a comma-separated list of numbers", param_hint="--c-values"
-            ) from None
-        if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
-            raise typer.BadParameter("values must be > 0 and finite", param_hint="--c-values")
     emb = read_embeddings(embeddings)
     with _progress(progress, "C") as update:
         report = evaluate_probe(
