@@ -21,6 +21,10 @@ R = TypeVar("R")
 Task = tuple[object, ...]
 
 
+def _nothing() -> None:
+    """A task that does nothing (it makes the pool fork its workers)."""
+
+
 def init_worker() -> None:
     """Prepare a worker process: the parent handles Ctrl-C; no inherited GDAL handles."""
     # Ctrl-C is handled by the parent, which cancels the pool; workers stay quiet
@@ -77,7 +81,20 @@ class TaskRunner(Generic[R]):
                 initializer=worker_initializer(init_worker),
             )
             self._window = 2 * self.workers
+            # fork every worker now, from this thread: the workers' parent-death signal is tied
+            # to the forking thread, and no other thread of this process (the build's stages)
+            # is running yet, so none of their locks can be inherited half-held
+            self._pool.submit(_nothing)
         return self
+
+    def warm(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn(*args)`` once per pool worker, ahead of the tasks (loading compiled code).
+
+        Workers run it while this process is still reading footprints; a no-op without a pool.
+        """
+        if self._pool is not None:
+            for _ in range(self.workers):
+                self._pool.submit(fn, *args)
 
     def _connect(self, address: str) -> None:
         try:
