@@ -13,7 +13,7 @@ import typer
 
 from csmoe_cli._common import console, err_console, user_errors
 from csmoe_cli.model_finetune import segment_cmd
-from csmoe_cli.model_options import DeviceOpt, OverwriteOpt, ProgressOpt
+from csmoe_cli.model_options import DataRootOpt, DeviceOpt, OverwriteOpt, ProgressOpt
 from csmoe_model.eval.options import (
     CURVE_K,
     EMBED_BATCH_SIZE,
@@ -363,6 +363,7 @@ def embed(
             "--season", min=0, help="Season embedded from a seasonal cache (SSL4EO-S12: 0..3)."
         ),
     ] = 0,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Embed a manifest's S1 and S2 imagery (each sensor alone) with a trained encoder.
 
@@ -386,6 +387,7 @@ def embed(
         overwrite=overwrite,
         progress=progress,
         season=season,
+        data_root=data_root,
     )
     rate = summary.embedded / summary.seconds if summary.seconds > 0 else float("nan")
     console.print(
