@@ -203,3 +203,16 @@ def test_bad_input_legends(data):
         ),
         data,
     )
+
+
+def test_unreachable_dask_scheduler_is_one_line_before_footprints(data):
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # footprints that do not exist: loading them would fail with another message
+    args = _args(data, "x.parquet", **{"--footprints": str(data / "none.parquet")})
+    msg = _fail(runner.invoke(app, [*args, "--dask-scheduler", f"tcp://127.0.0.1:{port}"]), data)
+    assert f"cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}" in msg
