@@ -115,9 +115,11 @@ class TaskRunner(Generic[R]):
         workers: int = 1,
         dask_scheduler: str | None = None,
     ):
+        from csmoe_common.processes import check_workers
+
         self.fn = fn
         self.extra = extra
-        self.workers = workers
+        self.workers = check_workers(workers)
         self.dask_scheduler = dask_scheduler
         self._pool: ProcessPoolExecutor | None = None
         self._client: Any = None

@@ -239,3 +239,15 @@ def test_lock_file_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "missing" / "x.lock"
     with pytest.raises(CsmoeError, match="cannot create the lock file"), exclusive_lock(missing):
         pass
+
+
+def test_worker_counts_are_bounded_by_the_cpus() -> None:
+    from csmoe_common.errors import CsmoeError
+    from csmoe_common.processes import WORKERS_PER_CPU, check_workers, usable_cpus
+
+    limit = WORKERS_PER_CPU * usable_cpus()
+    assert check_workers(0) == 0 and check_workers(limit) == limit
+    with pytest.raises(CsmoeError, match=f"--workers {limit + 1} is more than {limit}"):
+        check_workers(limit + 1)
+    with pytest.raises(CsmoeError, match="-j must be 0 or more"):
+        check_workers(-1, "-j")

@@ -26,7 +26,7 @@ from csmoe_common.atomic import (
     write_text,
 )
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS, s2_bands
-from csmoe_common.processes import stop_pool, worker_initializer
+from csmoe_common.processes import check_workers, stop_pool, worker_initializer
 from csmoe_common.progress import progress_bar
 from csmoe_model.data.cache.integrity import DamagedCacheError, seal
 from csmoe_model.data.cache.lock import exclusive_lock
@@ -378,6 +378,7 @@ def open_cache(
             ``strict`` (also when the reused cache skipped one), no cache and ``build=False``,
             a damaged cache with ``strict`` or unreachable imagery.
     """
+    check_workers(workers)  # before any work: a typo must not fork thousands of processes
     settings = settings or CacheSettings()
     if n_s2 is not None and n_s2 != settings.n_s2:
         settings = CacheSettings(n_s2, settings.size, settings.s2_bands, settings.s1_bands)
