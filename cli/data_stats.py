@@ -235,6 +235,14 @@ def stats(
         if not all_rows:
             pool_df = eligible_pool(pool_df, meta.get("sampling"))
     figures = compute_stats(sample, pool_df)
+    if not figures["landcover_mean"] and not figures["climate_mean"]:
+        err_console.print(
+            f"warning: {manifest} has no land-cover or climate fraction columns (lc_<code>, "
+            "kg_<class>): only rows and splits mean anything here; describe its footprints with "
+            "csmoe-data build-manifest",
+            highlight=False,
+            soft_wrap=True,
+        )
     figures["better"] = dict(BETTER)
     figures["eligibility"] = breakdown
     figures["split_distributions"] = split_distributions(

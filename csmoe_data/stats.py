@@ -122,18 +122,13 @@ def _normalized_entropy(labels: np.ndarray, n_strata: int | None = None) -> floa
 
 
 def _check_descriptors(cols: list[str], *frames: pd.DataFrame) -> None:
-    """Refuse rows without class fractions, or with fractions that are not numbers.
+    """Refuse class fractions that are not numbers (text fractions would count as zeros).
 
     Raises:
-        CsmoeDataError: no ``lc_<code>``/``kg_<class>`` column, or one that is not numeric.
+        CsmoeDataError: an ``lc_<code>``/``kg_<class>`` column that is not numeric.
     """
     from csmoe_data.errors import CsmoeDataError
 
-    if not cols:
-        raise CsmoeDataError(
-            "the manifest has no land-cover or climate fraction columns (lc_<code>, kg_<class>); "
-            "describe its footprints with csmoe-data build-manifest first"
-        )
     for df in frames:
         for col in cols:
             if col in df.columns and not pd.api.types.is_numeric_dtype(df[col].dtype):

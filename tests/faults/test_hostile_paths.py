@@ -134,7 +134,7 @@ def test_columns_that_contradict_their_declared_type_are_refused(
     faults.assert_one_line_error(res, "contradicts.parquet", "another type")
 
 
-def test_geoparquet_without_descriptors_is_no_manifest(tmp_path: Path, faults: Any) -> None:
+def test_geoparquet_without_descriptors_is_a_loud_warning(tmp_path: Path, faults: Any) -> None:
     import geopandas as gpd
     import shapely
 
@@ -143,4 +143,17 @@ def test_geoparquet_without_descriptors_is_no_manifest(tmp_path: Path, faults: A
         {"patch_id": ["a", "b"]}, geometry=[shapely.box(0, 0, 1, 1)] * 2, crs=4326
     ).to_parquet(plain)
     res = faults.invoke(faults.DATA_APP, ["stats", plain])
-    faults.assert_one_line_error(res, "no land-cover or climate fraction columns")
+    assert res.code == 0, res.err
+    assert "warning:" in res.err and "no land-cover or climate fraction columns" in res.err
+
+
+def test_a_legend_code_beyond_64_bits_is_one_line(
+    data: dict[str, Path], tmp_path: Path, faults: Any
+) -> None:
+    legend = tmp_path / "legend.json"
+    legend.write_text('{"99999999999999999999": "huge", "10": "trees"}')
+    args = build(data, tmp_path / "m.parquet")
+    args[args.index("worldcover")] = str(legend)
+    res = faults.invoke(faults.DATA_APP, args)
+    faults.assert_one_line_error(res, "legend.json", "beyond the 64-bit integer range")
+    assert not (tmp_path / "m.parquet").exists()
