@@ -19,7 +19,7 @@ import numpy as np
 
 from csmoe_common.atomic import remove_stale_temporaries, replace_dir, temporary_dir, write_text
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS, s2_bands
-from csmoe_common.processes import stop_pool, worker_initializer
+from csmoe_common.processes import result_of, stop_pool, worker_initializer
 from csmoe_common.progress import progress_bar
 from csmoe_model.data.cache.integrity import DamagedCacheError, seal
 from csmoe_model.data.cache.lock import exclusive_lock
@@ -286,7 +286,7 @@ def build_cache(
         try:
             futures = [pool.submit(_decode_rows, *args, b) for b in batches]
             for b, fut in zip(batches, futures, strict=True):
-                collect(fut.result(), len(b))
+                collect(result_of(fut), len(b))  # in slices: SIGTERM is seen while workers hang
         except BaseException:
             stop_pool(pool)  # Ctrl-C, SIGTERM, --strict: do not wait for running batches
             raise
