@@ -116,6 +116,11 @@ def read_manifest_metadata(path: str | Path) -> dict[str, Any]:
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_url(value: str | Path) -> bool:
+    """Whether ``value`` is a URL (``scheme://...``), which is never joined to a local folder."""
+    return bool(_URL.match(str(value)))
+
+
 def imagery_root(manifest: str | Path, data_root: str | Path | None = None) -> Path:
     """The folder that the relative imagery paths of ``manifest`` resolve against (absolute).
 
@@ -149,7 +154,7 @@ def resolve_imagery_path(value: object, root: Path) -> str | None:
     if value is None or not str(value).strip():
         return None
     text = str(value)
-    if _URL.match(text):
+    if is_url(text):
         return text
     path = Path(text).expanduser()
     return str(path if path.is_absolute() else root / path)
