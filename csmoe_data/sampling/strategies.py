@@ -28,7 +28,14 @@ import pandas as pd
 from csmoe_common.divergence import js_divergence_rows
 from csmoe_common.manifest import LANDCOVER_PREFIX
 from csmoe_common.registry import Registry
-from csmoe_data.sampling.coverage import cover, lloyd, medoid, refine_medoids, repair_max
+from csmoe_data.sampling.coverage import (
+    cover,
+    lloyd,
+    medoid,
+    refine_medoids,
+    repair_max,
+    swap_refine,
+)
 from csmoe_data.sampling.options import SamplingOptions
 
 #: name -> strategy instance (the four built-in strategies are registered below, in this module)
@@ -316,6 +323,8 @@ class ThematicClimatic(Strategy):
         max_repairs: int = 12,
         js_bound: float | None = 0.025,
         climate_js_weight: float = 0.0,
+        swap_share: float = 2.0,
+        swap_js_bound: float = 0.0295,
     ):
         self.within = within
         self.medoid_share = medoid_share
@@ -327,6 +336,8 @@ class ThematicClimatic(Strategy):
         self.max_repairs = max_repairs
         self.js_bound = js_bound
         self.climate_js_weight = climate_js_weight
+        self.swap_share = swap_share
+        self.swap_js_bound = swap_js_bound
 
     def adjust_counts(
         self, ctx: SamplingContext, codes: np.ndarray, counts: np.ndarray
@@ -374,6 +385,16 @@ class ThematicClimatic(Strategy):
             balance_tol=self.balance_tol,
             balance_target=self.balance_target,
         )
+        if self.swap_share > 0 and n_lc:
+            picks = swap_refine(
+                ctx.X,
+                picks,
+                codes,
+                rng,
+                landcover=slice(0, n_lc),
+                js_bound=self.swap_js_bound,
+                max_swaps=int(np.ceil(self.swap_share * len(picks))),
+            )
         return repair_max(ctx.X, picks, codes, rng, rounds=self.max_repairs)
 
     def allocation_weights(
