@@ -392,6 +392,18 @@ def transform_geometries_by_crs(
 # --------------------------------------------------------------------------- repair
 
 
+def drop_z(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+    """``shapely.force_2d`` where a geometry has Z or M, else ``geoms`` itself.
+
+    ``force_2d`` copies every geometry; footprints are nearly always 2-D already, and checking
+    is much cheaper than copying a batch of them.
+    """
+    has_m = getattr(shapely, "has_m", None)  # shapely >= 2.1
+    if shapely.has_z(geoms).any() or (has_m is not None and has_m(geoms).any()):
+        return np.asarray(shapely.force_2d(geoms), dtype=object)
+    return geoms
+
+
 def repair_geometries(geoms: Iterable[Any]) -> tuple[NDArray[np.object_], int]:
     """Make footprints 2-D, valid and polygonal.
 
@@ -412,7 +424,7 @@ def repair_geometries(geoms: Iterable[Any]) -> tuple[NDArray[np.object_], int]:
     out = np.empty(len(arr), dtype=object)
     if not present.any():
         return out, 0
-    flat = shapely.force_2d(arr[present])
+    flat = drop_z(arr[present])
     invalid = ~shapely.is_valid(flat)
     n_repaired = int(invalid.sum())
     if n_repaired:

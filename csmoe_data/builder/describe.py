@@ -141,6 +141,18 @@ def describe_chunk(
     return ChunkResult(geometry=shapely.to_wkb(to("EPSG:4326")), kinds=kinds)
 
 
+def warm_worker(compiled: bool) -> None:
+    """Load what describing needs into a worker before its first chunk arrives.
+
+    With ``compiled``, numba and the kernels' dispatchers (importing numba is most of the
+    compiled path's start-up); run while the parent reads the first batch of footprints.
+    """
+    if compiled:
+        from csmoe_data.engine.kernels import jit_kernels
+
+        jit_kernels()
+
+
 def spatial_order(geoms: NDArray[np.object_], crs_values: NDArray[np.object_]) -> NDArray[np.int64]:
     """Order footprints by 1-degree cell of their centroid (locality for raster reads)."""
     import shapely

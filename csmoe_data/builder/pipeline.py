@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ import numpy as np
 from csmoe_common import manifest as columns
 from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import assemble
-from csmoe_data.builder.describe import describe_batch, open_runner
+from csmoe_data.builder.background import Background, Stopped
+from csmoe_data.builder.describe import Described, describe_batch, open_runner
 from csmoe_data.builder.load import load_rasters, plan_reads
 from csmoe_data.builder.metadata import (
     FootprintSummary,
@@ -30,6 +33,7 @@ from csmoe_data.builder.options import BuildInputs, BuildResult, ExecutionOption
 from csmoe_data.builder.sample import sampling_requested
 from csmoe_data.builder.stream import READ_BATCH_ROWS, BatchTally, footprint_batches
 from csmoe_data.errors import CsmoeDataError
+from csmoe_data.footprints.core import Footprints
 from csmoe_data.sampling.options import SamplingOptions
 
 
@@ -110,50 +114,70 @@ def build_manifest(
     try:
         with runner:  # a Dask scheduler is connected here, before any footprint is read
             source = footprint_batches(inputs, batch_rows)
+            tally.reserve(source.total)  # the id hashes, one buffer for the whole job
             # one kernel choice for the whole job, so that every worker takes the same path
-            runner.extra = (
-                specs,
-                inputs.densify_pts,
-                source.total >= describe_stage.COMPILED_MIN_FOOTPRINTS,
-            )
+            compiled = source.total >= describe_stage.COMPILED_MIN_FOOTPRINTS
+            runner.extra = (specs, inputs.densify_pts, compiled)
+            runner.warm(describe_stage.warm_worker, compiled)
+            stop = threading.Event()
             with (
                 progress_bar(
                     "describing footprints", source.total, "patches", execution.progress
                 ) as advance,
                 ManifestWriter(target, overwrite=overwrite or sampled) as writer,
             ):
-                for fp in source.batches:
-                    tally.add(fp)
-                    if len(fp.table) == 0:
-                        advance(fp.dropped)
-                        continue
-                    described = describe_batch(
-                        fp.table, specs, runner, execution.chunk_size, advance
-                    )
-                    advance(fp.dropped)
-                    for k in specs:
-                        for v, a in described.unknown[k].items():
-                            unknown[k][v] = unknown[k].get(v, 0.0) + a
-                        for v, a in described.value_area[k].items():
-                            value_area[k][v] = value_area[k].get(v, 0.0) + a
-                        unknown_rows[k] += described.unknown_rows[k]
-                    gdf = assemble(fp.table, described, out.parent)
-                    box = geometry_bounds(gdf)
-                    if box is not None:
-                        bounds = (
-                            list(box)
-                            if bounds is None
-                            else [
-                                min(bounds[0], box[0]),
-                                min(bounds[1], box[1]),
-                                max(bounds[2], box[2]),
-                                max(bounds[3], box[3]),
-                            ]
+
+                def advance_unless_stopped(n: int) -> None:
+                    if stop.is_set():  # the build stopped: the describe stage stops too
+                        raise Stopped
+                    advance(n)
+
+                def described_batches(
+                    batches: Iterable[Footprints],
+                ) -> Iterator[tuple[Footprints, Described | None]]:
+                    for fp in batches:
+                        if len(fp.table) == 0:
+                            yield fp, None
+                            continue
+                        described = describe_batch(
+                            fp.table, specs, runner, execution.chunk_size, advance_unless_stopped
                         )
-                    missing_geometry += int(gdf.geometry.isna().sum())
-                    valid.add(gdf)
-                    writer.write(gdf)
-                    del gdf, described
+                        yield fp, described
+
+                # three stages overlap: batch k+1 is read (stage thread), batch k described
+                # (stage thread, the workers), batch k-1 assembled and written (here)
+                with (
+                    Background(source.batches, 1, "csmoe-read-footprints", stop) as read,
+                    Background(described_batches(read), 1, "csmoe-describe", stop) as stage,
+                ):
+                    for fp, described in stage:
+                        tally.add(fp)
+                        advance(fp.dropped)
+                        if described is None:
+                            continue
+                        for k in specs:
+                            for v, a in described.unknown[k].items():
+                                unknown[k][v] = unknown[k].get(v, 0.0) + a
+                            for v, a in described.value_area[k].items():
+                                value_area[k][v] = value_area[k].get(v, 0.0) + a
+                            unknown_rows[k] += described.unknown_rows[k]
+                        gdf = assemble(fp.table, described, out.parent)
+                        box = geometry_bounds(gdf)
+                        if box is not None:
+                            bounds = (
+                                list(box)
+                                if bounds is None
+                                else [
+                                    min(bounds[0], box[0]),
+                                    min(bounds[1], box[1]),
+                                    max(bounds[2], box[2]),
+                                    max(bounds[3], box[3]),
+                                ]
+                            )
+                        missing_geometry += int(gdf.geometry.isna().sum())
+                        valid.add(gdf)
+                        writer.write(gdf)
+                        del gdf, described, fp
                 if tally.rows == 0:
                     raise CsmoeDataError(
                         "no usable footprint left (every geometry was empty or not polygonal)"

@@ -11,7 +11,7 @@ import shapely
 
 from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.geometry import repair_geometries, split_antimeridian, unwrap_longitudes
+from csmoe_data.geometry import drop_z, repair_geometries, split_antimeridian, unwrap_longitudes
 from csmoe_data.labels import BEN19_LABELS, BEN43_LABELS, parse_labels, to_labels19
 
 __all__ = ["RESERVED_COLUMNS", "Footprints", "finalize_table"]
@@ -153,7 +153,7 @@ def finalize_table(
     geom_arr[:] = list(geoms)
     repaired = 0
     if lonlat:
-        geom_arr = unwrap_longitudes(shapely.force_2d(geom_arr))
+        geom_arr = unwrap_longitudes(drop_z(geom_arr))
     if repair:
         geom_arr, repaired = repair_geometries(geom_arr)
         if repaired:
