@@ -26,7 +26,7 @@ from csmoe_common.atomic import (
     write_text,
 )
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS, s2_bands
-from csmoe_common.processes import check_workers, stop_pool, worker_initializer
+from csmoe_common.processes import check_workers, result_of, stop_pool, worker_initializer
 from csmoe_common.progress import progress_bar
 from csmoe_model.data.cache.integrity import DamagedCacheError, seal
 from csmoe_model.data.cache.lock import exclusive_lock
@@ -302,7 +302,7 @@ def build_cache(
         try:
             futures = [pool.submit(_decode_rows, *args, b) for b in batches]
             for b, fut in zip(batches, futures, strict=True):
-                collect(fut.result(), len(b))
+                collect(result_of(fut), len(b))  # in slices: SIGTERM is seen while workers hang
         except BaseException:
             stop_pool(pool)  # Ctrl-C, SIGTERM, --strict: do not wait for running batches
             raise
