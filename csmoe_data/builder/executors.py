@@ -109,8 +109,6 @@ class TaskRunner(Generic[R]):
             # to the forking thread, and no other thread of this process (the build's stages)
             # is running yet, so none of their locks can be inherited half-held
             self._pool.submit(_nothing)
-        elif self.workers == 1:  # tasks run in this process: one BLAS thread while they do
-            self._blas = single_threaded_blas()
         return self
 
     def warm(self, fn: Callable[..., None], *args: object) -> None:
@@ -159,6 +157,10 @@ class TaskRunner(Generic[R]):
         elif self._pool is not None:
             self._run_pool(self._pool, tasks, on_done)
         else:
+            if self._blas is None and len(tasks) > 1:
+                # tasks run in this process: one BLAS thread while they do (not worth its 20 ms
+                # for a one-chunk job)
+                self._blas = single_threaded_blas()
             for i, task in enumerate(tasks):
                 on_done(i, self.fn(*task, *self.extra))
 
