@@ -116,7 +116,11 @@ def run(cmd: list[str], interval: float, timeout: float, trace: float = 0.0) -> 
         elapsed = time.perf_counter() - t0
         if trace > 0 and elapsed >= next_trace:
             parts = " + ".join(f"{v / 1024:.0f}" for v in per.values())
-            print(f"  t={elapsed:6.1f} s  PSS {pss / 1024:,.0f} MiB = {parts}", flush=True)
+            load = os.getloadavg()[0]
+            print(
+                f"  t={elapsed:6.1f} s  PSS {pss / 1024:,.0f} MiB = {parts}  (load {load:.1f})",
+                flush=True,
+            )
             next_trace += trace
         if time.perf_counter() - t0 > timeout:
             proc.terminate()

@@ -6,16 +6,17 @@ Every command module defines its own ``app = typer.Typer()`` whose commands are 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from csmoe_common import CsmoeError, __version__
 from csmoe_common.atomic import os_error_message
@@ -52,6 +53,51 @@ class OnceCommand(TyperCommand):
                         f"{param.opts[0]} is given {counts[id(param)]} times; it takes one value"
                     )
         return list(super().parse_args(ctx, args))
+
+
+class OneLineErrorsGroup(TyperGroup):
+    """Root group of both CLIs: every usage error is one ``error:`` line, exit 2.
+
+    Typer draws click's usage errors (unknown option, missing option, a value of the wrong type or
+    out of range, a ``typer.BadParameter`` a command raises for a value it validated) as a
+    multi-line Rich panel under the usage text. Here they keep click's message and exit status
+    and get the project's one-line form, with the help hint at its end:
+    ``error: Invalid value for --knn-k: 0 is not in the range x>=1. (try 'csmoe eval probe --help')``.
+    Sub-commands are parsed and run inside the root group's ``invoke``, so both overrides together
+    cover every command of the app.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        """Parse the root options; a usage error becomes one line."""
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Parse and run the sub-command; a usage error becomes one line."""
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+def usage_error_line(exc: typer.TyperException) -> str:
+    """Click's message of a usage error on one line, with the command's help hint."""
+    line = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+        line += f" (try '{ctx.command_path} {ctx.help_option_names[0]}')"
+    return line
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except typer.TyperException as exc:  # click's ClickException and its usage errors
+        # ``no_args_is_help`` has printed the help already (typer tells it apart by name as well)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        raise fail(usage_error_line(exc), code=getattr(exc, "exit_code", 2)) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

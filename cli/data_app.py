@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from csmoe_cli import data_build, data_grid, data_stats
-from csmoe_cli._common import add_version_option, run_app
+from csmoe_cli._common import OneLineErrorsGroup, add_version_option, run_app
 
 app = typer.Typer(
     name="csmoe-data",
@@ -13,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrorsGroup,
 )
 
 

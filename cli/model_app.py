@@ -12,7 +12,7 @@ from csmoe_cli import (
     model_train,
     model_weights,
 )
-from csmoe_cli._common import add_version_option, run_app
+from csmoe_cli._common import OneLineErrorsGroup, add_version_option, run_app
 
 app = typer.Typer(
     name="csmoe",
@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrorsGroup,
 )
 
 

@@ -13,7 +13,7 @@ import typer
 
 from csmoe_cli._common import console, err_console, user_errors
 from csmoe_cli.model_finetune import segment_cmd
-from csmoe_cli.model_options import DeviceOpt, OverwriteOpt, ProgressOpt
+from csmoe_cli.model_options import DataRootOpt, DeviceOpt, OverwriteOpt, ProgressOpt
 from csmoe_model.eval.options import (
     CURVE_K,
     EMBED_BATCH_SIZE,
@@ -211,6 +211,28 @@ def retrieval(
             console.print(f"wrote {f}", soft_wrap=True)
 
 
+def _c_grid(text: str) -> tuple[float, ...]:
+    """The ``--c-values`` grid: comma-separated finite numbers > 0.
+
+    Raises:
+        typer.BadParameter: an item is empty, not a number, not finite or not > 0 (a usage
+            error: one line naming the item, exit 2).
+    """
+    grid = []
+    for item in text.split(","):
+        try:
+            c = float(item)
+        except ValueError:
+            c = math.nan
+        if not (math.isfinite(c) and c > 0):
+            raise typer.BadParameter(
+                f"{item.strip()!r} is not a finite number > 0 (give a grid such as 0.1,1,10)",
+                param_hint="--c-values",
+            )
+        grid.append(c)
+    return tuple(grid)
+
+
 @eval_app.command("probe")
 @user_errors
 def probe(
@@ -220,7 +242,7 @@ def probe(
         ProbeSensor, typer.Option("--sensor", help="Embeddings to classify (both: concatenated).")
     ] = PROBE_SENSOR,
     knn_k: Annotated[
-        int, typer.Option("--knn-k", help="Neighbours of the kNN classifier.")
+        int, typer.Option("--knn-k", min=1, help="Neighbours of the kNN classifier.")
     ] = PROBE_KNN_K,
     c_values: Annotated[
         str | None,
@@ -245,19 +267,8 @@ def probe(
     from csmoe_model.eval.probe import evaluate_probe
     from csmoe_model.eval.report import probe_markdown, probe_rich_table
 
-    if knn_k < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--knn-k")
+    cs = PROBE_CS if c_values is None else _c_grid(c_values)
     json_path, markdown_path = _report_paths(json_path, markdown_path, overwrite)
-    cs = PROBE_CS
-    if c_values:
-        try:
-            cs = tuple(float(v) for v in c_values.split(",") if v.strip())
-        except ValueError:
-            raise typer.BadParameter(
-                "a comma-separated list of numbers", param_hint="--c-values"
-            ) from None
-        if not cs or not all(math.isfinite(c) and c > 0 for c in cs):
-            raise typer.BadParameter("values must be > 0 and finite", param_hint="--c-values")
     emb = read_embeddings(embeddings)
     with _progress(progress, "C") as update:
         report = evaluate_probe(
@@ -352,6 +363,7 @@ def embed(
             "--season", min=0, help="Season embedded from a seasonal cache (SSL4EO-S12: 0..3)."
         ),
     ] = 0,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Embed a manifest's S1 and S2 imagery (each sensor alone) with a trained encoder.
 
@@ -375,6 +387,7 @@ def embed(
         overwrite=overwrite,
         progress=progress,
         season=season,
+        data_root=data_root,
     )
     rate = summary.embedded / summary.seconds if summary.seconds > 0 else float("nan")
     console.print(

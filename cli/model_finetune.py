@@ -12,7 +12,13 @@ from typing import Annotated, Any
 import typer
 
 from csmoe_cli._common import console, user_errors
-from csmoe_cli.model_options import CacheDirOpt, DeviceOpt, OverwriteOpt, ProgressOpt
+from csmoe_cli.model_options import (
+    CacheDirOpt,
+    DataRootOpt,
+    DeviceOpt,
+    OverwriteOpt,
+    ProgressOpt,
+)
 from csmoe_model.finetune.config import FinetuneConfig, Mode, Sensor, Task
 
 app = typer.Typer()
@@ -78,7 +84,7 @@ def run_finetune(values: dict[str, Any], *, resume: bool, overwrite: bool, progr
     """
     from csmoe_model.finetune.loop import finetune
 
-    for key in ("manifest", "run", "weights", "out", "cache_dir", "classes_file"):
+    for key in ("manifest", "run", "weights", "out", "cache_dir", "classes_file", "data_root"):
         if values.get(key) is not None:
             values[key] = str(Path(values[key]).expanduser().resolve())
     cfg = FinetuneConfig.from_dict(values)
@@ -138,6 +144,7 @@ def finetune_cmd(
     device: DeviceOpt = _D.device,
     seed: SeedOpt = _D.seed,
     cache_dir: CacheDirOpt = None,
+    data_root: DataRootOpt = None,
     workers: WorkersOpt = _D.workers,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -155,6 +162,7 @@ def finetune_cmd(
         "epochs": epochs, "max_steps": max_steps, "lr": lr, "layer_decay": layer_decay,
         "batch_size": batch_size, "eval_every": eval_every, "checkpoint_every": checkpoint_every,
         "augment": augment, "device": device, "seed": seed, "cache_dir": cache_dir, "workers": workers,
+        "data_root": data_root,
     }  # fmt: skip
     run_finetune(values, resume=resume, overwrite=overwrite, progress=progress)
 
@@ -215,6 +223,7 @@ def segment_cmd(
     device: DeviceOpt = _D.device,
     seed: SeedOpt = _D.seed,
     cache_dir: CacheDirOpt = None,
+    data_root: DataRootOpt = None,
     workers: WorkersOpt = _D.workers,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -244,7 +253,7 @@ def segment_cmd(
         "head_channels": head_channels, "epochs": epochs, "max_steps": max_steps, "lr": lr,
         "layer_decay": layer_decay, "batch_size": batch_size, "eval_every": eval_every,
         "checkpoint_every": checkpoint_every, "device": device, "seed": seed, "cache_dir": cache_dir,
-        "workers": workers,
+        "workers": workers, "data_root": data_root,
     }  # fmt: skip
     run_finetune(values, resume=resume, overwrite=overwrite, progress=progress,
                  save_predictions=save_predictions.expanduser().resolve() if save_predictions else None)  # fmt: skip

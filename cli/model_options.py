@@ -67,6 +67,16 @@ def parse_bands(value: str | None) -> tuple[str, ...] | None:
 ManifestOpt = Annotated[
     Path, typer.Option("--manifest", "-m", help="Manifest written by csmoe-data build-manifest.")
 ]
+DataRootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        help="Folder the manifest's relative imagery (and mask) paths are relative to, for a "
+        "manifest copied or moved away from its imagery (default: the manifest's folder). "
+        "Absolute paths and URLs are used as written.",
+        file_okay=False,
+    ),
+]
 CacheDirOpt = Annotated[
     Path | None,
     typer.Option(

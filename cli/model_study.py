@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from csmoe_cli._common import console, user_errors
+from csmoe_cli.model_options import DataRootOpt
 from csmoe_model.study.run import StudyConfig
 
 app = typer.Typer()
@@ -76,6 +77,7 @@ def study_cmd(
     workers: Annotated[
         int, typer.Option("--workers", "-j", min=0, help="Loader and decoding processes.")
     ] = _D.workers,
+    data_root: DataRootOpt = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
     ] = False,
@@ -107,6 +109,7 @@ def study_cmd(
         train_sets=[str(Path(t.strip()).expanduser().resolve()) for t in (train_sets or "").split(",") if t.strip()],
         budget=budget, batch_size=batch_size, lr=lr, seed=seed, device=device,
         cache_dir=str(cache_dir.expanduser().resolve()) if cache_dir else None, workers=workers,
+        data_root=str(data_root.expanduser().resolve()) if data_root else None,
         model_overrides=overrides, finetune_steps=finetune_steps, segment_steps=segment_steps,
         labels_column=labels_column, k=k,
     )  # fmt: skip

@@ -12,6 +12,7 @@ from csmoe_cli.model_options import (
     CACHE_DEFAULTS,
     TRAIN_DEFAULTS,
     CacheDirOpt,
+    DataRootOpt,
     ManifestOpt,
     S1BandsOpt,
     S2BandCount,
@@ -36,6 +37,7 @@ def _note(message: str) -> None:
 def cache(
     manifest: ManifestOpt,
     cache_dir: CacheDirOpt = None,
+    data_root: DataRootOpt = None,
     workers: Annotated[
         int, typer.Option("--workers", "-j", min=0, help="Decoding processes.")
     ] = _T.workers,
@@ -75,6 +77,7 @@ def cache(
         progress=progress,
         log=_note,
         rebuild=rebuild,
+        data_root=data_root,
     )
     valid = int(c.valid.sum())
     console.print(
@@ -155,6 +158,7 @@ def train_cmd(
         ),
     ] = None,
     cache_dir: CacheDirOpt = None,
+    data_root: DataRootOpt = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -223,6 +227,7 @@ def train_cmd(
         "log_every": log_every,
         "split": split,
         "cache_dir": str(cache_dir) if cache_dir else None,
+        "data_root": str(data_root.expanduser().resolve()) if data_root else None,
         "workers": workers,
         "compile": compile,
         "strict": strict,

@@ -1,13 +1,17 @@
-"""The manifest contract that both halves share: column names and the metadata reader.
+"""The manifest contract that both halves share: column names, the metadata reader, path rules.
 
 The manifest (``data_manifests/README.md``) is the only thing that crosses from the data half to
-the model half. This module names its columns once and reads its ``csmoe`` file metadata with
-pyarrow alone (no geopandas, no GDAL), so either half can use it.
+the model half. This module names its columns once, reads its ``csmoe`` file metadata with
+pyarrow alone (no geopandas, no GDAL), so either half can use it, and states once how the imagery
+paths of its rows resolve (:func:`imagery_root`, :func:`resolve_imagery_path`): a relative path is
+relative to the manifest's folder, or to ``--data-root DIR`` when the manifest was copied or moved
+away from its imagery.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +110,65 @@ def read_manifest_metadata(path: str | Path) -> dict[str, Any]:
     """
     schema = read_schema(path)
     return decode_metadata(path, schema.metadata)
+
+
+#: a URL (``s3://``, ``https://``, ``gs://``, ...): left as written, never joined to a folder
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(value: str | Path) -> bool:
+    """Whether ``value`` is a URL (``scheme://...``), which is never joined to a local folder."""
+    return bool(_URL.match(str(value)))
+
+
+def imagery_root(manifest: str | Path, data_root: str | Path | None = None) -> Path:
+    """The folder that the relative imagery paths of ``manifest`` resolve against (absolute).
+
+    Args:
+        manifest: the manifest file.
+        data_root: ``--data-root``: the folder the paths are relative to when the manifest no
+            longer lies beside its imagery (``None``: the manifest's own folder).
+
+    Raises:
+        CsmoeError: when ``data_root`` is given but is not an existing folder.
+    """
+    if data_root is None:
+        return Path(manifest).expanduser().resolve().parent
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise CsmoeError(f"--data-root {root} {what}")
+    return root.resolve()
+
+
+def resolve_imagery_path(value: object, root: Path) -> str | None:
+    """Resolve one ``s1_path``/``s2_path``/``mask_path`` value of a manifest row.
+
+    Relative paths (a fragment such as ``#row=3`` included) are joined to ``root``
+    (:func:`imagery_root`); absolute paths (GDAL's ``/vsis3/...`` among them), ``~/...`` (expanded)
+    and URLs (``s3://...``) are not.
+
+    Returns:
+        The path to read, or ``None`` for a missing or empty value.
+    """
+    if value is None or not str(value).strip():
+        return None
+    text = str(value)
+    if is_url(text):
+        return text
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else root / path)
+
+
+def missing_imagery_hint(root: Path, data_root_given: bool) -> str:
+    """What to say after "not found" for a relative imagery path resolved against ``root``."""
+    if data_root_given:
+        return (
+            f"relative imagery paths resolve against --data-root {root}; give the folder the "
+            "manifest's paths are relative to"
+        )
+    return (
+        f"relative imagery paths resolve against the manifest's folder {root}; if the manifest "
+        "was copied or moved away from its imagery, pass --data-root DIR (the folder they are "
+        "relative to)"
+    )

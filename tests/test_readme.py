@@ -180,6 +180,12 @@ def _own_points_tiles_and_netcdf(geotiff: Callable[..., Path]) -> None:
     Path("points.csv").write_text("patch_id,lon,lat\nberlin,13.40,52.52\nparis,2.35,48.86\n")
 
 
+def _shared_manifest_copy() -> None:
+    # the Major TOM manifest copied into another folder, away from the imagery it names
+    Path("shared").mkdir()
+    shutil.copy("majortom_train.parquet", "shared/majortom_train.parquet")
+
+
 def _csmae_checkpoint() -> None:
     # a CSMAE checkpoint in CSMAE's Lightning layout (the shared fixture: a small vit_tiny one)
     shutil.copy(FIXTURES / "csmae_sesd.ckpt", "csmae_sesd.ckpt")
@@ -248,6 +254,7 @@ def test_readme_runs_in_order_in_one_folder(
         "SSL4EO-S12-v1.1": lambda: _ssl4eo_copy(corpus_stores),
         "points.csv": lambda: _own_points_tiles_and_netcdf(geotiff),
         "csmae_sesd.ckpt": _csmae_checkpoint,
+        "shared/majortom_train.parquet": _shared_manifest_copy,
     }
     # what a section's commands produced, checked once its last command ran
     checks: dict[str, Callable[[], None]] = {

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from csmoe_common import manifest as schema
+from csmoe_common.manifest import is_url, resolve_imagery_path
 from csmoe_common.store_path import split_fragment
 from csmoe_data.builder.describe import Described
 
@@ -42,6 +43,8 @@ def relative_paths(values: pd.Series, out_dir: Path) -> pd.Series:
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
             return None
         # a path into a store keeps its fragment (#row=, #sample=, #window=) after its file
+        if str(v).startswith("/vsi") or is_url(str(v)):
+            return str(v)  # GDAL virtual paths and URLs are not local files
         file, fragment = split_fragment(str(v))
         tail = f"#{fragment}" if fragment else ""
         p = Path(file).resolve()
@@ -52,6 +55,26 @@ def relative_paths(values: pd.Series, out_dir: Path) -> pd.Series:
         return str(p) + tail
 
     return pd.Series([rel(v) for v in values], index=values.index, dtype="string")
+
+
+def rebase_imagery_paths(gdf: gpd.GeoDataFrame, from_dir: Path, out_dir: Path) -> gpd.GeoDataFrame:
+    """Imagery paths of rows read from a manifest in ``from_dir``, for a manifest in ``out_dir``.
+
+    A sample written to another folder than its pool keeps pointing at the same files: each
+    relative path is resolved against the pool's folder (:func:`resolve_imagery_path`) and
+    written again by :func:`relative_paths`. Absolute paths and URLs stay as they are.
+    """
+    gdf = gdf.copy()
+    root = from_dir.resolve()
+    for col in (*IMAGERY_COLUMNS, schema.MASK_PATH):
+        if col in gdf.columns:
+            resolved = pd.Series(
+                [None if pd.isna(v) else resolve_imagery_path(v, root) for v in gdf[col]],
+                index=gdf.index,
+                dtype=object,
+            )
+            gdf[col] = relative_paths(resolved, out_dir)
+    return gdf
 
 
 def assemble(table: pd.DataFrame, described: Described, out_dir: Path) -> gpd.GeoDataFrame:

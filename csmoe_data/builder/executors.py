@@ -17,6 +17,10 @@ from csmoe_common.processes import stop_pool, worker_initializer
 from csmoe_data.errors import CsmoeDataError
 
 R = TypeVar("R")
+#: how long connecting to a Dask scheduler may take (the handshake after the socket opened)
+CONNECT_TIMEOUT = "20s"
+#: how long opening a socket to a Dask scheduler may take (an unreachable one fails fast)
+PROBE_TIMEOUT_S = 5.0
 #: one task: the positional arguments of the chunk function
 Task = tuple[object, ...]
 
@@ -56,6 +60,37 @@ def init_worker() -> None:
 
     io._OPEN.clear()
     single_threaded_blas()
+
+
+def _probe_scheduler(address: str) -> None:
+    """Fail fast (one line) when nothing listens at a TCP/TLS scheduler address.
+
+    ``distributed.Client`` retries a refused connection until its timeout (20 s here); a plain
+    socket tells at once (refused) or within :data:`PROBE_TIMEOUT_S` (no route, filtered).
+    Other schemes (``inproc://``, ``ucx://``) are left to the client.
+
+    Raises:
+        CsmoeDataError: a malformed address, or no scheduler listening at it.
+    """
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise CsmoeDataError(f"bad Dask scheduler address {address!r}: {exc}") from exc
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise CsmoeDataError(
+            f"cannot connect to the Dask scheduler at {address}: {reason}"
+        ) from exc
 
 
 class TaskRunner(Generic[R]):
@@ -122,16 +157,29 @@ class TaskRunner(Generic[R]):
 
     def _connect(self, address: str) -> None:
         try:
+            import dask
             from distributed import Client
         except ImportError as exc:
             raise CsmoeDataError(
                 "--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'"
             ) from exc
+        _probe_scheduler(address)
         try:
-            self._client = Client(address, timeout="20s", set_as_default=True)
+            # distributed keeps the last ``low-level-log-length`` (1,000) messages sent to the
+            # scheduler, each with the footprints of the task it submitted (a chunk's WKB, up
+            # to 1 MB): the client's memory grew by ~100 bytes per footprint until 1,000
+            # tasks were logged. Nothing of this build needs that debugging log.
+            with dask.config.set({"distributed.admin.low-level-log-length": 0}):
+                self._client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=True)
         except (OSError, TimeoutError, ValueError) as exc:
             raise CsmoeDataError(
                 f"cannot connect to the Dask scheduler at {address}: {exc}"
+            ) from exc
+        except Exception as exc:  # something listens, but its handshake fails in any way
+            detail = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise CsmoeDataError(
+                f"no Dask scheduler answered at {address} (something else listens there: "
+                f"{type(exc).__name__}{': ' + detail if detail else ''})"
             ) from exc
         n_workers = max(1, len(self._client.scheduler_info().get("workers", {})))
         self._window = 2 * n_workers + 2

@@ -114,6 +114,7 @@ def build_manifest(
     try:
         with runner:  # a Dask scheduler is connected here, before any footprint is read
             source = footprint_batches(inputs, batch_rows)
+            tally.reserve(source.total)  # the id hashes, one buffer for the whole job
             # one kernel choice for the whole job, so that every worker takes the same path
             compiled = source.total >= describe_stage.COMPILED_MIN_FOOTPRINTS
             runner.extra = (specs, inputs.densify_pts, compiled)

@@ -39,6 +39,7 @@ def sample_pool(
             cannot be read, bad sampling options. Nothing is written then.
     """
     from csmoe_common.atomic import check_output_path
+    from csmoe_data.builder.assemble import rebase_imagery_paths
     from csmoe_data.manifest import file_sha256, read_manifest, write_manifest
     from csmoe_data.samples import resolve_path
     from csmoe_data.sampling import sample_manifest
@@ -50,6 +51,8 @@ def sample_pool(
         raise CsmoeDataError("--pool and --out are the same file; write the sample to a new file")
     checksum = file_sha256(pool_path)
     gdf2, entry = sample_manifest(gdf, options or SamplingOptions(), checksum)
+    # the sample's paths are relative to its own folder, which need not be the pool's
+    gdf2 = rebase_imagery_paths(gdf2, pool_path.parent, out.parent)
     metadata = dict(meta)
     metadata["pool"] = {"path": str(pool_path.resolve()), "sha256": checksum, "rows": len(gdf)}
     metadata["sampling"] = entry

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from csmoe_common.manifest import is_url
 from csmoe_data.errors import CsmoeDataError
 
 __all__ = [
@@ -60,7 +61,6 @@ STORE_SUFFIXES = (".zarr",)
 #: suffixes read through xarray (NetCDF, HDF5-based NetCDF 4, Zarr)
 XARRAY_SUFFIXES = (".nc", ".nc4", ".cdf", ".zarr")
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -73,7 +73,7 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 def is_gdal_path(value: str | Path) -> bool:
     """Whether ``value`` is a GDAL virtual path or a URL (not a local file path)."""
     text = str(value)
-    return text.startswith("/vsi") or bool(_URL.match(text))
+    return text.startswith("/vsi") or is_url(text)
 
 
 def is_xarray_path(value: str | Path) -> bool:

@@ -57,6 +57,8 @@ class CsmoeDataset(Dataset[Sample]):
         masks: return ``mask`` (``None``: when the manifest has a ``mask_path`` column).
         workers: processes for building the cache (the first time only).
         progress: show a progress bar while building the cache.
+        data_root: the folder the manifest's relative imagery and mask paths are relative to
+            (``None``: the manifest's folder), for a manifest moved away from its imagery.
 
     Raises:
         CsmoeError: manifest or cache problems, an unknown label column or split, statistics that
@@ -78,6 +80,7 @@ class CsmoeDataset(Dataset[Sample]):
         masks: bool | None = None,
         workers: int = 0,
         progress: bool = False,
+        data_root: str | Path | None = None,
     ) -> None:
         from csmoe_model.data.cache import CacheSettings, open_cache
         from csmoe_model.data.manifest import read_manifest_labels
@@ -85,7 +88,12 @@ class CsmoeDataset(Dataset[Sample]):
 
         self.manifest = Path(manifest)
         self.cache = open_cache(
-            self.manifest, cache_dir, CacheSettings(n_s2=n_s2), workers=workers, progress=progress
+            self.manifest,
+            cache_dir,
+            CacheSettings(n_s2=n_s2),
+            workers=workers,
+            progress=progress,
+            data_root=data_root,
         )
         self.rows = self.cache.select(split)
         self.img_size = int(img_size or self.cache.size)
@@ -129,6 +137,7 @@ class CsmoeDataset(Dataset[Sample]):
                 self.cache.size,
                 Path(self.cache.path).parent,
                 legend=resolve_legend(self.manifest, None),
+                data_root=data_root,
             )
             self.mask_classes = self._masks.classes
 

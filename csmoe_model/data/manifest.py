@@ -3,7 +3,8 @@
 Built on :mod:`csmoe_common.manifest` (column names, file checks, the ``csmoe`` metadata). The
 geometry column is ignored: training and embedding need ``patch_id``, ``s1_path``, ``s2_path`` and,
 for ``--split``, the ``split`` column (:func:`read_manifest_rows`; relative imagery paths resolve
-against the manifest's folder), and evaluation the label list columns (:func:`read_manifest_labels`).
+against the manifest's folder, or ``--data-root``: :func:`csmoe_common.manifest.imagery_root`),
+and evaluation the label list columns (:func:`read_manifest_labels`).
 :func:`read_manifest_metadata` (re-exported) reads the ``csmoe`` metadata document.
 """
 
@@ -23,8 +24,11 @@ from csmoe_common.manifest import (
     S2_PATH,
     SPLIT,
     check_manifest_file,
+    imagery_root,
+    missing_imagery_hint,
     read_manifest_metadata,
     read_schema,
+    resolve_imagery_path,
 )
 from csmoe_model.errors import CsmoeError
 
@@ -55,6 +59,9 @@ class ManifestRows:
         s1_path: object array of absolute path strings, ``None`` where the row has no S1 imagery.
         s2_path: object array of absolute path strings, ``None`` where the row has no S2 imagery.
         split: object array of str (``None`` for missing values), or ``None`` without a split column.
+        root: the folder relative imagery paths were resolved against (the manifest's folder, or
+            ``data_root``).
+        data_root: ``--data-root`` when given (absolute), else ``None``.
     """
 
     path: Path
@@ -62,9 +69,21 @@ class ManifestRows:
     s1_path: np.ndarray
     s2_path: np.ndarray
     split: np.ndarray | None
+    root: Path | None = None
+    data_root: Path | None = None
 
     def __len__(self) -> int:
         return len(self.patch_id)
+
+    def missing_hint(self, missing: str) -> str:
+        """How relative imagery paths resolve, to add after "``missing`` not found".
+
+        Empty when ``missing`` does not lie under :attr:`root` (``--data-root`` would not help).
+        """
+        root = self.root or self.path.parent
+        if not Path(missing).is_relative_to(root):
+            return ""
+        return missing_imagery_hint(root, self.data_root is not None)
 
 
 def parse_splits(split: str | None) -> tuple[str, ...] | None:
@@ -98,30 +117,30 @@ def select_split(split_column: np.ndarray | None, split: str | None) -> np.ndarr
     return np.flatnonzero(mask).astype(np.int64)
 
 
-def _resolve(values: list[str | None], base: Path) -> np.ndarray:
+def _resolve(values: list[str | None], root: Path) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        if v is None or not str(v).strip():
-            out[i] = None
-            continue
-        p = Path(str(v)).expanduser()
-        out[i] = str(p if p.is_absolute() else (base / p))
+    out[:] = [resolve_imagery_path(v, root) for v in values]
     return out
 
 
-def read_manifest_rows(path: str | Path) -> ManifestRows:
+def read_manifest_rows(path: str | Path, data_root: str | Path | None = None) -> ManifestRows:
     """Read ``patch_id``, the imagery paths (resolved) and ``split`` of a manifest.
 
     Args:
         path: a GeoParquet manifest written by ``csmoe-data build-manifest`` (any parquet file with
             the columns ``patch_id``, ``s1_path``, ``s2_path`` works).
+        data_root: the folder relative imagery paths are relative to, for a manifest copied or
+            moved away from its imagery (``None``: the manifest's folder); absolute paths and
+            URLs are used as written.
 
     Raises:
-        CsmoeError: when the file is missing or unreadable, has no rows, or lacks a required column.
+        CsmoeError: when the file is missing or unreadable, has no rows, lacks a required column,
+            or ``data_root`` is not a folder.
     """
     import pyarrow.parquet as pq
 
     path = check_manifest_file(path).resolve()
+    root = imagery_root(path, data_root)
     schema = read_schema(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
     if missing:
@@ -134,16 +153,17 @@ def read_manifest_rows(path: str | Path) -> ManifestRows:
     if table.num_rows == 0:
         raise CsmoeError(f"manifest {path.name} has no rows")
     patch_id = np.array([str(v) for v in table.column(PATCH_ID).to_pylist()], dtype=object)
-    base = path.parent
     split = None
     if SPLIT in columns:
         split = np.array(table.column(SPLIT).to_pylist(), dtype=object)
     return ManifestRows(
         path=path,
         patch_id=patch_id,
-        s1_path=_resolve(table.column(S1_PATH).to_pylist(), base),
-        s2_path=_resolve(table.column(S2_PATH).to_pylist(), base),
+        s1_path=_resolve(table.column(S1_PATH).to_pylist(), root),
+        s2_path=_resolve(table.column(S2_PATH).to_pylist(), root),
         split=split,
+        root=root,
+        data_root=root if data_root is not None else None,
     )
 
 

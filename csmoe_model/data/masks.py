@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from csmoe_common.atomic import replace_dir, write_text
-from csmoe_common.manifest import MASK_PATH, read_manifest_metadata
+from csmoe_common.manifest import (
+    MASK_PATH,
+    imagery_root,
+    missing_imagery_hint,
+    read_manifest_metadata,
+    read_schema,
+    resolve_imagery_path,
+)
 from csmoe_model.errors import CsmoeError
 
 __all__ = [
@@ -152,16 +159,21 @@ def resolve_legend(manifest: str | Path, classes_file: str | Path | None) -> Mas
     return _legend_from_metadata(read_manifest_metadata(manifest))
 
 
-def read_mask_paths(manifest: str | Path) -> np.ndarray:
+def read_mask_paths(manifest: str | Path, data_root: str | Path | None = None) -> np.ndarray:
     """The resolved ``mask_path`` of every manifest row (``None`` where empty).
 
+    Relative paths resolve as the imagery's (:func:`csmoe_common.manifest.resolve_imagery_path`):
+    against the manifest's folder, or ``data_root`` when given.
+
     Raises:
-        CsmoeError: when the manifest has no ``mask_path`` column or no row has a mask.
+        CsmoeError: when the manifest has no ``mask_path`` column or no row has a mask, or
+            ``data_root`` is not a folder.
     """
     import pyarrow.parquet as pq
 
     path = Path(manifest).expanduser().resolve()
-    schema = pq.read_schema(path)
+    root = imagery_root(path, data_root)
+    schema = read_schema(path)
     if MASK_PATH not in schema.names:
         raise CsmoeError(
             f"manifest {path.name} has no {MASK_PATH} column; build it with csmoe-data build-manifest "
@@ -170,12 +182,7 @@ def read_mask_paths(manifest: str | Path) -> np.ndarray:
         )
     values = pq.read_table(path, columns=[MASK_PATH]).column(MASK_PATH).to_pylist()
     out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        if v is None or not str(v).strip():
-            out[i] = None
-        else:
-            p = Path(str(v)).expanduser()
-            out[i] = str(p if p.is_absolute() else path.parent / p)
+    out[:] = [resolve_imagery_path(v, root) for v in values]
     if all(v is None for v in out):
         raise CsmoeError(f"no row of {path.name} has a {MASK_PATH}")
     return out
@@ -237,6 +244,22 @@ def _fingerprint(paths: np.ndarray) -> str:
     return h.hexdigest()[:24]
 
 
+def _check_masks_exist(paths: np.ndarray, root: Path, data_root_given: bool) -> None:
+    """Refuse masks that resolve under ``root`` but are missing (a manifest moved away from them).
+
+    Raises:
+        CsmoeError: counting them, naming the first, saying how relative paths resolve.
+    """
+    missing = [
+        p for p in paths if p is not None and Path(p).is_relative_to(root) and not os.path.exists(p)
+    ]
+    if missing:
+        raise CsmoeError(
+            f"{len(missing)} of {sum(p is not None for p in paths)} mask raster(s) cannot be used: "
+            f"not found (e.g. mask_path {missing[0]}); {missing_imagery_hint(root, data_root_given)}"
+        )
+
+
 def _read_mask(path: str, size: int) -> tuple[np.ndarray, float | None]:
     """Band 1 of a mask raster at ``size`` x ``size`` (nearest neighbour) and its nodata."""
     import rasterio
@@ -260,6 +283,7 @@ def open_mask_cache(
     ignore_value: int | None = None,
     progress: Callable[[int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    data_root: str | Path | None = None,
 ) -> MaskCache:
     """Open (building when needed) the mask cache of ``manifest``.
 
@@ -272,12 +296,16 @@ def open_mask_cache(
         ignore_value: raster value that is never a class (``--ignore-index``).
         progress: called with the number of rows decoded.
         log: one-line notes.
+        data_root: the folder relative ``mask_path`` values are relative to (as for the imagery).
 
     Raises:
-        CsmoeError: no mask column, unreadable masks (counted), no evaluated pixel at all.
+        CsmoeError: no mask column, mask files that resolve under the manifest's folder (or
+            ``data_root``) but do not exist (counted, with a ``--data-root`` hint), unreadable
+            masks (counted), no evaluated pixel at all.
     """
     say = log or (lambda _m: None)
-    paths = read_mask_paths(manifest)
+    paths = read_mask_paths(manifest, data_root)
+    _check_masks_exist(paths, imagery_root(manifest, data_root), data_root is not None)
     h = hashlib.sha256()
     h.update(json.dumps({
         "v": MASK_CACHE_VERSION, "imagery": imagery_key, "size": size, "ignore": ignore_value,

@@ -193,6 +193,7 @@ def embed_manifest(
     overwrite: bool = False,
     progress: bool = True,
     season: int = 0,
+    data_root: str | Path | None = None,
 ) -> EmbedSummary:
     """Embed every row (or the rows of ``split``) of ``manifest`` and write the embeddings Parquet.
 
@@ -216,6 +217,8 @@ def embed_manifest(
         overwrite: replace ``out``.
         progress: show progress bars.
         season: the acquisition embedded from a seasonal cache (SSL4EO-S12: 0..3).
+        data_root: the folder the manifest's relative imagery paths are relative to (``None``:
+            the manifest's folder).
 
     Raises:
         CsmoeError: output exists, bad model/weights, weights without statistics (unless
@@ -253,7 +256,9 @@ def embed_manifest(
     }
     settings = CacheSettings(n_s2=n_s2_cache, size=loaded.cache.get("size"), **bands)
     # open_cache reads the manifest first and reports its problems in one line
-    cache = open_cache(manifest, cache_dir, settings, workers=workers, progress=progress)
+    cache = open_cache(
+        manifest, cache_dir, settings, workers=workers, progress=progress, data_root=data_root
+    )
     labels = read_manifest_labels(manifest, labels_columns)  # cache row i = manifest row i
     n_rows = len(cache)
     selected = np.arange(n_rows) if split is None else _split_rows(cache, split)
@@ -302,6 +307,7 @@ def embed_manifest(
         "model_config": net.config_dict(),
         "source": loaded.source,
         "manifest": str(Path(manifest).resolve()),
+        "data_root": None if data_root is None else str(Path(data_root).expanduser().resolve()),
         "cache": str(cache.path),
         "normalisation": (
             "cache" if loaded.stats is None else ("run" if run is not None else "weights")

@@ -46,7 +46,7 @@ SEMANTIC_FIELDS: tuple[str, ...] = (
     "task", "manifest", "run", "weights", "model", "labels_column", "sensor", "mode", "epochs",
     "max_steps", "lr", "layer_decay", "weight_decay", "batch_size", "seed", "warmup_fraction",
     "eval_every", "out_indices", "head_channels", "ignore_index", "classes_file", "threshold",
-    "augment",
+    "augment", "data_root",
 )  # fmt: skip
 
 
@@ -72,7 +72,7 @@ class FinetuneConfig:
         eval_every: steps between validations (model selection; default: once per epoch).
         checkpoint_every: steps between checkpoints (and at every validation and the end).
         log_every: steps per ``metrics.csv`` row (and at every validation).
-        device, seed, cache_dir, workers: as for ``csmoe train``.
+        device, seed, cache_dir, workers, data_root: as for ``csmoe train``.
         out_indices: encoder blocks whose maps feed the UPerNet head (``segment``; default four
             evenly spaced blocks).
         head_channels: UPerNet pyramid width.
@@ -105,6 +105,7 @@ class FinetuneConfig:
     device: str = "auto"
     seed: int = 0
     cache_dir: str | None = None
+    data_root: str | None = None
     workers: int = 0
     out_indices: tuple[int, ...] | None = None
     head_channels: int = 128

@@ -145,6 +145,7 @@ def _make_task(
         legend=legend,
         ignore_value=cfg.ignore_index,
         log=say,
+        data_root=cfg.data_root,
     )
     unknown = masks.meta.get("unknown_values") or {}
     if unknown:
@@ -221,7 +222,13 @@ def finetune(
         n_s2=int(loaded.cache.get("n_s2") or n_s2_model), size=loaded.cache.get("size"), **bands
     )
     cache = open_cache(
-        cfg.manifest, cfg.cache_dir, settings, workers=cfg.workers, progress=progress, log=log
+        cfg.manifest,
+        cfg.cache_dir,
+        settings,
+        workers=cfg.workers,
+        progress=progress,
+        log=log,
+        data_root=cfg.data_root,
     )
     stored = loaded.stats or getattr(net, "normalization", None)
     stats = stored or cache.stats
@@ -413,7 +420,9 @@ def finetune(
     if save_predictions is not None:
         from csmoe_model.finetune.predictions import PredictionWriter
 
-        writer = PredictionWriter(save_predictions, cfg.manifest, cache, task, overwrite)
+        writer = PredictionWriter(
+            save_predictions, cfg.manifest, cache, task, overwrite, data_root=cfg.data_root
+        )
     scores: list[tuple[np.ndarray, np.ndarray]] = []
 
     def keep_scores(b: Any, prob: torch.Tensor) -> None:

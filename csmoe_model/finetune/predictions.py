@@ -67,13 +67,20 @@ class PredictionWriter:
         cache: the imagery cache (row order, size).
         task: the segmentation task (its class values).
         overwrite: replace existing files.
+        data_root: the folder the manifest's relative paths are relative to (as for the cache).
 
     Raises:
         CsmoeError: rasterio is not installed.
     """
 
     def __init__(
-        self, folder: str | Path, manifest: str | Path, cache: Any, task: Any, overwrite: bool
+        self,
+        folder: str | Path,
+        manifest: str | Path,
+        cache: Any,
+        task: Any,
+        overwrite: bool,
+        data_root: str | Path | None = None,
     ) -> None:
         try:
             import rasterio  # noqa: F401
@@ -87,8 +94,8 @@ class PredictionWriter:
         self.folder = check_prediction_dir(folder, overwrite)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.overwrite = overwrite
-        self.rows = read_manifest_rows(manifest)
-        self.masks = read_mask_paths(manifest)
+        self.rows = read_manifest_rows(manifest, data_root)
+        self.masks = read_mask_paths(manifest, data_root)
         self.values = np.asarray(task.data.info["values"], dtype=np.int64)
         self.dtype = "uint8" if self.values.min() >= 0 and self.values.max() < 255 else "int32"
         self.nodata = 255 if self.dtype == "uint8" else -(2**31)

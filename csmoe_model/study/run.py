@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from csmoe_common.atomic import write_json, write_text
+from csmoe_common.manifest import imagery_root
 from csmoe_model.errors import CsmoeError
 
 __all__ = ["StudyConfig", "StudyResult", "run_study"]
@@ -45,6 +46,10 @@ class StudyConfig:
         budget: pretraining steps of every cell.
         out: the study folder.
         batch_size, lr, seed, device, cache_dir, workers: pretraining options (shared).
+        data_root: the folder the relative imagery paths of every manifest (evaluation and
+            training sets) are relative to (``None``: each manifest's folder). Not one of the
+            study's settings (it says where the files are, not what is computed); a cell's
+            unfinished runs refuse another one on resume, as ``csmoe train`` does.
         model_overrides: config fields changed for every model (e.g. ``{"img_size": 16}``).
         finetune_steps, segment_steps: steps of the downstream runs.
         labels_column: the scene labels (default ``labels19``, else ``labels``).
@@ -61,6 +66,7 @@ class StudyConfig:
     seed: int = 0
     device: str = "auto"
     cache_dir: str | None = None
+    data_root: str | None = None
     workers: int = 0
     model_overrides: dict[str, Any] = field(default_factory=dict)
     finetune_steps: int = 200
@@ -155,7 +161,7 @@ def run_cell(
         tcfg = TrainConfig.from_dict({
             "manifest": train_set, "model": model, "out": str(pre), "max_steps": cfg.budget,
             "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed, "device": cfg.device,
-            "cache_dir": cfg.cache_dir, "workers": cfg.workers,
+            "cache_dir": cfg.cache_dir, "data_root": cfg.data_root, "workers": cfg.workers,
             "split": "train" if _has_split(train_set) else None,
             "model_overrides": dict(cfg.model_overrides),
             "checkpoint_every": max(1, min(1000, cfg.budget // 2)), "log_every": max(1, min(10, cfg.budget)),
@@ -165,7 +171,7 @@ def run_cell(
     if not emb.is_file():
         log(f"[{name}] embedding the evaluation manifest")
         embed_manifest(cfg.manifest, emb, run=pre, device=cfg.device, cache_dir=cfg.cache_dir,
-                       workers=cfg.workers, progress=progress)  # fmt: skip
+                       workers=cfg.workers, progress=progress, data_root=cfg.data_root)  # fmt: skip
     embeddings = None
     retrieval_file = folder / "retrieval.json"
     if not retrieval_file.is_file():
@@ -182,8 +188,8 @@ def run_cell(
                                device=cfg.device)  # fmt: skip
         write_json(probe_file, probe.to_dict(), overwrite=True)
     common = {"manifest": cfg.manifest, "run": str(pre), "sensor": "both", "device": cfg.device,
-              "seed": cfg.seed, "cache_dir": cfg.cache_dir, "workers": cfg.workers,
-              "batch_size": min(cfg.batch_size, 32)}  # fmt: skip
+              "seed": cfg.seed, "cache_dir": cfg.cache_dir, "data_root": cfg.data_root,
+              "workers": cfg.workers, "batch_size": min(cfg.batch_size, 32)}  # fmt: skip
     ft = folder / "finetune"
     if not (ft / "metrics.json").is_file():
         log(f"[{name}] fine-tuning for scene classification ({cfg.finetune_steps} steps)")
@@ -242,6 +248,8 @@ def run_study(
     for path in [cfg.manifest, *sets]:
         if not Path(path).is_file():
             raise CsmoeError(f"manifest not found: {path}")
+    if cfg.data_root is not None:
+        imagery_root(cfg.manifest, cfg.data_root)  # a missing folder fails before any cell runs
     names = [_set_name(s) for s in sets]
     if len(set(names)) != len(names):
         raise CsmoeError("two --train-sets have the same file name; rename one")

@@ -16,7 +16,7 @@ from csmoe_model.errors import CsmoeError
 SEMANTIC_FIELDS: tuple[str, ...] = (
     "manifest", "model", "model_overrides", "split", "max_steps", "epochs", "batch_size", "lr",
     "min_lr", "warmup_steps", "weight_decay", "betas", "grad_clip", "seed", "n_s2", "s2_bands",
-    "s1_bands", "upsample", "augment", "season",
+    "s1_bands", "upsample", "augment", "season", "data_root",
 )  # fmt: skip
 
 
@@ -40,6 +40,8 @@ class TrainConfig:
         log_every: steps per metrics row / progress update.
         split: manifest ``split`` values to train on ("train", "train,val"; ``None``: all rows).
         cache_dir, workers, strict, n_s2, s2_bands, s1_bands: imagery cache options (see csmoe cache).
+        data_root: the folder the manifest's relative imagery paths are relative to (``None``:
+            the manifest's folder); a resumed run keeps its own.
         upsample: ``bilinear`` or ``bicubic`` for the 20/60 m bands; augment: flips/rotations.
         season: which acquisition of a seasonal cache (SSL4EO-S12: 4 per location) a sample
             reads: ``"random"`` (one per sample and epoch, from ``seed``: the SSL4EO augmentation)
@@ -67,6 +69,7 @@ class TrainConfig:
     log_every: int = 10
     split: str | None = None
     cache_dir: str | None = None
+    data_root: str | None = None
     workers: int = 4
     strict: bool = False
     n_s2: int | None = None

@@ -74,10 +74,18 @@ def open_training_data(
             strict=cfg.strict,
             progress=progress,
             log=say,
+            data_root=cfg.data_root,
         )
     barrier(env)
     if cache is None:
-        cache = open_cache(cfg.manifest, cfg.cache_dir, settings, build=False, strict=cfg.strict)
+        cache = open_cache(
+            cfg.manifest,
+            cfg.cache_dir,
+            settings,
+            build=False,
+            strict=cfg.strict,
+            data_root=cfg.data_root,
+        )
     rows = cache.select(cfg.split)
 
     if cfg.batch_size % env.world:

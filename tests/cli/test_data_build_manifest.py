@@ -114,6 +114,33 @@ def test_cli_sampling_and_pool(data):
     assert res.exit_code != 0 and "--split" in res.stderr
 
 
+def test_a_sample_in_another_folder_points_at_the_pool_imagery(data):
+    fp = gpd.read_file(data / "fp.geojson")
+    for i in range(6):
+        (data / "img" / f"t{i}").mkdir(parents=True)
+    fp["s2_path"] = [str(data / "img" / f"t{i}") for i in range(6)]
+    fp["s1_path"] = [f"s3://bucket/s1/t{i}.tif" for i in range(6)]  # a URL stays as written
+    fp.to_file(data / "fp.geojson")
+    res = runner.invoke(app, _args(data, "pool.parquet"))
+    assert res.exit_code == 0, res.output
+    pool = read_manifest(data / "pool.parquet")[0]
+    assert list(pool["s2_path"]) == [f"img/t{i}" for i in range(6)]  # relative to the pool
+    for out in ("same.parquet", "deeper/down/s.parquet"):
+        (data / out).parent.mkdir(parents=True, exist_ok=True)
+        args = ["build-manifest", "--pool", str(data / "pool.parquet"), "--n", "4"]
+        res = runner.invoke(app, [*args, "--out", str(data / out)])
+        assert res.exit_code == 0, res.output
+        sample = read_manifest(data / out)[0]
+        folder = (data / out).parent
+        for pid, s2, s1 in zip(
+            sample["patch_id"], sample["s2_path"], sample["s1_path"], strict=True
+        ):
+            assert (folder / s2).resolve() == (data / "img" / pid).resolve()
+            assert s1 == f"s3://bucket/s1/{pid}.tif"
+    same = read_manifest(data / "same.parquet")[0]
+    assert all(v.startswith("img/") for v in same["s2_path"])  # same folder: values unchanged
+
+
 def _fail(res, data, out="x.parquet"):
     assert res.exit_code != 0
     assert "Traceback" not in res.output
@@ -203,3 +230,16 @@ def test_bad_input_legends(data):
         ),
         data,
     )
+
+
+def test_unreachable_dask_scheduler_is_one_line_before_footprints(data):
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # footprints that do not exist: loading them would fail with another message
+    args = _args(data, "x.parquet", **{"--footprints": str(data / "none.parquet")})
+    msg = _fail(runner.invoke(app, [*args, "--dask-scheduler", f"tcp://127.0.0.1:{port}"]), data)
+    assert f"cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}" in msg

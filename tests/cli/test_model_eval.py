@@ -88,7 +88,7 @@ def test_eval_errors_are_one_line(emb_file: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--sensor" in res.output and "Traceback" not in res.output
     assert all(c in res.output for c in ("'s1'", "'s2'", "'both'")), res.output
     res = runner.invoke(app, ["eval", "probe", "-e", str(emb_file), "--c-values", "0,1"])
-    assert res.exit_code == 2 and "must be > 0" in res.output  # a usage error
+    assert res.exit_code == 2 and "'0' is not a finite number > 0" in res.output  # a usage error
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
     res = runner.invoke(app, ["eval", "probe", "-e", str(bad)])

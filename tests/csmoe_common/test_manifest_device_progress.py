@@ -14,7 +14,9 @@ from csmoe_common.errors import CsmoeError
 from csmoe_common.manifest import (
     METADATA_KEY,
     fraction_columns,
+    imagery_root,
     read_manifest_metadata,
+    resolve_imagery_path,
 )
 from csmoe_common.progress import progress_bar
 
@@ -75,3 +77,30 @@ def test_progress_bar_counts_and_disables() -> None:
     with progress_bar("work", 3, unit="rows", enabled=True, transient=True) as advance:
         for _ in range(3):
             advance()
+
+
+def test_imagery_paths_resolve_against_the_manifest_folder_or_the_data_root(
+    tmp_path: Path,
+) -> None:
+    manifest, root = tmp_path / "shared" / "m.parquet", tmp_path / "imagery"
+    root.mkdir()
+    assert imagery_root(manifest) == tmp_path.resolve() / "shared"
+    assert imagery_root(manifest, root) == root.resolve()
+    # relative paths (store fragments included) join the root; absolute ones and URLs do not
+    assert resolve_imagery_path("S2/p0", root) == str(root / "S2" / "p0")
+    assert resolve_imagery_path("mt/part_00001.parquet#row=3", root) == str(
+        root / "mt" / "part_00001.parquet#row=3"
+    )
+    assert resolve_imagery_path("/data/S2/p0", root) == "/data/S2/p0"
+    assert resolve_imagery_path("/vsis3/bucket/p0.tif", root) == "/vsis3/bucket/p0.tif"
+    assert resolve_imagery_path("s3://bucket/p0.tif", root) == "s3://bucket/p0.tif"
+    assert resolve_imagery_path("~/S2/p0", root) == str(Path.home() / "S2" / "p0")
+    assert resolve_imagery_path(None, root) is None and resolve_imagery_path(" ", root) is None
+
+
+def test_a_data_root_that_is_not_a_folder_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(CsmoeError, match=r"^--data-root .*nope does not exist$"):
+        imagery_root(tmp_path / "m.parquet", tmp_path / "nope")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CsmoeError, match=r"^--data-root .*f is not a folder$"):
+        imagery_root(tmp_path / "m.parquet", tmp_path / "f")

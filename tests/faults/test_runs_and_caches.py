@@ -209,22 +209,16 @@ def test_model_info_set_checks_field_types(faults: Any) -> None:
     faults.assert_one_line_error(res, "in_chans")
 
 
-def test_probe_c_values_must_be_finite(emb_file: Path, tmp_path: Path, faults: Any) -> None:
-    res = faults.invoke(
-        faults.MODEL_APP,
-        [
-            "eval",
-            "probe",
-            "--embeddings",
-            emb_file,
-            "--c-values",
-            "nan",
-            "--json",
-            tmp_path / "p.json",
-        ],
-    )
-    assert res.code != 0 and "Traceback" not in res.out + res.err
-    assert "--c-values" in res.out + res.err
+@pytest.mark.parametrize("c_values", ["nan", "abc", "-1", "inf", "", "0", "1,,10", "0.1,1e400"])
+def test_probe_c_values_must_be_finite(
+    c_values: str, emb_file: Path, tmp_path: Path, faults: Any
+) -> None:
+    args = ["eval", "probe", "--embeddings", emb_file, f"--c-values={c_values}"]
+    res = faults.invoke(faults.MODEL_APP, [*args, "--json", tmp_path / "p.json"])
+    # a usage error: exit 2 and one line, the option's name in it, no Rich panel
+    line = faults.assert_one_line_error(res, "--c-values", code=2)
+    assert [ln for ln in (res.out + res.err).splitlines() if ln.strip()] == [line]
+    assert "╭" not in res.err and "is not a finite number > 0" in line
     assert not (tmp_path / "p.json").exists()
 
 

@@ -331,12 +331,17 @@ def open_cache(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     rebuild: bool = False,
+    data_root: str | Path | None = None,
 ) -> ImageryCache:
     """Open the imagery cache of ``manifest``, building (or rebuilding) it when needed.
 
     An existing cache is checked against its ``meta.json`` (:mod:`.integrity`); a damaged one is
     rebuilt (or refused with ``strict``, or when the imagery is not reachable). Temporary folders
     of builds whose process is gone (killed) are removed first.
+
+    The cache's key hashes the *resolved* imagery paths (:func:`.settings.content_key`): a copy of
+    a manifest opened with ``data_root`` pointing at the imagery it was built from finds the
+    original's cache; the same rows resolved to other files get another cache.
 
     Args:
         manifest: the manifest file.
@@ -349,6 +354,8 @@ def open_cache(
         progress: show a rich progress bar while building.
         log: called with one-line notes (built, reused, imagery unreachable, damaged, waiting).
         rebuild: build the cache again even when an up-to-date one exists.
+        data_root: the folder the manifest's relative imagery paths are relative to (``None``:
+            the manifest's folder); see :func:`~csmoe_model.data.manifest.read_manifest_rows`.
 
     Raises:
         CsmoeError: manifest problems (no imagery, missing bands: counted), a damaged image with
@@ -360,7 +367,7 @@ def open_cache(
         settings = CacheSettings(n_s2, settings.size, settings.s2_bands, settings.s1_bands)
     s2_groups(settings.n_s2)  # validates
     say = log or (lambda _msg: None)
-    rows = read_manifest_rows(manifest)
+    rows = read_manifest_rows(manifest, data_root)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     key = content_key(rows, settings)
@@ -394,7 +401,7 @@ def open_cache(
             say(f"imagery not reachable from this host; using the cache {target} as it is")
             return check(found)
     if scan.no_imagery or scan.bad_bands:
-        raise problem_error(rows, scan.no_imagery, scan.bad_bands)
+        raise problem_error(rows, scan.no_imagery, scan.bad_bands, scan.first_missing)
     with exclusive_lock(root / f".{key}.lock", on_wait=say):
         for stale in remove_stale_temporaries(root):  # left by a killed build
             say(f"removed {stale}, left by a build that was stopped")

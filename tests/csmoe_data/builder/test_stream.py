@@ -14,8 +14,9 @@ from rasterio.transform import from_origin
 from csmoe_data.builder import BuildInputs, ExecutionOptions, build_manifest
 from csmoe_data.builder import describe as describe_mod
 from csmoe_data.builder import write as write_mod
-from csmoe_data.builder.stream import merge_notes
+from csmoe_data.builder.stream import BatchTally, merge_notes
 from csmoe_data.errors import CsmoeDataError
+from csmoe_data.footprints.core import Footprints
 from csmoe_data.manifest import read_manifest
 from csmoe_data.sampling import SamplingOptions
 
@@ -210,3 +211,26 @@ def test_plan_in_memory_takes_the_smallest_first(data):
     assert io.plan_in_memory([lc, kg], 0) == set()
     assert io.plan_in_memory([lc, kg], 1) == {lc.path, kg.path}
     assert io.plan_in_memory([lc, kg], io.raster_nbytes(kg) / 1e6) == {kg.path}
+
+
+def _ids(*ids: str) -> Footprints:
+    table = gpd.GeoDataFrame(
+        {"patch_id": list(ids), "crs": ["EPSG:4326"] * len(ids)},
+        geometry=[shapely.box(0, 0, 1, 1)] * len(ids),
+    )
+    return Footprints(table=table, source="test")
+
+
+@pytest.mark.parametrize("reserved", [0, 2, 100])
+def test_tally_finds_ids_repeated_across_batches_whatever_was_reserved(reserved):
+    unique, repeated = BatchTally(), BatchTally()
+    for tally in (unique, repeated):
+        tally.reserve(reserved)  # too small: the buffer grows; enough: filled in place
+    for batch in (["a", "b"], ["c"], ["d", "e", "f"]):
+        unique.add(_ids(*batch))
+    for batch in (["a", "b"], ["c"], ["d", "b", "f"]):
+        repeated.add(_ids(*batch))
+    assert unique.rows == repeated.rows == 6
+    unique.check_unique_ids("patch_id")
+    with pytest.raises(CsmoeDataError, match="1 duplicate id"):
+        repeated.check_unique_ids("patch_id")

@@ -133,6 +133,34 @@ def test_multiband_geotiff_band_order_is_declared(
     np.testing.assert_allclose(a["s1"][0, 0], s1[1], atol=0.02)  # VH is the file's second band
 
 
+def test_a_moved_manifest_needs_its_data_root_and_finds_its_cache(
+    patches, cache_dir, tmp_path
+) -> None:
+    manifest, rows = patches
+    moved = tmp_path / "shared" / "m.parquet"
+    moved.parent.mkdir()
+    shutil.copy(manifest, moved)
+    first = moved.parent / rows[0]["s1_path"]
+    with pytest.raises(CsmoeError) as err:
+        open_cache(moved, cache_dir)
+    message = str(err.value)
+    assert "\n" not in message and f"s1_path not found: {first}" in message
+    assert "pass --data-root DIR" in message and str(moved.parent) in message
+    built = open_cache(manifest, cache_dir)
+    # the same imagery through --data-root: the same cache (its key hashes the resolved paths)
+    notes: list[str] = []
+    again = open_cache(moved, cache_dir, data_root=manifest.parent, log=notes.append)
+    assert again.path == built.path and "reusing" in notes[0]
+    # a copy of the imagery elsewhere is other files: another cache
+    copy = tmp_path / "copy"
+    for sub in ("S1", "S2"):
+        shutil.copytree(manifest.parent / sub, copy / sub)
+    assert open_cache(moved, cache_dir, data_root=copy).path != built.path
+    # a --data-root that does not hold the imagery says where it looked
+    with pytest.raises(CsmoeError, match=r"not found: .*resolve against --data-root"):
+        open_cache(moved, cache_dir, data_root=tmp_path / "shared")
+
+
 def test_cache_survives_missing_imagery_on_a_training_host(patches, cache_dir) -> None:
     manifest, rows = patches
     open_cache(manifest, cache_dir)

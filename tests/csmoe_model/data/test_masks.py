@@ -16,6 +16,7 @@ from csmoe_model.data.masks import (
     MaskLegend,
     open_mask_cache,
     read_legend_file,
+    read_mask_paths,
     resolve_legend,
 )
 from csmoe_model.errors import CsmoeError
@@ -101,3 +102,17 @@ def test_legend_from_the_data_and_errors(tmp_path: Path, geotiff) -> None:
     legend = MaskLegend((7,), ("seven",), "test")
     with pytest.raises(CsmoeError, match="no mask pixel belongs"):
         open_mask_cache(m, "k", 2, tmp_path / "cache", legend=legend)
+
+
+def test_masks_of_a_moved_manifest_resolve_against_the_data_root(tmp_path: Path, geotiff) -> None:
+    geotiff(tmp_path / "a.tif", np.array([[3, 1], [1, 3]], np.int16), Affine(10, 0, 0, 0, -10, 0))
+    (tmp_path / "shared").mkdir()
+    moved = _manifest(tmp_path / "shared" / "m.parquet", ["a.tif", None])
+    assert read_mask_paths(moved, tmp_path).tolist() == [str(tmp_path / "a.tif"), None]
+    with pytest.raises(CsmoeError) as err:
+        open_mask_cache(moved, "k", 2, tmp_path / "cache")
+    message = str(err.value)
+    assert "1 of 1 mask raster(s) cannot be used" in message
+    assert str(tmp_path / "shared" / "a.tif") in message and "pass --data-root DIR" in message
+    cache = open_mask_cache(moved, "k", 2, tmp_path / "cache", data_root=tmp_path)
+    assert cache.values == [1, 3] and cache.has_mask.tolist() == [True, False]

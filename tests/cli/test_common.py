@@ -1,0 +1,81 @@
+"""Usage errors of both CLIs are one ``error:`` line with the help hint, exit 2, never a panel."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from csmoe_cli.data_app import app as data_app
+from csmoe_cli.model_app import app as model_app
+
+USAGE_ERRORS = [
+    (model_app, ["train", "--bogus"], "No such option: --bogus", "csmoe train --help"),
+    (
+        model_app,
+        ["train", "--manifest", "m.parquet", "--out", "r", "--max-steps", "abc"],
+        "--max-steps",
+        "csmoe train --help",
+    ),
+    (model_app, ["eval", "probe"], "Missing option '--embeddings'", "csmoe eval probe --help"),
+    (
+        model_app,
+        ["eval", "probe", "-e", "x.parquet", "--knn-k", "0"],
+        "--knn-k",
+        "csmoe eval probe --help",
+    ),
+    (
+        model_app,
+        ["eval", "probe", "-e", "x.parquet", "--sensor", "s3"],
+        "--sensor",
+        "csmoe eval probe --help",
+    ),
+    (model_app, ["nosuch"], "No such command 'nosuch'", "csmoe --help"),
+    (model_app, ["tran"], "Did you mean 'train'?", "csmoe --help"),
+    (model_app, ["eval", "nosuch"], "No such command 'nosuch'", "csmoe eval --help"),
+    (model_app, ["--bogus"], "No such option: --bogus", "csmoe --help"),
+    (
+        data_app,
+        ["build-manifest", "--pool", "p.parquet", "--n", "0", "--out", "o.parquet"],
+        "--n",
+        "csmoe-data build-manifest --help",
+    ),
+    (
+        data_app,
+        ["grid", "--bbox", "0,0,1,1", "--bbox", "1,1,2,2", "--out", "g.parquet"],
+        "--bbox is given 2 times",
+        "csmoe-data grid --help",
+    ),
+    (data_app, ["stats"], "Missing argument", "csmoe-data stats --help"),
+    (
+        data_app,
+        ["grid", "--bbox", "1,2,3,4", "--max-cells", "x"],
+        "--max-cells",
+        "csmoe-data grid --help",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("app", "args", "needle", "hint"),
+    USAGE_ERRORS,
+    ids=[f"{hint.split()[0]} {' '.join(args)}"[:50] for _, args, _, hint in USAGE_ERRORS],
+)
+def test_usage_errors_are_one_line(
+    app: object, args: list[str], needle: str, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # a narrow terminal: the line is not wrapped either
+    res = CliRunner().invoke(app, args, prog_name=hint.split()[0])  # type: ignore[arg-type]
+    text = res.stdout + res.stderr
+    assert res.exit_code == 2, text
+    assert "Traceback" not in text and "╭" not in text and "Usage:" not in text, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), text
+    assert needle in lines[0] and lines[0].endswith(f"(try '{hint}')"), lines[0]
+    assert res.stdout == "", "errors go to stderr"
+
+
+@pytest.mark.parametrize("app", [model_app, data_app])
+def test_no_arguments_still_show_the_help(app: object) -> None:
+    res = CliRunner().invoke(app, [])  # type: ignore[arg-type]
+    text = res.stdout + res.stderr
+    assert "Usage:" in text and "Commands" in text and "error:" not in text, text

@@ -1,0 +1,89 @@
+"""Executors: connecting to a Dask scheduler (fast, one-line failures; no message log kept)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from csmoe_data.builder.executors import TaskRunner
+from csmoe_data.errors import CsmoeDataError
+
+
+def _double(x: np.ndarray, offset: float) -> np.ndarray:
+    return 2 * x + offset
+
+
+def _free_port() -> int:
+    """A local port that nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_refused_scheduler_is_one_line():
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    with (
+        pytest.raises(CsmoeDataError, match=f"cannot connect to the Dask scheduler at {address}"),
+        TaskRunner(_double, (0.0,), dask_scheduler=address),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1", "tcp://[::1"])
+def test_malformed_scheduler_address(address):
+    pytest.importorskip("distributed")
+    with (
+        pytest.raises(CsmoeDataError, match="Dask scheduler address"),
+        TaskRunner(_double, (0.0,), dask_scheduler=address),
+    ):
+        pass
+
+
+def test_something_else_listening_is_reported():
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer() -> None:  # an HTTP server, not a Dask scheduler
+        for _ in range(4):  # the probe, then the client's attempts
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.0 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n" * 4)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        with (
+            pytest.raises(CsmoeDataError, match="Dask scheduler") as info,
+            TaskRunner(_double, (0.0,), dask_scheduler=address),
+        ):
+            pass
+        assert "\n" not in str(info.value)
+    finally:
+        server.close()
+
+
+def test_client_keeps_no_log_of_submitted_tasks():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        runner = TaskRunner(_double, (1.0,), dask_scheduler=cluster.scheduler_address)
+        with runner:
+            got: dict[int, np.ndarray] = {}
+            tasks = [(np.arange(5.0) + i,) for i in range(6)]
+            runner.run(tasks, got.__setitem__)
+            # each logged message would hold a task's footprints (the client's memory grew)
+            assert runner._client.scheduler_comm.recent_message_log.maxlen == 0
+    assert sorted(got) == list(range(6))
+    for i, (x,) in enumerate(tasks):
+        np.testing.assert_array_equal(got[i], 2 * x + 1.0)
