@@ -32,10 +32,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from csmoe_common.errors import CsmoeError
 
@@ -43,6 +44,8 @@ from csmoe_common.errors import CsmoeError
 PR_SET_PDEATHSIG = 1
 #: seconds between two parent checks of the watchdog thread
 WATCHDOG_INTERVAL = 0.5
+
+R = TypeVar("R")
 
 _handler_pid: int | None = None
 _previous: dict[int, object] = {}
@@ -60,6 +63,37 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+#: most worker processes a command starts per CPU it may use: more only thrash (and a typo such
+#: as --workers 100000 would fork that many processes at once)
+WORKERS_PER_CPU = 8
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; the machine's count elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int, option: str = "--workers") -> int:
+    """Refuse a worker count that is negative or far beyond this machine's CPUs.
+
+    Raises:
+        CsmoeError: ``workers`` < 0 or > :data:`WORKERS_PER_CPU` x :func:`usable_cpus`.
+    """
+    cpus = usable_cpus()
+    limit = WORKERS_PER_CPU * cpus
+    if workers < 0:
+        raise CsmoeError(f"{option} must be 0 or more, got {workers}")
+    if workers > limit:
+        raise CsmoeError(
+            f"{option} {workers} is more than {limit} ({WORKERS_PER_CPU} per CPU; this process "
+            f"may use {cpus})"
+        )
+    return workers
 
 
 def exit_code(exc: BaseException) -> int:
@@ -305,6 +339,35 @@ def _acquire(
 
 
 # --------------------------------------------------------------------------------------- pools
+
+
+#: seconds of one slice of :func:`wait_first`: the longest a signal waits for the main thread
+WAIT_SLICE_S = 0.1
+
+
+def wait_first(futures: Collection[Future[Any]]) -> set[Future[Any]]:
+    """Wait until one of ``futures`` is done, in slices, so that the waiter still sees signals.
+
+    The kernel hands a signal sent to the process (SIGTERM from a scheduler, Ctrl-C) to any of its
+    threads, often a pool's management thread. Python then runs the handler in the main thread
+    only when that thread executes bytecode again, which it never does inside an unbounded
+    ``concurrent.futures.wait`` or ``Future.result()``: a worker blocked on a hung file system
+    would leave the command deaf to SIGTERM. Waking every :data:`WAIT_SLICE_S` bounds the delay.
+
+    Returns:
+        The futures that are done (empty only when ``futures`` is).
+    """
+    while futures:
+        done, _ = wait(futures, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+        if done:
+            return done
+    return set()
+
+
+def result_of(future: Future[R]) -> R:
+    """``future.result()``, waiting as :func:`wait_first` does (interruptible by any signal)."""
+    wait_first([future])
+    return future.result()
 
 
 def stop_pool(executor: Any) -> None:

@@ -87,7 +87,13 @@ class Background(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         while True:
-            kind, value = self._queue.get()
+            # wait in short slices: a signal the kernel hands to another thread of the process
+            # (SIGTERM from a scheduler, Ctrl-C) runs its Python handler only when the main
+            # thread runs bytecode again, never while it sleeps in an unbounded Queue.get
+            try:
+                kind, value = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
             if kind == _ITEM:
                 yield value  # type: ignore[misc]
             elif kind == _END:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from csmoe_common.processes import stop_pool, worker_initializer
+from csmoe_common.processes import stop_pool, wait_first, worker_initializer
 from csmoe_data.errors import CsmoeDataError
 
 R = TypeVar("R")
@@ -126,9 +126,11 @@ class TaskRunner(Generic[R]):
         workers: int = 1,
         dask_scheduler: str | None = None,
     ):
+        from csmoe_common.processes import check_workers
+
         self.fn = fn
         self.extra = extra
-        self.workers = workers
+        self.workers = check_workers(workers)
         self.dask_scheduler = dask_scheduler
         self._pool: ProcessPoolExecutor | None = None
         self._client: Any = None
@@ -239,7 +241,7 @@ class TaskRunner(Generic[R]):
             if len(pending) >= self._window:
                 break
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done = wait_first(pending)  # in slices: SIGTERM is seen while workers hang
             for fut in done:
                 i = pending.pop(fut)
                 on_done(i, fut.result())

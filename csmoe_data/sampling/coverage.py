@@ -15,8 +15,9 @@ Two classic answers and their mix:
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
-from csmoe_common.divergence import js_divergence
+from csmoe_common.divergence import js_divergence, js_divergence_rows
 
 #: rows a k-means fit sees at most: this many, or 40 per cluster if more (random subset above)
 KMEANS_MAX_FIT = 5_000
@@ -27,6 +28,10 @@ MAX_WEIGHT = 0.0
 KMEANS_MAX_K = 128
 #: tolerances tried in turn by the balancing passes of :func:`refine_medoids`
 BALANCE_STEPS = (0.025, 0.05, 0.1, 0.15, 0.2)
+#: (candidate, pick) pairs of :func:`swap_refine` whose divergence is computed exactly
+SWAP_EXACT = 16
+#: nearest picks :func:`swap_refine` keeps per row
+SWAP_NEAREST = 4
 #: rows farthest-point traversal scans at most
 KCENTER_MAX_ROWS = 200_000
 
@@ -509,3 +514,273 @@ def repair_max(
         taken[target] = True
         near, d1, d2 = _two_nearest(Xe, X[sel])
     return sel
+
+
+def _nearest_picks(
+    X: np.ndarray, P: np.ndarray, k: int, cells: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest picks (indices into ``P``, nearest first) and their distances, per row.
+
+    In float64, like :func:`_distances`, so that both give the same distance for a pair (the
+    expanded form loses ~1e-3 to cancellation in float32).
+    """
+    X = X.astype(np.float64)
+    P = P.astype(np.float64)
+    n = len(P)
+    k = min(k, n)
+    idx = np.zeros((len(X), k), dtype=np.int64)
+    dist = np.empty((len(X), k), dtype=np.float64)
+    pp = np.einsum("ij,ij->i", P, P)[None, :]
+    step = max(1, cells // max(1, n))
+    for s in range(0, len(X), step):
+        xs = X[s : s + step]
+        d = np.maximum(pp - 2.0 * (xs @ P.T) + np.einsum("ij,ij->i", xs, xs)[:, None], 0.0)
+        part = (
+            np.argpartition(d, k - 1, axis=1)[:, :k]
+            if k < n
+            else np.tile(np.arange(n), (len(xs), 1))
+        )
+        a = np.take_along_axis(d, part, axis=1)
+        o = np.argsort(a, axis=1, kind="stable")
+        idx[s : s + len(xs)] = np.take_along_axis(part, o, axis=1)
+        dist[s : s + len(xs)] = np.sqrt(np.take_along_axis(a, o, axis=1))
+    return idx, dist
+
+
+def _distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(len(A), len(B)) Euclidean distances, float64."""
+    A = A.astype(np.float64)
+    B = B.astype(np.float64)
+    d = (
+        np.einsum("ij,ij->i", A, A)[:, None]
+        - 2.0 * (A @ B.T)
+        + np.einsum("ij,ij->i", B, B)[None, :]
+    )
+    return np.sqrt(np.maximum(d, 0.0))
+
+
+def _js_gradient(total: np.ndarray, target: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """Gradient of the JS divergence (bits) of ``total`` (unnormalised) to ``target``.
+
+    d JS / d p_k = log2(p_k / m_k) / 2 with m = (p + q) / 2; through the normalisation
+    p = T / sum(T) this becomes (g - g . p) / sum(T). Empty classes use ``floor`` so the
+    gradient stays finite (adding mass to an empty class lowers the divergence steeply).
+    """
+    s = float(total.sum())
+    p = np.maximum(total / s, floor)
+    q = target / float(target.sum())
+    g = 0.5 * np.log2(p / (0.5 * (p + q)))
+    return (g - float(g @ (total / s))) / s
+
+
+def _swap_contributions(
+    Dc: np.ndarray, r: np.ndarray, near: np.ndarray, d1: np.ndarray, d2: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What rows ``r`` add to the change of the summed distance of each (candidate, pick) swap.
+
+    Adding candidate c changes row i by min(d_c, d1) - d1 whichever pick leaves (the common
+    part, per candidate); when the pick leaving is row i's nearest, by min(d_c, d2) -
+    min(d_c, d1) more (the extra part, per candidate and pick). ``Dc`` holds the candidates'
+    distances to every evaluated row.
+    """
+    Dr = Dc[:, r]
+    m1 = np.minimum(Dr, d1[r][None, :])
+    onehot = sparse.csr_matrix((np.ones(len(r)), (np.arange(len(r)), near[r])), shape=(len(r), n))
+    w = np.minimum(Dr, d2[r][None, :]) - m1
+    return (m1 - d1[r][None, :]).sum(axis=1), np.asarray((onehot.T @ w.T).T)
+
+
+def _swap_in_lists(nn_idx: np.ndarray, nn_d: np.ndarray, j: int, dj: np.ndarray) -> None:
+    """Update each row's nearest-pick list in place after pick ``j`` moved (new distances ``dj``).
+
+    The old entry of ``j`` leaves (the list then holds one exact entry fewer, inf at its end);
+    the new ``j`` enters where it is nearer than the list's last known entry, so every finite
+    entry stays exact: the true nearest picks among all picks, in order.
+    """
+    k = nn_idx.shape[1]
+    hit = nn_idx == j
+    rows = np.flatnonzero(hit.any(axis=1))
+    if len(rows):
+        d = np.where(hit[rows], np.inf, nn_d[rows])
+        o = np.argsort(d, axis=1, kind="stable")
+        nn_d[rows] = np.take_along_axis(d, o, axis=1)
+        nn_idx[rows] = np.take_along_axis(nn_idx[rows], o, axis=1)
+    finite = np.isfinite(nn_d)
+    full = finite[:, -1]
+    last = np.where(full, nn_d[:, -1], np.where(finite, nn_d, -np.inf).max(axis=1))
+    ins = np.flatnonzero(dj < last)
+    if len(ins):
+        d = nn_d[ins].copy()
+        i = nn_idx[ins].copy()
+        # the slot taken: the last one when full, else the first empty one
+        slot = np.where(full[ins], k - 1, np.argmin(np.isfinite(d), axis=1))
+        d[np.arange(len(ins)), slot] = dj[ins]
+        i[np.arange(len(ins)), slot] = j
+        o = np.argsort(d, axis=1, kind="stable")
+        nn_d[ins] = np.take_along_axis(d, o, axis=1)
+        nn_idx[ins] = np.take_along_axis(i, o, axis=1)
+
+
+def swap_refine(
+    X: np.ndarray,
+    selected: np.ndarray,
+    groups: np.ndarray,
+    rng: np.random.Generator,
+    landcover: slice,
+    js_bound: float,
+    max_swaps: int,
+    budget: float = 4e7,
+    candidates: int = 96,
+    penalty: float = 0.3,
+) -> np.ndarray:
+    """Swap picks for better-placed rows, across groups, under a land-cover divergence bound.
+
+    A PAM-style local search on the k-median objective (the mean distance from a pool row to
+    its nearest pick, the figure ``kcenter_mean_radius`` of :mod:`csmoe_data.stats`): each swap
+    removes one pick and adds one row of any group, so budget moves to where it serves most
+    rows (which the per-group budgets of the allocation cannot know). The exact change of the
+    mean distance of every (candidate, pick) pair follows from each row's nearest and
+    second-nearest pick; the objective adds ``penalty`` times the change of the land-cover JS
+    divergence (bits) between the sample's mean fractions and the pool's. The penalty adapts:
+    it grows while the divergence is above ``js_bound`` and shrinks while it is well below, so
+    the search walks along the distance / divergence trade-off instead of stopping at the first
+    swap that would cross the bound. A group's last pick only moves inside its group (strata
+    coverage is kept). Candidates are drawn in batches: rows served worst (by distance), rows
+    that would bring the class mix closer to the pool's, and uniform ones.
+
+    Returns the best state visited among those whose mean distance is at most the input's:
+    lowest ``max(0, JS - js_bound)``, then lowest mean distance; so the result is never worse
+    than the input on either count (a pool whose divergence is above the bound from the start,
+    such as one row per stratum of many one-class strata, gets a lower divergence only where
+    that costs no mean distance). Rows are a random
+    subset under ``budget`` rows x picks, as in :func:`refine_medoids` (skipped below five
+    rows per pick); the divergence is always against every pool row.
+
+    Args:
+        X: (N, D) descriptors.
+        selected: the picks (row indices).
+        groups: group per row (strata).
+        rng: candidate draws.
+        landcover: the land-cover columns of ``X``.
+        js_bound: the divergence the result must not exceed (unless the input does).
+        max_swaps: cap on the swaps made.
+        budget: rows x picks evaluated at most.
+        candidates: rows drawn per batch.
+        penalty: starting weight of the divergence against the mean distance.
+
+    Returns:
+        The picks, position by position (a swapped pick takes the place of the one it replaced).
+    """
+    sel = np.asarray(selected, dtype=np.int64).copy()
+    n, N = len(sel), len(X)
+    if n < 2 or max_swaps <= 0 or n >= N:
+        return sel
+    n_eval = min(N, int(budget // n))
+    if n_eval < 5 * n:
+        return sel
+    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
+    Xe = X[rows]
+    ne = len(rows)
+    L = X[:, landcover].astype(np.float64)
+    target = L.sum(axis=0)
+    if target.sum() <= 0 or L.shape[1] == 0:
+        return sel
+    n_groups = int(groups.max()) + 1
+    per_group = np.bincount(groups[sel], minlength=n_groups)
+    taken = np.zeros(N, dtype=bool)
+    taken[sel] = True
+    total = L[sel].sum(axis=0)
+    # each row's SWAP_NEAREST nearest picks, so that a removed pick rarely forces a rescan
+    nn_idx, nn_d = _nearest_picks(Xe, X[sel], SWAP_NEAREST)
+    near, d1, d2 = nn_idx[:, 0].copy(), nn_d[:, 0].copy(), nn_d[:, 1].copy()
+
+    def js(T: np.ndarray) -> np.ndarray:
+        return js_divergence_rows(T, target)
+
+    js_now = float(js(total[None, :])[0])
+    start_cost = float(d1.mean())
+    best = (max(0.0, js_now - js_bound), start_cost, sel.copy())
+    lam = penalty
+    swaps = 0
+    idle = 0
+    while swaps < max_swaps and idle < 3:
+        # a batch of candidates: poorly served rows, rows that improve the class mix, any rows
+        free = np.flatnonzero(~taken)
+        if len(free) == 0:
+            break
+        k_far, k_mix = candidates // 2, candidates // 4
+        far = rows[rng.choice(ne, k_far, p=d1 / d1.sum())] if d1.sum() > 0 else rows[:0]
+        gain = np.maximum(js_now - js(total[None, :] + L[free]), 0.0)
+        mix = (
+            free[
+                rng.choice(
+                    len(free), min(k_mix, int((gain > 0).sum())), replace=False, p=gain / gain.sum()
+                )
+            ]
+            if gain.sum() > 0
+            else free[:0]
+        )
+        anyr = rng.choice(free, min(len(free), candidates - k_far - k_mix), replace=False)
+        cand = np.unique(np.concatenate([far, mix, anyr]))
+        cand = cand[~taken[cand]]
+        if len(cand) == 0:
+            break
+        Dc = _distances(X[cand], Xe)
+        alive = np.ones(len(cand), dtype=bool)
+
+        common, extra = _swap_contributions(Dc, np.arange(ne), near, d1, d2, n)
+        made = 0
+        while swaps < max_swaps:
+            dmean = (common[:, None] + extra) / ne
+            sole = per_group[groups[sel]] == 1
+            blocked = sole[None, :] & (groups[cand][:, None] != groups[sel][None, :])
+            # screen every pair with the first-order change of the divergence, then score the
+            # best few exactly
+            g = _js_gradient(total, target)
+            lin = dmean + lam * ((L[cand] @ g)[:, None] - (L[sel] @ g)[None, :])
+            lin[blocked | ~alive[:, None]] = np.inf
+            top = np.argpartition(lin.ravel(), min(SWAP_EXACT, lin.size) - 1)[:SWAP_EXACT]
+            top = top[np.isfinite(lin.flat[top])]
+            if len(top) == 0:
+                break
+            ci_t, j_t = np.divmod(top, n)
+            js_new = js(total[None, :] - L[sel[j_t]] + L[cand[ci_t]])
+            obj = dmean[ci_t, j_t] + lam * (js_new - js_now)
+            if not obj.min() < -1e-12:
+                break
+            k = int(np.argmin(obj))
+            ci, j = int(ci_t[k]), int(j_t[k])
+            c, old = int(cand[ci]), int(sel[j])
+            dc = Dc[ci]
+            # rows whose nearest or second-nearest pick leaves, or that the new pick comes
+            # within their second-nearest distance of, change their contributions
+            redo = (nn_idx[:, 0] == j) | (nn_idx[:, 1] == j)
+            changed = np.flatnonzero(redo | (dc < d2))
+            old_common, old_extra = _swap_contributions(Dc, changed, near, d1, d2, n)
+            sel[j] = c
+            taken[old], taken[c] = False, True
+            per_group[groups[old]] -= 1
+            per_group[groups[c]] += 1
+            total += L[c] - L[old]
+            alive[ci] = False
+            _swap_in_lists(nn_idx, nn_d, j, dc)
+            low = np.flatnonzero(~np.isfinite(nn_d[:, 1]))
+            if len(low):  # rows whose lists ran short: exact rescan
+                nn_idx[low], nn_d[low] = _nearest_picks(Xe[low], X[sel], SWAP_NEAREST)
+            near, d1, d2 = nn_idx[:, 0].copy(), nn_d[:, 0].copy(), nn_d[:, 1].copy()
+            new_common, new_extra = _swap_contributions(Dc, changed, near, d1, d2, n)
+            common += new_common - old_common
+            extra += new_extra - old_extra
+            js_now = float(js(total[None, :])[0])
+            swaps += 1
+            made += 1
+            state = (max(0.0, js_now - js_bound), float(d1.mean()))
+            if state < best[:2] and state[1] <= start_cost:
+                best = (*state, sel.copy())
+            # walk along the trade-off: more weight on the divergence while it is too high
+            if js_now > js_bound:
+                lam *= 1.5
+            elif js_now < 0.8 * js_bound:
+                lam /= 1.5
+        idle = 0 if made else idle + 1
+    return best[2]

@@ -18,7 +18,9 @@ from csmoe_common.processes import (
     exclusive_lock,
     exit_code,
     lock_holder,
+    result_of,
     set_parent_death_signal,
+    wait_first,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and fork")
@@ -239,3 +241,54 @@ def test_lock_file_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "missing" / "x.lock"
     with pytest.raises(CsmoeError, match="cannot create the lock file"), exclusive_lock(missing):
         pass
+
+
+@pytest.mark.parametrize("waiter", ["wait_first", "result_of"])
+def test_waiting_on_workers_sees_a_signal_delivered_to_another_thread(waiter: str) -> None:
+    # the kernel may hand SIGTERM or Ctrl-C to a pool's management thread; a main thread waiting
+    # for a worker that hangs (a stuck file system) must still get the KeyboardInterrupt
+    import threading
+    from concurrent.futures import Future
+
+    hung: Future[int] = Future()
+    # the worker comes back after a while, so that a waiter deaf to the signal makes the test
+    # fail rather than hang: the interrupt must come while the worker still hangs
+    unhang = threading.Timer(5, hung.set_result, (1,))
+    unhang.start()
+
+    def signal_from_this_thread() -> None:
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    threading.Timer(0.2, signal_from_this_thread).start()
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            if waiter == "wait_first":
+                wait_first([hung])
+            else:
+                result_of(hung)
+        finally:
+            interrupted_while_hung = not hung.done()
+            unhang.cancel()
+    assert interrupted_while_hung
+
+
+def test_wait_first_returns_what_is_done() -> None:
+    from concurrent.futures import Future
+
+    done: Future[int] = Future()
+    done.set_result(3)
+    pending: Future[int] = Future()
+    assert wait_first([pending, done]) == {done} and wait_first([]) == set()
+    assert result_of(done) == 3
+
+
+def test_worker_counts_are_bounded_by_the_cpus() -> None:
+    from csmoe_common.errors import CsmoeError
+    from csmoe_common.processes import WORKERS_PER_CPU, check_workers, usable_cpus
+
+    limit = WORKERS_PER_CPU * usable_cpus()
+    assert check_workers(0) == 0 and check_workers(limit) == limit
+    with pytest.raises(CsmoeError, match=f"--workers {limit + 1} is more than {limit}"):
+        check_workers(limit + 1)
+    with pytest.raises(CsmoeError, match="-j must be 0 or more"):
+        check_workers(-1, "-j")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 
@@ -77,6 +78,33 @@ def test_leaving_the_block_stops_the_stage_and_closes_its_generator() -> None:
     assert stage.stop.is_set()
     with pytest.raises(Stopped):
         stage.check()
+
+
+def test_a_signal_delivered_to_another_thread_interrupts_the_consumer() -> None:
+    # the kernel may hand SIGTERM or SIGINT to any thread; the consumer waiting for a stage that
+    # hangs (workers on a stuck file system) must still see the KeyboardInterrupt in time
+    release = threading.Event()
+
+    def hung() -> Iterator[int]:
+        release.wait()
+        yield 1
+
+    def signal_from_this_thread() -> None:
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    # a hung stage that comes back after a while, so that a consumer deaf to the signal makes the
+    # test fail rather than hang: the interrupt must come while the stage still hangs
+    unhang = threading.Timer(5, release.set)
+    unhang.start()
+    with Background(hung()) as stage, pytest.raises(KeyboardInterrupt):
+        threading.Timer(0.2, signal_from_this_thread).start()
+        try:
+            list(stage)
+        finally:
+            interrupted_while_hung = not release.is_set()
+            release.set()  # the stage ends, so leaving the block need not wait for it
+    unhang.cancel()
+    assert interrupted_while_hung
 
 
 def test_a_pool_forks_its_workers_on_entry() -> None:

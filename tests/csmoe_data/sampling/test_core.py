@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from csmoe_common.divergence import js_divergence
 from csmoe_common.errors import CsmoeError, UnknownNameError
 from csmoe_common.registry import Registry
 from csmoe_data.errors import CsmoeDataError
@@ -25,7 +26,15 @@ from csmoe_data.sampling import (
     sample_manifest,
 )
 from csmoe_data.sampling import strategies as strategies_mod
-from csmoe_data.sampling.coverage import kcenter_greedy, kmeans_medoids, refine_medoids, repair_max
+from csmoe_data.sampling.coverage import (
+    _nearest_picks,
+    _swap_in_lists,
+    kcenter_greedy,
+    kmeans_medoids,
+    refine_medoids,
+    repair_max,
+    swap_refine,
+)
 from csmoe_data.sampling.features import (
     climate_columns,
     landcover_columns,
@@ -236,6 +245,68 @@ def test_refine_keeps_groups_and_never_worsens() -> None:
     assert (groups[out] == groups[start]).all()
     assert len(set(out.tolist())) == len(out)
     assert cost(out) < cost(start)
+
+
+def _swap_pool() -> tuple[np.ndarray, np.ndarray]:
+    """Three land-cover fractions: a varied group (mostly class 0) and a nearly pure group."""
+    rng = np.random.default_rng(4)
+    varied = rng.dirichlet([4.0, 1.0, 1.0], 400)
+    pure = np.tile([0.0, 1.0, 0.0], (400, 1)) + rng.uniform(0, 0.002, (400, 3))
+    X = np.vstack([varied, pure / pure.sum(1, keepdims=True)]).astype(np.float32)
+    return X, np.repeat([0, 1], 400)
+
+
+def _mean_distance(X: np.ndarray, sel: np.ndarray) -> float:
+    return float(np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1).mean())
+
+
+def test_swap_refine_moves_budget_across_groups_and_keeps_coverage() -> None:
+    X, groups = _swap_pool()
+    # most of the budget wasted on the pure group, where one pick serves every row
+    start = np.r_[np.arange(2), 400 + np.arange(8)]
+    out = swap_refine(X, start, groups, np.random.default_rng(0), slice(0, 3), 1.0, 40)
+    again = swap_refine(X, start, groups, np.random.default_rng(0), slice(0, 3), 1.0, 40)
+    assert out.tolist() == again.tolist()
+    assert len(out) == len(start) and len(set(out.tolist())) == len(out)
+    assert set(groups[out].tolist()) == {0, 1}  # the pure group keeps its row
+    assert (groups[out] == 0).sum() > 2
+    assert _mean_distance(X, out) < 0.8 * _mean_distance(X, start)
+
+
+def test_swap_refine_holds_the_landcover_divergence() -> None:
+    X, groups = _swap_pool()
+    start = np.r_[np.arange(4), 400 + np.arange(6)]
+
+    def js(sel: np.ndarray) -> float:
+        return js_divergence(X[sel].mean(0), X.mean(0))
+
+    bound = js(start)
+    free = swap_refine(X, start, groups, np.random.default_rng(0), slice(0, 3), 1.0, 40)
+    held = swap_refine(X, start, groups, np.random.default_rng(0), slice(0, 3), bound, 40)
+    assert js(free) > bound  # unconstrained, the swaps would skew the class mix
+    assert js(held) <= bound + 1e-9
+    assert _mean_distance(X, held) <= _mean_distance(X, start)
+    assert _mean_distance(X, free) < _mean_distance(X, held) < _mean_distance(X, start)
+
+
+def test_nearest_pick_lists_stay_exact_through_swaps() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.random((300, 4)).astype(np.float32)
+    sel = rng.choice(300, 12, replace=False)
+    idx, dist = _nearest_picks(X, X[sel], 4)
+    for _ in range(30):
+        j = int(rng.integers(12))
+        sel[j] = int(rng.choice(np.setdiff1d(np.arange(300), sel)))
+        dj = np.sqrt(((X - X[sel[j]]) ** 2).sum(1)).astype(np.float64)
+        _swap_in_lists(idx, dist, j, dj)
+        short = ~np.isfinite(dist[:, 1])
+        idx[short], dist[short] = _nearest_picks(X[short], X[sel], 4)
+        exact = np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1))
+        order = np.sort(exact, axis=1)
+        finite = np.isfinite(dist)
+        # every finite entry is the true k-th nearest distance, and names a pick that far away
+        assert np.allclose(dist[finite], order[:, :4][finite], atol=1e-5)
+        assert np.allclose(exact[np.arange(300)[:, None], idx][finite], dist[finite], atol=1e-5)
 
 
 # --- sample_manifest -----------------------------------------------------------------------
