@@ -128,8 +128,16 @@ def user_errors(func: F) -> F:
 
     CsmoeError: its message, exit 1. Any ``OSError`` (read-only folder, full disk, name too long,
     permission): its reason and file, exit 1. An interruption: :data:`INTERRUPTED`, exit 128 + the
-    signal (130 for Ctrl-C, 143 for SIGTERM).
+    signal (130 for Ctrl-C, 143 for SIGTERM). Out of memory: one line, with the options that bound
+    memory when the command has them.
     """
+    import inspect
+
+    options = inspect.signature(func).parameters
+    hints = [h for p, h in (("workers", "fewer --workers"), ("chunk_size", "a smaller --chunk-size"),
+                            ("batch_size", "a smaller --batch-size"), ("max_cells", "a smaller --max-cells"))
+             if p in options]  # fmt: skip
+    out_of_memory = "out of memory" + (f"; try {' or '.join(hints)}" if hints else "")
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -142,7 +150,7 @@ def user_errors(func: F) -> F:
         except CsmoeError as exc:
             raise fail(" ".join(str(exc).split("\n"))) from None
         except MemoryError:
-            raise fail("out of memory; try fewer --workers or a smaller chunk size") from None
+            raise fail(out_of_memory) from None
         except OSError as exc:
             raise fail(os_error_line(exc)) from None
 

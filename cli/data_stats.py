@@ -186,7 +186,7 @@ def stats(
     """
     from rich.table import Table
 
-    from csmoe_common.atomic import check_output_path, write_text
+    from csmoe_common.atomic import check_output_folder, check_output_path, write_text
     from csmoe_data.plots import legend_info, make_plots
     from csmoe_data.sampling.eligibility import eligibility_breakdown
     from csmoe_data.stats import (
@@ -205,6 +205,8 @@ def stats(
         raise fail("give --baseline or --compare, not both")
     if json_out is not None:
         check_output_path(json_out, overwrite)  # fail before the work, not after
+    if plots is not None:
+        check_output_folder(plots)
     sample, meta = _read(manifest)
     refused: list[Path] = []
     pool_path = pool if pool is not None else pool_path_from_metadata(meta, manifest, refused)
@@ -233,6 +235,14 @@ def stats(
         if not all_rows:
             pool_df = eligible_pool(pool_df, meta.get("sampling"))
     figures = compute_stats(sample, pool_df)
+    if not figures["landcover_mean"] and not figures["climate_mean"]:
+        err_console.print(
+            f"warning: {manifest} has no land-cover or climate fraction columns (lc_<code>, "
+            "kg_<class>): only rows and splits mean anything here; describe its footprints with "
+            "csmoe-data build-manifest",
+            highlight=False,
+            soft_wrap=True,
+        )
     figures["better"] = dict(BETTER)
     figures["eligibility"] = breakdown
     figures["split_distributions"] = split_distributions(

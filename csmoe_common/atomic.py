@@ -18,6 +18,7 @@ Temporary names are ``.<prefix>.<pid>.<random>.tmp`` (files) and ``.tmp-<prefix>
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -57,11 +58,121 @@ def fsync_dir(path: str | Path) -> None:
             os.close(fd)
 
 
+def os_error_reason(exc: OSError) -> str:
+    """The reason of an ``OSError`` in the platform's words.
+
+    Writers in C/C++/Rust (pyarrow, GDAL, safetensors) wrap the system's reason in their own
+    text ("Error writing bytes to file. Detail: [errno 28] ..."); where the error number is
+    known its standard text is the one line a user needs.
+    """
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
 def os_error_message(exc: OSError, path: str | Path | None = None) -> str:
     """One line for an ``OSError``: its reason and the file it concerns."""
     where = exc.filename if exc.filename is not None else path
-    reason = exc.strerror or str(exc)
+    reason = os_error_reason(exc)
     return f"{reason}: {where}" if where is not None else reason
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Give an ``OSError`` raised inside without a file name the name ``path``.
+
+    Errors of C writers (pyarrow, numpy's memmap, GDAL) often carry no file name; the output
+    being written is the file (or folder) the user has to look at.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, os_error_reason(exc), str(path)) from exc
+
+
+#: errors of a file system that cannot reserve space ahead (then the space is not reserved)
+_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, getattr(errno, "ENOTSUP", -1)}
+
+
+def reserve_space(path: str | Path) -> None:
+    """Allocate the blocks of the (sparse) file ``path`` up to its size.
+
+    A memory-mapped array written into a sparse file on a full disk kills the process with
+    SIGBUS; with its blocks reserved first, a full disk is an ``OSError`` here instead. File
+    systems that cannot reserve space are left as they are.
+
+    Raises:
+        OSError: the disk has not room for the file (ENOSPC, EDQUOT), with the file named.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in _NO_FALLOCATE:
+            raise OSError(exc.errno, os_error_reason(exc), str(path)) from None
+    finally:
+        os.close(fd)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for f in (folder, *folder.parents):
+        if f.exists() or f.is_symlink():
+            break
+        missing.append(f)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for f in folders:  # deepest first; a folder someone filled meanwhile stays
+        try:
+            f.rmdir()
+        except OSError:
+            break
+
+
+@contextlib.contextmanager
+def new_folder(folder: str | Path, whole: bool = True) -> Iterator[Path]:
+    """Create ``folder`` (and its parents); if the block fails, remove what this call created.
+
+    Args:
+        folder: the output folder of a command (plots, a run, weights).
+        whole: the folder is one output (plots, weights): on failure a folder this call created is
+            removed with the files written into it. ``False`` for run folders, whose finished
+            files (checkpoints) are worth keeping: only folders left empty are removed.
+
+    A folder that existed before is never removed (its files are replaced one by one, atomically).
+
+    Raises:
+        CsmoeError: if the folder cannot be created.
+    """
+    folder = Path(folder)
+    missing = _missing_folders(folder)
+    _check_folders_on_the_way(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CsmoeError(f"cannot create folder {folder}: {os_error_reason(exc)}") from None
+    try:
+        yield folder
+    except BaseException:
+        if missing:
+            if whole:
+                shutil.rmtree(folder, ignore_errors=True)
+                _remove_empty(missing[1:])
+            else:
+                with contextlib.suppress(OSError):
+                    for sub in sorted(folder.rglob("*"), reverse=True):  # empty subfolders only
+                        if sub.is_dir() and not sub.is_symlink():
+                            with contextlib.suppress(OSError):
+                                sub.rmdir()
+                _remove_empty(missing)
+        raise
 
 
 def check_output_path(path: str | Path, overwrite: bool) -> Path:
@@ -69,27 +180,60 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
 
     A check made before the inputs are validated so leaves no trace.
 
+    A symbolic link counts as an existing file even when it points nowhere; ``overwrite``
+    replaces the link itself, never the file it points to.
+
     Raises:
-        CsmoeError: if it is a folder, or exists and ``overwrite`` is false.
+        CsmoeError: if it is a folder, exists (or is a link) and ``overwrite`` is false, or a
+            folder on its way is a file.
     """
     path = Path(path)
     if path.is_dir():
         raise CsmoeError(f"{path} is a directory, not a file")
+    if path.is_symlink() and not overwrite:
+        raise CsmoeError(f"{path} exists (a symbolic link); pass --overwrite to replace the link")
     if path.exists() and not overwrite:
         raise CsmoeError(f"{path} exists; pass --overwrite to replace it")
+    _check_folders_on_the_way(path.parent)
     return path
 
 
-def make_parent(path: Path) -> None:
+def check_output_folder(folder: str | Path) -> Path:
+    """Check that ``folder`` can be an output folder (figures), creating nothing.
+
+    Raises:
+        CsmoeError: if it, or the nearest part of its path that exists, is a file.
+    """
+    folder = Path(folder)
+    _check_folders_on_the_way(folder)
+    return folder
+
+
+def _check_folders_on_the_way(folder: Path) -> None:
+    """Refuse a folder path whose nearest existing part is a file (``out.parquet/fig.png``)."""
+    for f in (folder, *folder.parents):
+        if f.exists():
+            if not f.is_dir():
+                raise CsmoeError(f"cannot create folder {folder}: {f} is a file, not a folder")
+            return
+
+
+def make_parent(path: Path) -> list[Path]:
     """Create ``path``'s folder (and its parents).
+
+    Returns:
+        The folders created, deepest first (to remove them again if the output fails).
 
     Raises:
         CsmoeError: if it cannot be created (read-only, permission, a file in the way).
     """
+    missing = _missing_folders(path.parent)
+    _check_folders_on_the_way(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CsmoeError(f"cannot create folder {path.parent}: {exc.strerror or exc}") from None
+        raise CsmoeError(f"cannot create folder {path.parent}: {os_error_reason(exc)}") from None
+    return missing
 
 
 @contextlib.contextmanager
@@ -105,36 +249,42 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             created or written (the message names the file).
     """
     path = check_output_path(path, overwrite)
-    make_parent(path)
+    created = make_parent(path)
+    done = False
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{_prefix(path.name)}.{os.getpid()}.", suffix=".tmp", dir=path.parent
-        )
-    except OSError as exc:
-        raise CsmoeError(f"cannot write {path}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        os.close(fd)
         try:
-            yield tmp
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{_prefix(path.name)}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+            )
         except OSError as exc:
-            # a failure writing our temporary (full disk, quota) is a failure to write the target
-            if exc.filename is None or str(exc.filename) == str(tmp):
-                raise CsmoeError(f"cannot write {path}: {exc.strerror or exc}") from None
-            raise
+            raise CsmoeError(f"cannot write {path}: {os_error_reason(exc)}") from None
+        tmp = Path(tmp_name)
         try:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            if path.exists() and not overwrite:  # appeared while we were working
-                raise CsmoeError(f"{path} exists; pass --overwrite to replace it")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise CsmoeError(f"cannot write {path}: {exc.strerror or exc}") from None
-        fsync_dir(path.parent)
+            os.fchmod(fd, 0o666 & ~_umask())
+            os.close(fd)
+            try:
+                yield tmp
+            except OSError as exc:
+                # a failure writing our temporary (full disk, quota) is a failure to write the target
+                if exc.filename is None or str(exc.filename) == str(tmp):
+                    raise CsmoeError(f"cannot write {path}: {os_error_reason(exc)}") from None
+                raise
+            try:
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                if path.exists() and not overwrite:  # appeared while we were working
+                    raise CsmoeError(f"{path} exists; pass --overwrite to replace it")
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise CsmoeError(f"cannot write {path}: {os_error_reason(exc)}") from None
+            done = True
+            fsync_dir(path.parent)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if not done:  # folders made for an output that failed go again
+            _remove_empty(created)
 
 
 def atomic_file(path: str | Path) -> contextlib.AbstractContextManager[Path]:
@@ -149,7 +299,7 @@ def temporary_dir(target: str | Path) -> Path:
         CsmoeError: if the folder cannot be created.
     """
     target = Path(target)
-    make_parent(target)
+    created = make_parent(target)
     try:
         return Path(
             tempfile.mkdtemp(
@@ -157,7 +307,8 @@ def temporary_dir(target: str | Path) -> Path:
             )
         )
     except OSError as exc:
-        raise CsmoeError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+        _remove_empty(created)
+        raise CsmoeError(f"cannot write in {target.parent}: {os_error_reason(exc)}") from None
 
 
 def replace_dir(tmp_dir: Path, target: Path) -> None:

@@ -65,6 +65,37 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+#: most worker processes a command starts per CPU it may use: more only thrash (and a typo such
+#: as --workers 100000 would fork that many processes at once)
+WORKERS_PER_CPU = 8
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; the machine's count elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int, option: str = "--workers") -> int:
+    """Refuse a worker count that is negative or far beyond this machine's CPUs.
+
+    Raises:
+        CsmoeError: ``workers`` < 0 or > :data:`WORKERS_PER_CPU` x :func:`usable_cpus`.
+    """
+    cpus = usable_cpus()
+    limit = WORKERS_PER_CPU * cpus
+    if workers < 0:
+        raise CsmoeError(f"{option} must be 0 or more, got {workers}")
+    if workers > limit:
+        raise CsmoeError(
+            f"{option} {workers} is more than {limit} ({WORKERS_PER_CPU} per CPU; this process "
+            f"may use {cpus})"
+        )
+    return workers
+
+
 def exit_code(exc: BaseException) -> int:
     """The conventional exit status for an interruption: 128 + the signal (130 for Ctrl-C)."""
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)

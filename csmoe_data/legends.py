@@ -239,6 +239,8 @@ def _int(value: Any, where: str) -> int:
         out = int(str(value).strip())
     except ValueError:
         raise CsmoeDataError(f"{where}: class code {value!r} is not an integer") from None
+    if not -(2**63) <= out < 2**63:  # raster values and codes are held as int64
+        raise CsmoeDataError(f"{where}: class code {value!r} is beyond the 64-bit integer range")
     return out
 
 

@@ -186,6 +186,10 @@ def read_manifest(path: str | Path) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
         gdf = gpd.read_parquet(path)
     except (ValueError, pa.ArrowInvalid, OSError) as exc:
         raise CsmoeDataError(f"{path} is not a readable GeoParquet file: {exc}") from exc
+    except TypeError as exc:  # a column whose data contradicts the file's pandas metadata
+        raise CsmoeDataError(
+            f"{path} has a column of another type than it declares: {exc}"
+        ) from exc
     if BBOX in gdf.columns:
         gdf = gdf.drop(columns=BBOX)
     return gdf, metadata

@@ -650,7 +650,7 @@ def make_plots(
     Raises:
         CsmoeDataError: if a figure exists and ``overwrite`` is false, or the folder cannot be made.
     """
-    from csmoe_common.atomic import check_output_path
+    from csmoe_common.atomic import check_output_path, new_folder
 
     out_dir = Path(out_dir)
     pool = sample if pool is None else pool
@@ -665,20 +665,21 @@ def make_plots(
     paths = {n: out_dir / n for n in names}
     for p in paths.values():  # fail before drawing anything
         check_output_path(p, overwrite)
-    out = [
-        plot_class_distributions(
-            sample, pool, paths[FIGURES[0]], metadata, overwrite, baseline, label
-        ),
-        plot_heatmap(sample, pool, paths[FIGURES[1]], metadata, overwrite, baseline, label),
-        plot_world_map(sample, pool, paths[FIGURES[2]], metadata, overwrite),
-    ]
-    if with_splits:
-        out.append(plot_splits_map(sample, pool, paths[SPLITS_FIGURE], metadata, overwrite))
-    if with_baseline:
-        assert baseline is not None and figures is not None
-        out.append(
-            plot_baseline_comparison(
-                figures, sample, pool, baseline, paths[BASELINE_FIGURE], label, overwrite
+    with new_folder(out_dir):  # a new folder goes again, with its figures, if one fails
+        out = [
+            plot_class_distributions(
+                sample, pool, paths[FIGURES[0]], metadata, overwrite, baseline, label
+            ),
+            plot_heatmap(sample, pool, paths[FIGURES[1]], metadata, overwrite, baseline, label),
+            plot_world_map(sample, pool, paths[FIGURES[2]], metadata, overwrite),
+        ]
+        if with_splits:
+            out.append(plot_splits_map(sample, pool, paths[SPLITS_FIGURE], metadata, overwrite))
+        if with_baseline:
+            assert baseline is not None and figures is not None
+            out.append(
+                plot_baseline_comparison(
+                    figures, sample, pool, baseline, paths[BASELINE_FIGURE], label, overwrite
+                )
             )
-        )
     return out

@@ -121,6 +121,22 @@ def _normalized_entropy(labels: np.ndarray, n_strata: int | None = None) -> floa
     return float(-(p * np.log(p)).sum() / np.log(n_strata))
 
 
+def _check_descriptors(cols: list[str], *frames: pd.DataFrame) -> None:
+    """Refuse class fractions that are not numbers (text fractions would count as zeros).
+
+    Raises:
+        CsmoeDataError: an ``lc_<code>``/``kg_<class>`` column that is not numeric.
+    """
+    from csmoe_data.errors import CsmoeDataError
+
+    for df in frames:
+        for col in cols:
+            if col in df.columns and not pd.api.types.is_numeric_dtype(df[col].dtype):
+                raise CsmoeDataError(
+                    f"column {col} holds {df[col].dtype} values, not fractions (numbers)"
+                )
+
+
 def compute_stats(
     sample: pd.DataFrame, pool: pd.DataFrame | None = None, progress: bool | None = None
 ) -> dict[str, Any]:
@@ -145,6 +161,7 @@ def compute_stats(
     lc_cols = landcover_columns(pool.columns) or landcover_columns(sample.columns)
     kg_cols = climate_columns(pool.columns) or climate_columns(sample.columns)
     cols = lc_cols + kg_cols
+    _check_descriptors(cols, sample, pool)
     pool_X = descriptor_matrix(pool, cols)
     sample_X = descriptor_matrix(sample, cols)
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from csmoe_common.processes import worker_initializer
+from csmoe_common.processes import check_workers, worker_initializer
 from csmoe_model.data.transforms import DeviceTransform
 from csmoe_model.errors import CsmoeError
 
@@ -313,7 +313,7 @@ class DeviceLoader:
         )
         groups = (*self.transform.groups, "s1")
         self.dataset = CacheBatches(str(cache.path), groups, self.plan, augment, ring=prefetch + 2)
-        self.workers = workers
+        self.workers = check_workers(workers)
         self.prefetch = prefetch
         self.wait_s = 0.0
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from csmoe_common.atomic import replace_dir, write_text
+from csmoe_common.atomic import naming, replace_dir, reserve_space, write_text
 from csmoe_common.manifest import (
     MASK_PATH,
     imagery_root,
@@ -323,7 +323,8 @@ def open_mask_cache(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _build(tmp, paths, size, legend, ignore_value, key, str(manifest), progress)
+        with naming(target):
+            _build(tmp, paths, size, legend, ignore_value, key, str(manifest), progress)
         replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -350,6 +351,7 @@ def _build(
     raw = np.lib.format.open_memmap(
         folder / "raw.npy", mode="w+", dtype=np.int32, shape=(n, size, size)
     )
+    reserve_space(folder / "raw.npy")  # a full disk: an error now, not a SIGBUS below
     present = np.zeros(n, dtype=bool)
     problems: list[str] = []
     seen: set[int] = set()
@@ -394,6 +396,7 @@ def _build(
     out = np.lib.format.open_memmap(
         folder / "masks.npy", mode="w+", dtype=np.int16, shape=(n, size, size)
     )
+    reserve_space(folder / "masks.npy")
     unknown: dict[int, int] = {}
     ignored = 0
     has_mask = np.zeros(n, dtype=bool)

@@ -216,6 +216,9 @@ def knn_scores(
     Raises:
         ValueError: on bad inputs (see :func:`~csmoe_model.eval.metrics.cosine_search`).
     """
+    # beyond the training set a neighbour list only grows padding (weight 0): search no further,
+    # so a huge k costs nothing
+    k = max(1, min(k, len(x_train))) if k >= 1 else k
     res = cosine_search(
         x_query, x_train, k, query_ids=query_ids, archive_ids=train_ids, device=device
     )
@@ -245,8 +248,11 @@ def evaluate_probe(
     Rows without the sensor's embedding or without labels are left out (counted in ``meta``).
 
     Raises:
-        CsmoeError: on a missing label column, sensor, ``train`` or ``test`` rows.
+        CsmoeError: on a missing label column, sensor, ``train`` or ``test`` rows, or a seed
+            outside 0..2**32 - 1 (the solver's random state).
     """
+    if not 0 <= seed < 2**32:
+        raise CsmoeError(f"--seed must be in 0..{2**32 - 1}, got {seed}")
     column = embeddings.label_column(labels_column)
     labels, classes = embeddings.label_matrix(column)
     x = features(embeddings, sensor)

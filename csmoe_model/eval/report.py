@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from csmoe_common.atomic import atomic_output, check_output_path
+from csmoe_common.atomic import atomic_output, check_output_path, new_folder
 from csmoe_model.eval.probe import SUMMARY, ProbeReport
 from csmoe_model.eval.retrieval import METRICS, RetrievalReport
 
@@ -147,26 +147,29 @@ def plot_precision_curves(
 
     out_dir = Path(out_dir)
     written = []
-    for metric, fname, ylabel in (
-        ("precision", PLOT_FILES[0], "precision@k (CSMAE)"),
-        ("map", PLOT_FILES[1], "mAP@k"),
-    ):
-        target = check_output_path(out_dir / fname, overwrite)
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        for direction, curves in report.curves.items():
-            y = curves[metric]
-            ax.plot(range(1, len(y) + 1), y, marker="." if len(y) <= 30 else None, label=direction)
-        ax.set_xlabel("k (retrieved items)")
-        ax.set_ylabel(ylabel)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(title=f"labels: {report.meta.get('labels_column')}")
-        ax.set_title(
-            f"Retrieval, queries {report.meta.get('queries')} / archive {report.meta.get('archive')}"
-        )
-        fig.tight_layout()
-        with atomic_output(target, overwrite) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-        written.append(target)
+    with new_folder(out_dir):  # a new folder goes again, with its figures, if one fails
+        for metric, fname, ylabel in (
+            ("precision", PLOT_FILES[0], "precision@k (CSMAE)"),
+            ("map", PLOT_FILES[1], "mAP@k"),
+        ):
+            target = check_output_path(out_dir / fname, overwrite)
+            fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+            for direction, curves in report.curves.items():
+                y = curves[metric]
+                ax.plot(
+                    range(1, len(y) + 1), y, marker="." if len(y) <= 30 else None, label=direction
+                )
+            ax.set_xlabel("k (retrieved items)")
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(title=f"labels: {report.meta.get('labels_column')}")
+            ax.set_title(
+                f"Retrieval, queries {report.meta.get('queries')} / archive {report.meta.get('archive')}"
+            )
+            fig.tight_layout()
+            with atomic_output(target, overwrite) as tmp:
+                fig.savefig(tmp, format="png")
+            plt.close(fig)
+            written.append(target)
     return written

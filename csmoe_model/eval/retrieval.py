@@ -66,6 +66,10 @@ class RetrievalReport:
         return out
 
 
+#: most entries of the (queries x k) ranked lists a search may allocate (2**28: 2 GiB of int64)
+_MAX_RANKED = 2**28
+
+
 def evaluate_retrieval(
     embeddings: EmbeddingSet,
     *,
@@ -103,11 +107,12 @@ def evaluate_retrieval(
     """
     if k < 1:
         raise CsmoeError(f"--k must be at least 1, got {k}")
+    if curve_k is not None and curve_k < 1:
+        raise CsmoeError(f"--plot-k must be at least 1, got {curve_k}")
     column = embeddings.label_column(labels_column)
     labels, classes = embeddings.label_matrix(column)
     q_rows = embeddings.split_mask(queries)
     a_rows = embeddings.split_mask(archive)
-    k_max = max(k, curve_k or k)
     dev = resolve_device(device)
 
     report = RetrievalReport(k=k)
@@ -130,6 +135,13 @@ def evaluate_retrieval(
             skipped.append(name)
             continue
         q_idx, a_idx = np.nonzero(qm)[0], np.nonzero(am)[0]
+        # curves end where the archive does (they are flat beyond): a large --plot-k costs nothing
+        k_max = max(k, min(curve_k or k, len(a_idx)))
+        if len(q_idx) * k_max > _MAX_RANKED:
+            raise CsmoeError(
+                f"{name}: --k {k} is far beyond the archive's {len(a_idx)} item(s); the ranked "
+                f"lists of {len(q_idx)} queries would not fit in memory (use --k <= {len(a_idx)})"
+            )
         done = 0
 
         def _tick(n: int, _name: str = name, _total: int = len(q_idx)) -> None:

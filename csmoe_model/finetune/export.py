@@ -37,10 +37,10 @@ def trainable_state(model: FinetuneModel, train_encoder: bool) -> dict[str, torc
 
 def save_safetensors(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
     """Write ``state`` with ``meta`` as safetensors, atomically."""
-    from safetensors.torch import save_file
+    from csmoe_model.weights.files import save_safetensors_file
 
     with atomic_file(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+        save_safetensors_file(state, tmp, metadata=meta)
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from csmoe_common.atomic import write_json, write_text
+from csmoe_common.atomic import new_folder, write_json, write_text
 from csmoe_common.progress import progress_bar
 from csmoe_model.errors import CsmoeError
 from csmoe_model.finetune.backbone import Backbone, param_groups
@@ -187,6 +187,26 @@ def finetune(
     Raises:
         CsmoeError: bad options, manifest, weights or targets; a non-finite loss.
     """
+    # a run folder this call creates goes again when it fails with nothing in it (finished
+    # checkpoints stay: they can be resumed)
+    with new_folder(cfg.out, whole=False):
+        return _finetune(cfg, resume=resume, overwrite=overwrite, given=given,
+                         save_predictions=save_predictions, log=log, progress=progress,
+                         on_step=on_step)  # fmt: skip
+
+
+def _finetune(
+    cfg: FinetuneConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    given: dict[str, Any] | None = None,
+    save_predictions: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> FinetuneResult:
+    """:func:`finetune` in a run folder that exists."""
     from csmoe_common.device import resolve_device
     from csmoe_model.data import CacheSettings, open_cache
     from csmoe_model.eval.embed import load_model

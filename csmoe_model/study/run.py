@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from csmoe_common.atomic import write_json, write_text
+from csmoe_common.atomic import new_folder, write_json, write_text
 from csmoe_common.manifest import imagery_root
 from csmoe_model.errors import CsmoeError
 
@@ -239,11 +239,20 @@ def run_study(
     Raises:
         CsmoeError: bad options or a failing cell.
     """
+    # a study folder this call creates goes again when it fails with nothing in it (finished
+    # cells stay: a rerun resumes them)
+    with new_folder(cfg.out, whole=False):
+        return _run_study(cfg, log=log, progress=progress)
+
+
+def _run_study(
+    cfg: StudyConfig, *, log: Callable[[str], None] = print, progress: bool = False
+) -> StudyResult:
+    """:func:`run_study` in a study folder that exists."""
     from csmoe_model.study.report import plot_tradeoff, study_markdown
 
     cfg.validate()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     sets = cfg.train_sets or [cfg.manifest]
     for path in [cfg.manifest, *sets]:
         if not Path(path).is_file():

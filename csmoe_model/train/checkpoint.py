@@ -20,6 +20,7 @@ import torch
 
 from csmoe_common.atomic import atomic_file, write_text
 from csmoe_model.errors import CsmoeError
+from csmoe_model.weights.files import save_torch
 
 CKPT_FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
@@ -88,7 +89,7 @@ def save_checkpoint(folder: str | Path, step: int, payload: dict[str, Any], keep
     folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, step)
     with atomic_file(path) as tmp:
-        torch.save({"format": CKPT_FORMAT, "step": int(step), **payload}, tmp)
+        save_torch({"format": CKPT_FORMAT, "step": int(step), **payload}, tmp)
     write_text(folder / "latest", path.name + "\n", overwrite=True)
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ CPU; CUDA kernels may differ in the last bits).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from csmoe_common.atomic import new_folder
 from csmoe_common.device import resolve_device
 from csmoe_common.progress import progress_bar
 from csmoe_model.errors import CsmoeError
@@ -153,7 +155,10 @@ def train(
                     f"(e.g. {kept[0].name})"
                 )
         barrier(env)
-        return _run(cfg, run_dir, env, device, resuming, say, progress and env.is_main, on_step)
+        # a run folder this call creates goes again when it fails with nothing in it (finished
+        # checkpoints stay: they can be resumed)
+        with new_folder(run_dir.path, whole=False) if env.is_main else contextlib.nullcontext():
+            return _run(cfg, run_dir, env, device, resuming, say, progress and env.is_main, on_step)
     finally:
         shutdown_distributed()
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from csmoe_common.atomic import new_folder
 from csmoe_common.bands import S1_BANDS, S2_BANDS_10
 from csmoe_model.errors import CsmoeError
 from csmoe_model.weights.safe_load import SkippedObject, read_torch_checkpoint
@@ -430,12 +431,12 @@ def import_csmae(
         raise CsmoeError(f"{out} exists; pass --overwrite to replace it")
     ckpt = load_csmae_checkpoint(checkpoint)
     model = build_from_checkpoint(ckpt, input_transform=input_transform)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    written = save_pretrained(
-        model,
-        out,
-        normalization=BIGEARTHNET_NORMALIZATION,
-        source=f"CSMAE checkpoint {Path(checkpoint).name} ({ckpt.variant})",
-        note=INPUT_TRANSFORM_NOTE if input_transform == "transpose_hw" else None,
-    )
+    with new_folder(out_dir):  # a folder made here goes again if the weights cannot be written
+        written = save_pretrained(
+            model,
+            out,
+            normalization=BIGEARTHNET_NORMALIZATION,
+            source=f"CSMAE checkpoint {Path(checkpoint).name} ({ckpt.variant})",
+            note=INPUT_TRANSFORM_NOTE if input_transform == "transpose_hw" else None,
+        )
     return written, ckpt

@@ -109,7 +109,7 @@ def save_pretrained(
     """
     import dataclasses
 
-    from safetensors.torch import save_file
+    from csmoe_model.weights.files import save_safetensors_file
 
     path = Path(path)
     if path.is_dir() or path.suffix == "":
@@ -130,11 +130,8 @@ def save_pretrained(
     if note is not None:
         meta["note"] = str(note)
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in model.encoder_state_dict().items()}
-    try:
-        with atomic_file(path) as tmp:
-            save_file(sd, str(tmp), metadata=meta)
-    except OSError as exc:
-        raise CsmoeError(f"cannot write {path}: {exc}") from exc
+    with atomic_file(path) as tmp:
+        save_safetensors_file(sd, tmp, metadata=meta)
     return path
 
 

@@ -79,3 +79,27 @@ def test_no_arguments_still_show_the_help(app: object) -> None:
     res = CliRunner().invoke(app, [])  # type: ignore[arg-type]
     text = res.stdout + res.stderr
     assert "Usage:" in text and "Commands" in text and "error:" not in text, text
+
+
+def test_out_of_memory_names_only_the_options_the_command_has() -> None:
+    import typer
+
+    from csmoe_cli._common import user_errors
+
+    app = typer.Typer()
+
+    @app.command("a")
+    @user_errors
+    def with_workers(workers: int = 1, batch_size: int = 2) -> None:
+        raise MemoryError
+
+    @app.command("b")
+    @user_errors
+    def without() -> None:
+        raise MemoryError
+
+    res = CliRunner().invoke(app, ["a"])
+    assert res.exit_code == 1
+    assert "out of memory; try fewer --workers or a smaller --batch-size" in res.output
+    res = CliRunner().invoke(app, ["b"])
+    assert res.exit_code == 1 and res.output.strip() == "error: out of memory"

@@ -14,6 +14,9 @@ from csmoe_common.atomic import (
     atomic_file,
     atomic_output,
     check_output_path,
+    naming,
+    new_folder,
+    os_error_message,
     remove_stale_temporaries,
     replace_dir,
     temporary_dir,
@@ -93,6 +96,60 @@ def test_write_failure_names_the_target(tmp_path: Path) -> None:
         raise OSError(28, "No space left on device", str(tmp))
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_output_removes_the_folders_it_made(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "sub" / "out.bin"
+    with pytest.raises(CsmoeError, match="out.bin"), atomic_output(target):
+        raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()  # a folder that was there stays, even empty
+    with pytest.raises(CsmoeError), atomic_output(tmp_path / "mine" / "out.bin"):
+        raise OSError(28, "No space left on device")
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
+def test_reason_is_the_system_text_of_the_error_number() -> None:
+    # pyarrow's wording of a full disk, which repeats the reason inside its own text
+    exc = OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert os_error_message(exc, "/x/m.parquet") == "No space left on device: /x/m.parquet"
+    assert os_error_message(OSError("no number"), None) == "no number"
+
+
+def test_naming_adds_the_file_to_an_error_without_one(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as info, naming(tmp_path / "cache"):
+        raise OSError(28, "No space left on device")
+    assert info.value.filename == str(tmp_path / "cache") and info.value.errno == 28
+    with pytest.raises(OSError) as info, naming(tmp_path / "cache"):
+        raise OSError(13, "Permission denied", "/elsewhere")
+    assert info.value.filename == "/elsewhere"
+
+
+def test_new_folder_removes_a_whole_new_output_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), new_folder(tmp_path / "a" / "plots") as folder:
+        (folder / "one.png").write_bytes(b"done")
+        raise RuntimeError("the second figure failed")
+    assert list(tmp_path.iterdir()) == []
+    with new_folder(tmp_path / "plots") as folder:  # success: kept
+        (folder / "one.png").write_bytes(b"done")
+    with pytest.raises(RuntimeError), new_folder(tmp_path / "plots"):  # existed: untouched
+        raise RuntimeError("later run failed")
+    assert (tmp_path / "plots" / "one.png").read_bytes() == b"done"
+
+
+def test_new_run_folder_keeps_finished_files_and_drops_empty_ones(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), new_folder(tmp_path / "run", whole=False) as run:
+        (run / "tb").mkdir()
+        raise RuntimeError("failed before writing anything")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError), new_folder(tmp_path / "run", whole=False) as run:
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "step_1.pt").write_bytes(b"resumable")
+        (run / "tb").mkdir()
+        raise RuntimeError("failed at the second checkpoint")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "run", "run/checkpoints", "run/checkpoints/step_1.pt"
+    ]  # fmt: skip
 
 
 def test_replace_dir(tmp_path: Path) -> None:

@@ -280,3 +280,15 @@ def test_wait_first_returns_what_is_done() -> None:
     pending: Future[int] = Future()
     assert wait_first([pending, done]) == {done} and wait_first([]) == set()
     assert result_of(done) == 3
+
+
+def test_worker_counts_are_bounded_by_the_cpus() -> None:
+    from csmoe_common.errors import CsmoeError
+    from csmoe_common.processes import WORKERS_PER_CPU, check_workers, usable_cpus
+
+    limit = WORKERS_PER_CPU * usable_cpus()
+    assert check_workers(0) == 0 and check_workers(limit) == limit
+    with pytest.raises(CsmoeError, match=f"--workers {limit + 1} is more than {limit}"):
+        check_workers(limit + 1)
+    with pytest.raises(CsmoeError, match="-j must be 0 or more"):
+        check_workers(-1, "-j")

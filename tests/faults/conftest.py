@@ -175,6 +175,32 @@ def reaper() -> Iterator[list[subprocess.Popen[str]]]:
         proc.communicate(timeout=10)
 
 
+#: root's capabilities that override file permissions, dropped by :func:`invoke_unprivileged`
+_DAC_CAPS = "-dac_override,-dac_read_search,-fowner"
+
+
+def invoke_unprivileged(app_module: str, args: list[str]) -> Outcome:
+    """Run a command so that file permissions bind it, as they bind a normal user.
+
+    Not root: in-process (:func:`invoke`). Root: a subprocess without the capabilities that
+    override permissions (``setpriv``); skipped where ``setpriv`` is missing.
+    """
+    import shutil
+
+    if os.geteuid() != 0:
+        return invoke(app_module, args)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root, and no setpriv to drop the permission-overriding capabilities")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [setpriv, "--inh-caps=-all", f"--bounding-set={_DAC_CAPS}",
+         *cli_command(app_module, args)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
 # ------------------------------------------------------------------------------ data
 
 
@@ -204,6 +230,39 @@ def _unhang(root: Path, rows: list[dict[str, Any]]) -> None:
             shutil.copytree(root / row["real_s2"], pipe)
 
 
+# ------------------------------------------------------------------------------ file systems
+
+
+def _mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size: str = "1m", files: dict[str, bytes] | None = None,
+                     readonly: bool = False, full: bool = False) -> Iterator[Path]:  # fmt: skip
+    """Mount a real tmpfs of ``size`` on ``folder`` holding ``files``; skip where mounting is refused.
+
+    ``readonly``: remounted read-only after ``files`` are written (EROFS, which binds root too);
+    ``full``: a ``filler`` file takes every free byte, so the next write fails with ENOSPC.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if not _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)):
+        pytest.skip("mounting a tmpfs is not permitted here (the injected cases cover it)")
+    try:
+        for name, data in (files or {}).items():
+            (folder / name).write_bytes(data)
+        if full:
+            with open(folder / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * 4096)
+        if readonly:
+            assert _mount("-o", "remount,ro", str(folder)), "cannot remount the tmpfs read-only"
+        yield folder
+    finally:
+        if subprocess.run(["umount", "-l", str(folder)], capture_output=True).returncode != 0:
+            raise RuntimeError(f"cannot unmount the test tmpfs {folder}")
+
+
 class Faults:
     """The helpers above, handed to tests as the ``faults`` fixture (tests import no helpers)."""
 
@@ -218,6 +277,8 @@ class Faults:
     session_members = staticmethod(session_members)
     wait_for = staticmethod(wait_for)
     hang_rows = staticmethod(_hang_rows)
+    small_filesystem = staticmethod(small_filesystem)
+    invoke_unprivileged = staticmethod(invoke_unprivileged)
     unhang = staticmethod(_unhang)
 
 

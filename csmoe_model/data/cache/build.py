@@ -17,9 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from csmoe_common.atomic import remove_stale_temporaries, replace_dir, temporary_dir, write_text
+from csmoe_common.atomic import (
+    naming,
+    remove_stale_temporaries,
+    replace_dir,
+    reserve_space,
+    temporary_dir,
+    write_text,
+)
 from csmoe_common.bands import GROUP_DIVISOR, S1_BANDS, S2_GROUPS, s2_bands
-from csmoe_common.processes import result_of, stop_pool, worker_initializer
+from csmoe_common.processes import check_workers, result_of, stop_pool, worker_initializer
 from csmoe_common.progress import progress_bar
 from csmoe_model.data.cache.integrity import DamagedCacheError, seal
 from csmoe_model.data.cache.lock import exclusive_lock
@@ -54,15 +61,24 @@ from csmoe_model.errors import CsmoeError
 
 
 def allocate_arrays(folder: Path, n: int, size: int, n_s2: int) -> None:
-    """Create the empty ``.npy`` arrays of a cache with ``n`` array rows (manifest rows x seasons)."""
+    """Create the empty ``.npy`` arrays of a cache with ``n`` array rows (manifest rows x seasons).
+
+    Their space is reserved at once: a full disk is a one-line error now, not a SIGBUS of a
+    decoding worker writing into a sparse memory map.
+
+    Raises:
+        OSError: the disk has not room for the arrays (the file named).
+    """
     for g in s2_groups(n_s2):
         s = size // GROUP_DIVISOR[g]
         np.lib.format.open_memmap(
             folder / f"{g}.npy", mode="w+", dtype=S2_DTYPE, shape=(n, len(S2_GROUPS[g]), s, s)
         ).flush()
+        reserve_space(folder / f"{g}.npy")
     np.lib.format.open_memmap(
         folder / "s1.npy", mode="w+", dtype=S1_DTYPE, shape=(n, len(S1_BANDS), size, size)
     ).flush()
+    reserve_space(folder / "s1.npy")
 
 
 def _decode_rows(
@@ -362,6 +378,7 @@ def open_cache(
             ``strict`` (also when the reused cache skipped one), no cache and ``build=False``,
             a damaged cache with ``strict`` or unreachable imagery.
     """
+    check_workers(workers)  # before any work: a typo must not fork thousands of processes
     settings = settings or CacheSettings()
     if n_s2 is not None and n_s2 != settings.n_s2:
         settings = CacheSettings(n_s2, settings.size, settings.s2_bands, settings.s1_bands)
@@ -420,9 +437,12 @@ def open_cache(
             )
         tmp = temporary_dir(target)
         try:
-            with progress_bar(
-                "decoding imagery", len(rows), "pairs", enabled=progress, transient=False
-            ) as advance:
+            with (
+                naming(target),
+                progress_bar(
+                    "decoding imagery", len(rows), "pairs", enabled=progress, transient=False
+                ) as advance,
+            ):
                 build_cache(
                     rows,
                     tmp,

@@ -77,24 +77,26 @@ def test_checkpoint_survives_a_kill_while_writing(
 ) -> None:
     manifest, _ = patches
     run = tmp_path / "run"
-    real_save = torch.save
+    import csmoe_model.train.checkpoint as checkpoint
+
+    real_save = checkpoint.save_torch
     calls = {"n": 0}
 
-    def dying_save(obj, f, *a, **k):
+    def dying_save(obj, f):
         calls["n"] += 1
         if (
             calls["n"] == 2
         ):  # second checkpoint: half the bytes reach the disk, then the process "dies"
-            real_save(obj, f, *a, **k)
+            real_save(obj, f)
             data = Path(f).read_bytes()
             Path(f).write_bytes(data[: len(data) // 2])
             raise KeyboardInterrupt
-        return real_save(obj, f, *a, **k)
+        return real_save(obj, f)
 
-    monkeypatch.setattr(torch, "save", dying_save)
+    monkeypatch.setattr(checkpoint, "save_torch", dying_save)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(manifest, run, cache_dir, max_steps=4), log=lambda m: None, progress=False)
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.setattr(checkpoint, "save_torch", real_save)
     ckpts = run / "checkpoints"
     assert [p.name for p in ckpts.iterdir() if p.name.endswith(".tmp")] == []
     path, ckpt = load_latest_checkpoint(ckpts)
