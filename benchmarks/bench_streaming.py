@@ -14,12 +14,21 @@ Usage::
     python benchmarks/bench_streaming.py --n 1000000 --workers 2
     python benchmarks/bench_streaming.py --n 10000000 --workers 2 --timeout 1800
     python benchmarks/bench_streaming.py --n 1000000 --dask
+    python benchmarks/bench_streaming.py --n 10000000 --dir W --identity-every 200
+
+``--identity-every K`` then checks the output against a chunk size of 1: every K-th footprint
+is written to a second GeoParquet file, built again in this process with ``chunk_size=1`` and
+9,999-row batches (2 workers), and its rows are compared, column by column, with the same rows
+of the big manifest (the metadata differs by construction: counts, bounds, source path). The
+SHA-256 of the big manifest is printed as well. ``--skip-build`` reuses the manifest of an
+earlier run with the same ``--dir``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -56,6 +65,59 @@ def write_footprints(path: Path, n: int, group: int = 250_000) -> float:
             writer.write(gdf)
         writer.close({"tool": {"name": "bench_streaming"}})
     return cell
+
+
+def check_identity(footprints: Path, manifest: Path, every: int, work: Path) -> None:
+    """Every ``every``-th footprint built again with chunk size 1; its rows compared (prints)."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from csmoe_data.builder import BuildInputs, ExecutionOptions, build_manifest
+
+    def every_kth(path: Path) -> list[pa.RecordBatch]:
+        out, start = [], 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            idx = np.arange(start, start + batch.num_rows)
+            out.append(batch.take(pa.array(np.flatnonzero(idx % every == 0))))
+            start += batch.num_rows
+        return out
+
+    t = time.perf_counter()
+    sub = work / f"footprints_every_{every}.parquet"
+    schema = pq.ParquetFile(footprints).schema_arrow
+    with pq.ParquetWriter(sub, schema) as writer:
+        for batch in every_kth(footprints):
+            writer.write_batch(batch)
+    inputs = BuildInputs(
+        sub,
+        landcover="sample:modis-igbp",
+        landcover_legend="modis-igbp",
+        climate="sample:koppen-rubel",
+        climate_legend="koppen-rubel",
+    )
+    sub_out = work / f"manifest_every_{every}_chunk1.parquet"
+    execution = ExecutionOptions(workers=2, chunk_size=1, progress=False)
+    build_manifest(inputs, sub_out, execution, overwrite=True, batch_rows=9_999)
+    expected = pa.Table.from_batches(every_kth(manifest)).replace_schema_metadata(None)
+    got = pq.read_table(sub_out).replace_schema_metadata(None)
+    differ = [
+        name
+        for name in expected.column_names
+        if name not in got.column_names or not expected[name].equals(got[name])
+    ]
+    sha = hashlib.sha256()
+    with open(manifest, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            sha.update(block)
+    print(
+        f"identity: {got.num_rows:,} rows (every {every}th footprint) built with chunk size 1 and "
+        f"9,999-row batches vs the same rows of the manifest: "
+        + ("identical" if not differ and got.num_rows == expected.num_rows else f"DIFFER {differ}")
+        + f" ({len(expected.column_names)} columns, {time.perf_counter() - t:.0f} s); "
+        f"manifest sha256 {sha.hexdigest()[:16]}"
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -99,7 +161,12 @@ def run(cmd: list[str], interval: float, timeout: float, trace: float = 0.0) -> 
     With ``trace`` > 0 the PSS of every process (parent first, MiB) is printed every ``trace`` s.
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # like an installed package: byte-compiled modules are cached (this environment may say not)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     peak, peak_procs = 0, 0
     next_trace = trace
     while proc.poll() is None:
@@ -122,10 +189,42 @@ def run(cmd: list[str], interval: float, timeout: float, trace: float = 0.0) -> 
             raise SystemExit(f"timed out after {timeout:.0f} s")
         time.sleep(interval)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     output = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({proc.returncode}):\n{output[-3000:]}")
-    return {"peak_pss_mib": peak / 1024.0, "wall_s": wall, "processes": peak_procs}
+    return {"peak_pss_mib": peak / 1024.0, "wall_s": wall, "cpu_s": cpu, "processes": peak_procs}
+
+
+def measure(args: argparse.Namespace, fp: Path, out: Path) -> None:
+    """Run the CLI on ``fp`` and print its peak PSS and time."""
+    cmd = [sys.executable, "-m", "csmoe_cli.data_app", "build-manifest", "--footprints", str(fp),
+           *DESCRIPTORS, "--out", str(out), "--overwrite"]  # fmt: skip
+    cluster = None
+    if args.dask:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)  # fmt: skip
+        cmd += ["--dask-scheduler", cluster.scheduler_address]
+        mode = "Dask client (2 worker processes not counted)"
+    else:
+        cmd += ["--workers", str(args.workers)]
+        mode = f"--workers {args.workers} (parent + workers)"
+    try:
+        r = run(cmd, args.interval, args.timeout, args.trace)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    rows = args.n
+    print(
+        f"{rows:,} footprints, {mode}: peak PSS {r['peak_pss_mib']:,.0f} MiB over "
+        f"{r['processes']} processes, {r['wall_s']:.1f} s ({rows / r['wall_s']:,.0f} patches/s, "
+        f"{r['wall_s'] / rows * 1e6:.1f} us per footprint); CPU (user+sys, parent and "
+        f"workers) {r['cpu_s']:.1f} s"
+    )
+    print(f"output {out.stat().st_size / 2**20:,.0f} MiB")
 
 
 def main() -> None:
@@ -139,6 +238,10 @@ def main() -> None:
         "--dir", type=Path, default=None, help="work folder, footprint files kept (default: temp)"
     )
     ap.add_argument("--trace", type=float, default=0.0, help="print per-process PSS every N s")
+    ap.add_argument(
+        "--identity-every", type=int, default=0, help="check every K-th row against chunk size 1"
+    )
+    ap.add_argument("--skip-build", action="store_true", help="reuse the manifest in --dir")
     args = ap.parse_args()
 
     print(f"load average at start: {os.getloadavg()}, CPUs: {os.cpu_count()}", flush=True)
@@ -152,31 +255,10 @@ def main() -> None:
                 f"wrote {args.n:,} footprints ({cell:.4f} deg cells) in {time.perf_counter() - t:.1f} s"
             )
         out = work / f"manifest_{args.n}.parquet"
-        cmd = [sys.executable, "-m", "csmoe_cli.data_app", "build-manifest", "--footprints", str(fp),
-               *DESCRIPTORS, "--out", str(out), "--overwrite"]  # fmt: skip
-        cluster = None
-        if args.dask:
-            from distributed import LocalCluster
-
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)  # fmt: skip
-            cmd += ["--dask-scheduler", cluster.scheduler_address]
-            mode = "Dask client (2 worker processes not counted)"
-        else:
-            cmd += ["--workers", str(args.workers)]
-            mode = f"--workers {args.workers} (parent + workers)"
-        try:
-            r = run(cmd, args.interval, args.timeout, args.trace)
-        finally:
-            if cluster is not None:
-                cluster.close()
-        rows = args.n
-        print(
-            f"{rows:,} footprints, {mode}: peak PSS {r['peak_pss_mib']:,.0f} MiB over "
-            f"{r['processes']} processes, {r['wall_s']:.1f} s ({rows / r['wall_s']:,.0f} patches/s, "
-            f"{r['wall_s'] / rows * 1e6:.1f} us per footprint)"
-        )
-        print(f"output {out.stat().st_size / 2**20:,.0f} MiB")
+        if not (args.skip_build and out.exists()):
+            measure(args, fp, out)
+        if args.identity_every > 0:
+            check_identity(fp, out, args.identity_every, work)
     print(f"load average at end: {os.getloadavg()}", flush=True)
 
 

@@ -51,7 +51,7 @@ from csmoe_data.engine.coverage import (
     coverage_runs,
     to_pixel_space,
 )
-from csmoe_data.engine.io import RasterInfo, read_pixels
+from csmoe_data.engine.io import RasterInfo, read_pixels, whole_raster
 from csmoe_data.engine.kernels import jit_kernels
 from csmoe_data.legends import NODATA, UNKNOWN, Legend
 
@@ -376,6 +376,27 @@ class _GroupReader:
             self.region = (ur0, uc0, read_pixels(self.info, ur0, ur1, uc0, uc1))
             self.region_rows = small
 
+    def blocks(self, qs: NDArray[np.int64]) -> list[NDArray[Any]]:
+        """The windows of the footprints at sorted positions ``qs`` (see :meth:`block`).
+
+        From a raster decoded whole, every window is a slice taken with plain ints (no
+        per-window lookup of the raster or numpy scalar indexing: this runs per footprint).
+        """
+        if not self.in_memory:
+            return [self.block(q) for q in qs]
+        data = whole_raster(self.info)
+        js = self.idx[qs]
+        return [
+            data[a:b, c:d]
+            for a, b, c, d in zip(
+                self.r0[js].tolist(),
+                self.r1[js].tolist(),
+                self.c0[js].tolist(),
+                self.c1[js].tolist(),
+                strict=True,
+            )
+        ]
+
     def block(self, q: int) -> NDArray[Any]:
         """The window of the footprint at sorted position ``q``."""
         j = self.idx[q]
@@ -544,7 +565,7 @@ def class_areas(
             js = idx[qs]
             pieces = boundary_pieces(parts[js], kernel is not None)
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
-            blocks = [reader.block(q) for q in qs]
+            blocks = reader.blocks(qs)
             rws = row_w(js, r0[js])
             if kernel is not None:
                 batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows, rws)

@@ -109,6 +109,8 @@ def as_geometry_array(geoms: Iterable[Any] | Any) -> NDArray[np.object_]:
     values = getattr(geoms, "values", geoms)  # GeoSeries -> GeometryArray
     if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
         values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object:
+        return values.copy()  # no element-by-element pass over a batch of geometries
     items = list(values)
     arr: NDArray[np.object_] = np.empty(len(items), dtype=np.object_)
     arr[:] = items

@@ -93,6 +93,17 @@ def _probe_scheduler(address: str) -> None:
         ) from exc
 
 
+def _restore_config(values: dict[str, Any]) -> None:
+    """Put dask config keys back to ``values`` (None: the key was not set)."""
+    import dask
+
+    for key, value in values.items():
+        if value is None:
+            dask.config.config.pop(key, None)
+        else:
+            dask.config.set({key: value})
+
+
 class TaskRunner(Generic[R]):
     """One executor kept open across batches: ``fn(*task, *extra)`` for every task of each batch.
 
@@ -146,8 +157,6 @@ class TaskRunner(Generic[R]):
             # to the forking thread, and no other thread of this process (the build's stages)
             # is running yet, so none of their locks can be inherited half-held
             self._pool.submit(_nothing)
-        elif self.workers == 1:  # tasks run in this process: one BLAS thread while they do
-            self._blas = single_threaded_blas()
         return self
 
     def warm(self, fn: Callable[..., None], *args: object) -> None:
@@ -168,6 +177,10 @@ class TaskRunner(Generic[R]):
                 "--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'"
             ) from exc
         _probe_scheduler(address)
+        # a client whose handshake fails has already made itself the default scheduler in
+        # dask's global config; put that back, or later dask work in this process (xarray)
+        # asks for a client that does not exist
+        before = {key: dask.config.get(key, None) for key in ("scheduler", "shuffle")}
         try:
             # distributed keeps the last ``low-level-log-length`` (1,000) messages sent to the
             # scheduler, each with the footprints of the task it submitted (a chunk's WKB, up
@@ -176,10 +189,12 @@ class TaskRunner(Generic[R]):
             with dask.config.set({"distributed.admin.low-level-log-length": 0}):
                 self._client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=True)
         except (OSError, TimeoutError, ValueError) as exc:
+            _restore_config(before)
             raise CsmoeDataError(
                 f"cannot connect to the Dask scheduler at {address}: {exc}"
             ) from exc
         except Exception as exc:  # something listens, but its handshake fails in any way
+            _restore_config(before)
             detail = str(exc).splitlines()[0][:120] if str(exc) else ""
             raise CsmoeDataError(
                 f"no Dask scheduler answered at {address} (something else listens there: "
@@ -209,6 +224,10 @@ class TaskRunner(Generic[R]):
         elif self._pool is not None:
             self._run_pool(self._pool, tasks, on_done)
         else:
+            if self._blas is None and len(tasks) > 1:
+                # tasks run in this process: one BLAS thread while they do (not worth its 20 ms
+                # for a one-chunk job)
+                self._blas = single_threaded_blas()
             for i, task in enumerate(tasks):
                 on_done(i, self.fn(*task, *self.extra))
 

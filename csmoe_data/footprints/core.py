@@ -11,7 +11,13 @@ import shapely
 
 from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
-from csmoe_data.geometry import drop_z, repair_geometries, split_antimeridian, unwrap_longitudes
+from csmoe_data.geometry import (
+    as_geometry_array,
+    drop_z,
+    repair_geometries,
+    split_antimeridian,
+    unwrap_longitudes,
+)
 from csmoe_data.labels import BEN19_LABELS, BEN43_LABELS, parse_labels, to_labels19
 
 __all__ = ["RESERVED_COLUMNS", "Footprints", "finalize_table"]
@@ -149,8 +155,9 @@ def finalize_table(
     """
     ids = _ids_as_str(ids.reset_index(drop=True), id_column)
     check_unique_ids(ids, id_column)
-    geom_arr = np.empty(len(ids), dtype=object)
-    geom_arr[:] = list(geoms)
+    geom_arr = as_geometry_array(geoms)
+    if len(geom_arr) != len(ids):
+        raise ValueError(f"{len(geom_arr)} geometries for {len(ids)} ids")
     repaired = 0
     if lonlat:
         geom_arr = unwrap_longitudes(drop_z(geom_arr))
@@ -160,7 +167,7 @@ def finalize_table(
             notes.append(f"{repaired} invalid geometr{'y' if repaired == 1 else 'ies'} repaired")
     if lonlat:
         geom_arr = split_antimeridian(geom_arr)
-    keep = np.array([g is not None for g in geom_arr], dtype=bool)
+    keep = ~shapely.is_missing(geom_arr)
     dropped = int((~keep).sum())
     if dropped:
         lost = ", ".join(repr(i) for i in ids[~keep].tolist()[:3])

@@ -68,6 +68,10 @@ def test_something_else_listening_is_reported():
         ):
             pass
         assert "\n" not in str(info.value)
+        # the failed client left no default scheduler behind (later dask work would ask for it)
+        import dask
+
+        assert dask.config.get("scheduler", None) is None
     finally:
         server.close()
 
