@@ -46,7 +46,9 @@ def _sampling_options(
         split_map = parse_split(split) if split else None
     except ValueError as exc:
         raise fail(f"--split: {exc}") from None
-    return SamplingOptions(
+    from csmoe_data.sampling.core import check_options
+
+    options = SamplingOptions(
         n=n,
         strategy=strategy.value,
         alpha=alpha,
@@ -59,6 +61,8 @@ def _sampling_options(
         split=split_map,
         split_block_size=split_block_size,
     )
+    check_options(options)  # before the footprints are described, not after
+    return options
 
 
 def _one_or_many(values: list[str] | None) -> str | tuple[str, ...] | None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from csmoe_model.errors import CsmoeError
 from csmoe_model.layers.soft_moe import SoftMoE
 from csmoe_model.models.csmoe import CSMoE
 from csmoe_model.registry import build_model, list_models
@@ -180,14 +181,20 @@ def count_params(model: CSMoE) -> dict[str, float]:
     return {"total": total, "encoder": enc, "decoder": total - enc, "active_per_token": active}
 
 
+#: largest batch the FLOP count runs with (on the meta device, but tensor sizes still overflow)
+MAX_BATCH = 4096
+
+
 def model_report(name: str, batch: int = 2, device: str = "meta", **overrides: Any) -> ModelReport:
     """Build preset ``name`` (with ``overrides``) on ``device`` and report its parameters and FLOPs.
 
     Reports are deterministic, so they are cached per process (a copy is returned).
 
     Raises:
-        CsmoeError: for an unknown preset or a bad override.
+        CsmoeError: for an unknown preset, a bad override, or a batch outside 1..:data:`MAX_BATCH`.
     """
+    if not 1 <= batch <= MAX_BATCH:  # FLOPs are per pair: a larger batch only overflows sizes
+        raise CsmoeError(f"--batch must be in 1..{MAX_BATCH} (FLOPs are per pair), got {batch}")
     key = json.dumps(overrides, sort_keys=True, default=str)
     return copy.deepcopy(_cached_report(name, batch, device, key))
 

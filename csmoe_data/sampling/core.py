@@ -79,8 +79,19 @@ def pool_checksum(gdf: pd.DataFrame) -> str:
 _pool_checksum = pool_checksum  # sample_manifest's argument shadows the name
 
 
+def check_options(options: SamplingOptions) -> None:
+    """Check sampling options before any work (the build describes every footprint first).
+
+    Raises:
+        CsmoeDataError: on a bad option value (the option named).
+    """
+    _validate(options)
+
+
 def _validate(options: SamplingOptions) -> Strategy:
     strategy = get_strategy(options.strategy)
+    if options.seed < 0:  # numpy's generators take no negative seed (it was a traceback)
+        raise CsmoeDataError(f"--seed must be >= 0, not {options.seed}")
     if options.n is not None and options.n < 0:
         raise CsmoeDataError(f"--n must be >= 0, not {options.n}")
     if not np.isfinite(options.alpha) or options.alpha < 0:

@@ -140,3 +140,26 @@ def test_seeds_and_learning_rates_are_checked_before_a_run_folder_exists(
     res = faults.invoke(faults.MODEL_APP, [*args, option, value])
     faults.assert_one_line_error(res, needle, value)
     assert not out.exists()
+
+
+def test_a_negative_sampling_seed_is_refused_before_the_footprints_are_described(
+    fp: dict[str, Path], tmp_path: Path, faults: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csmoe_data.builder.pipeline as pipeline
+
+    def no_work(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the build started although an option was bad")
+
+    monkeypatch.setattr(pipeline, "build_manifest", no_work, raising=False)
+    res = faults.invoke(faults.DATA_APP, [
+        "build-manifest", "--footprints", fp["fp"], "--landcover", fp["lc"], "--landcover-legend",
+        "worldcover", "--n", "3", "--seed", "-1", "--out", tmp_path / "m.parquet"])  # fmt: skip
+    faults.assert_one_line_error(res, "--seed must be >= 0, not -1")
+    assert not (tmp_path / "m.parquet").exists()
+
+
+@pytest.mark.parametrize("args", [["csmoe-tiny", "--batch", "99999999999"], ["--batch", "5000"]])
+def test_model_info_batch_is_bounded(args: list[str], faults: Any) -> None:
+    # the FLOP count on the meta device overflowed torch's storage size (a RuntimeError traceback)
+    res = faults.invoke(faults.MODEL_APP, ["model-info", *args])
+    faults.assert_one_line_error(res, "--batch must be in 1..4096")
