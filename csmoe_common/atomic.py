@@ -184,14 +184,17 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     replaces the link itself, never the file it points to.
 
     Raises:
-        CsmoeError: if it is a folder, exists (or is a link) and ``overwrite`` is false, or a
-            folder on its way is a file.
+        CsmoeError: if it is a folder or a special file (device, pipe, socket), exists (or is a
+            link) and ``overwrite`` is false, or a folder on its way is a file.
     """
     path = Path(path)
     if path.is_dir():
         raise CsmoeError(f"{path} is a directory, not a file")
     if path.is_symlink() and not overwrite:
         raise CsmoeError(f"{path} exists (a symbolic link); pass --overwrite to replace the link")
+    if path.exists() and not path.is_symlink() and not path.is_file():
+        # --overwrite must not turn /dev/full, a pipe or a socket into a plain file
+        raise CsmoeError(f"{path} is a device, pipe or socket, not a file; write elsewhere")
     if path.exists() and not overwrite:
         raise CsmoeError(f"{path} exists; pass --overwrite to replace it")
     _check_folders_on_the_way(path.parent)

@@ -262,6 +262,14 @@ def embed_manifest(
     labels = read_manifest_labels(manifest, labels_columns)  # cache row i = manifest row i
     n_rows = len(cache)
     selected = np.arange(n_rows) if split is None else _split_rows(cache, split)
+    # an embeddings file is keyed by patch_id (evaluation refuses repeats): refuse them now, not
+    # after the embedding
+    ids, counts = np.unique(cache.patch_ids[selected].astype(str), return_counts=True)
+    if (counts > 1).any():
+        raise CsmoeError(
+            f"{Path(manifest).name} repeats {int((counts > 1).sum())} patch_id value(s) (e.g. "
+            f"{str(ids[counts > 1][0])!r}); an embeddings file needs one row per id"
+        )
     rows = selected[cache.valid[selected]]
     dim = int(net.embed_dim)
     emb = {s: np.full((n_rows, dim), np.nan, dtype=np.float32) for s in ("s1", "s2")}

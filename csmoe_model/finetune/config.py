@@ -10,6 +10,7 @@ the encoder's blocks get the decayed rates.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -141,8 +142,10 @@ class FinetuneConfig:
             raise CsmoeError(
                 "--batch-size, --checkpoint-every, --log-every and head channels must be >= 1"
             )
-        if not self.lr > 0:
-            raise CsmoeError(f"--lr must be positive, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise CsmoeError(f"--lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.seed < 2**32:  # numpy's seeds are 32-bit
+            raise CsmoeError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
         if not 0 < self.layer_decay <= 1:
             raise CsmoeError(f"--layer-decay must lie in (0, 1], got {self.layer_decay}")
         if not 0 <= self.warmup_fraction < 1:

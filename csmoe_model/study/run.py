@@ -20,6 +20,7 @@ finished one only re-renders its report. FLOPs and parameters are those of ``csm
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +79,8 @@ class StudyConfig:
         """Check the options.
 
         Raises:
-            CsmoeError: no model, repeated names, a non-positive budget.
+            CsmoeError: no model, repeated names, a non-positive budget, a non-finite --lr or a
+                seed outside 0..2**32 - 1.
         """
         if not self.models:
             raise CsmoeError("--models names no model")
@@ -89,6 +91,10 @@ class StudyConfig:
         for name in ("budget", "batch_size", "finetune_steps", "segment_steps", "k"):
             if getattr(self, name) < 1:
                 raise CsmoeError(f"--{name.replace('_', '-')} must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise CsmoeError(f"--lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.seed < 2**32:  # numpy's seeds are 32-bit
+            raise CsmoeError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
 
 
 @dataclass

@@ -141,8 +141,8 @@ class TrainConfig:
             raise CsmoeError(f"grad-clip must be a finite number > 0, not {self.grad_clip}")
         if not all(math.isfinite(b) and 0 <= b < 1 for b in self.betas):
             raise CsmoeError(f"betas must lie in [0, 1), not {list(self.betas)}")
-        if self.seed < 0:
-            raise CsmoeError(f"--seed must be >= 0, not {self.seed}")
+        if not 0 <= self.seed < 2**32:  # numpy's seeds are 32-bit
+            raise CsmoeError(f"--seed must be in 0..{2**32 - 1}, not {self.seed}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise CsmoeError(f"--warmup-steps must be >= 0, not {self.warmup_steps}")
         if self.total_steps is not None and self.total_steps < 1:
@@ -172,11 +172,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         CsmoeError: unreadable or not a mapping.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CsmoeError(f"config file {path} is a directory, not a JSON or TOML file")
     if not path.is_file():
         raise CsmoeError(f"config file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except UnicodeDecodeError:
+        raise CsmoeError(f"config file {path} is not UTF-8 text (JSON or TOML)") from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise CsmoeError(f"cannot parse config file {path}: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("train"), dict):

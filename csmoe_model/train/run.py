@@ -71,6 +71,8 @@ class RunDir:
 
     def is_empty(self) -> bool:
         """Whether the folder is missing or holds nothing."""
+        if self.path.exists() and not self.path.is_dir():
+            raise CsmoeError(f"{self.path} is a file, not a run directory")
         try:
             return not self.path.exists() or not any(self.path.iterdir())
         except OSError as exc:

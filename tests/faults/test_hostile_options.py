@@ -103,3 +103,40 @@ def test_probe_seed_outside_the_solver_range_is_one_line(
 ) -> None:
     res = faults.invoke(faults.MODEL_APP, _eval(emb_file, "probe", "--seed", seed))
     faults.assert_one_line_error(res, "--seed must be in 0..4294967295", seed)
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value", "needle"),
+    [
+        ("finetune", "--seed", "-1", "--seed must be in 0..4294967295"),
+        ("finetune", "--lr", "inf", "--lr must be a finite number > 0"),
+        ("segment", "--seed", HUGE, "--seed must be in 0..4294967295"),
+        ("train", "--seed", "99999999999", "--seed must be in 0..4294967295"),
+        ("study", "--seed", "-1", "--seed must be in 0..4294967295"),
+        ("study", "--lr", "nan", "--lr must be a finite number > 0"),
+    ],
+)
+def test_seeds_and_learning_rates_are_checked_before_a_run_folder_exists(
+    command: str,
+    option: str,
+    value: str,
+    needle: str,
+    signal_data: dict[str, Path],
+    tmp_path: Path,
+    faults: Any,
+) -> None:
+    # a seed numpy refuses was a traceback in finetune, after its run folder was written
+    out = tmp_path / "out"
+    common = ["--manifest", signal_data["manifest"], "--device", "cpu", "--out", out]
+    args = {
+        "finetune": ["finetune", *common, "--weights", signal_data["weights"], "--labels-column",
+                     "labels19", "--max-steps", "1", "--cache-dir", signal_data["cache"]],
+        "segment": ["eval", "segment", *common, "--weights", signal_data["weights"], "--max-steps",
+                    "1", "--cache-dir", signal_data["cache"]],
+        "train": ["train", *common, "--model", "csmoe-tiny", "--max-steps", "1", "--cache-dir",
+                  signal_data["cache"]],
+        "study": ["study", *common, "--models", "csmoe-tiny"],
+    }[command]  # fmt: skip
+    res = faults.invoke(faults.MODEL_APP, [*args, option, value])
+    faults.assert_one_line_error(res, needle, value)
+    assert not out.exists()

@@ -157,3 +157,79 @@ def test_a_legend_code_beyond_64_bits_is_one_line(
     res = faults.invoke(faults.DATA_APP, args)
     faults.assert_one_line_error(res, "legend.json", "beyond the 64-bit integer range")
     assert not (tmp_path / "m.parquet").exists()
+
+
+def test_a_device_pipe_or_socket_is_never_replaced(
+    data: dict[str, Path], tmp_path: Path, faults: Any
+) -> None:
+    import os
+
+    pipe = tmp_path / "m.parquet"
+    os.mkfifo(pipe)
+    for args in (build(data, pipe, "--overwrite"),
+                 ["stats", str(data["manifest"]), "--json", str(pipe), "--overwrite"]):  # fmt: skip
+        res = faults.invoke(faults.DATA_APP, args)
+        faults.assert_one_line_error(res, "m.parquet is a device, pipe or socket")
+        assert pipe.is_fifo()
+
+
+# ------------------------------------------------------------------------------ the model half
+
+
+def _train(signal_data: dict[str, Path], out: Path, *extra: Any) -> list[Any]:
+    return ["train", "--manifest", signal_data["manifest"], "--model", "csmoe-tiny", "--model-arg",
+            "img_size=16", "--device", "cpu", "--cache-dir", signal_data["cache"], "--max-steps",
+            "1", "--no-progress", "--out", out, *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ("folder", "is a directory, not a JSON or TOML file"),
+        (b"\xa0\xff\x00binary", "is not UTF-8 text"),
+        ("lr = 0.1  # caf\xe9\n".encode("latin-1"), "is not UTF-8 text"),
+    ],
+)
+def test_a_config_that_is_a_folder_or_not_text_is_one_line(
+    config: Any, needle: str, signal_data: dict[str, Path], tmp_path: Path, faults: Any
+) -> None:
+    path = tmp_path / "c.toml"
+    if config == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(config)
+    res = faults.invoke(faults.MODEL_APP, _train(signal_data, tmp_path / "run", "--config", path))
+    faults.assert_one_line_error(res, "c.toml", needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_file_given_as_the_run_directory_is_untouched(
+    signal_data: dict[str, Path], tmp_path: Path, faults: Any
+) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_bytes(b"my notes\n")
+    for extra in ((), ("--resume",), ("--overwrite",)):
+        res = faults.invoke(faults.MODEL_APP, _train(signal_data, mine, *extra))
+        faults.assert_one_line_error(res, "notes.txt is a file, not a run directory")
+        assert mine.read_bytes() == b"my notes\n"
+
+
+def test_embed_refuses_repeated_ids_before_the_work(
+    signal_data: dict[str, Path], tmp_path: Path, faults: Any
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(signal_data["manifest"])
+    ids = table["patch_id"].to_pylist()
+    ids[1] = ids[0]
+    table = table.set_column(table.schema.get_field_index("patch_id"), "patch_id", pa.array(ids))
+    dup = tmp_path / "dup.parquet"
+    pq.write_table(table, dup)
+    out = tmp_path / "emb.parquet"
+    res = faults.invoke(faults.MODEL_APP, [
+        "embed", "--manifest", dup, "--data-root", signal_data["root"], "--weights",
+        signal_data["weights"], "--normalization", "manifest", "--device", "cpu", "--cache-dir",
+        signal_data["cache"], "--no-progress", "--out", out])  # fmt: skip
+    faults.assert_one_line_error(res, "repeats 1 patch_id value(s)", repr(ids[0]))
+    assert not out.exists()
