@@ -471,12 +471,25 @@ def centroid_lonlat(
         return np.column_stack([c[:, 0], np.sin(np.radians(c[:, 1]))])
 
     cea = shapely.transform(ll, _to_cea)
-    cent = shapely.centroid(cea)
-    x = shapely.get_x(cent)
-    y = shapely.get_y(cent)
+    x, y = point_xy(shapely.centroid(cea))
     lon = np.mod(x + 180.0, 360.0) - 180.0
     lat = np.degrees(np.arcsin(np.clip(y, -1.0, 1.0)))
     return lon, lat
+
+
+def point_xy(points: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The x and y of an array of points, NaN where a point is None or empty.
+
+    shapely 2.2's ``get_x`` raises on an empty point (the centroid of an empty footprint, or of
+    one whose reprojection failed), so those are masked out first.
+    """
+    points = np.asarray(points, dtype=object)
+    x = np.full(len(points), np.nan)
+    y = np.full(len(points), np.nan)
+    present = ~(shapely.is_missing(points) | shapely.is_empty(points))
+    x[present] = shapely.get_x(points[present])
+    y[present] = shapely.get_y(points[present])
+    return x, y
 
 
 def _rejoin(ll: NDArray[np.object_]) -> NDArray[np.object_]:

@@ -157,12 +157,11 @@ def spatial_order(geoms: NDArray[np.object_], crs_values: NDArray[np.object_]) -
     """Order footprints by 1-degree cell of their centroid (locality for raster reads)."""
     import shapely
 
-    from csmoe_data.geometry import transform_geometries_by_crs
+    from csmoe_data.geometry import point_xy, transform_geometries_by_crs
 
     cent = shapely.centroid(geoms)
     ll = transform_geometries_by_crs(cent, list(crs_values), "EPSG:4326", 0)
-    x = np.nan_to_num(shapely.get_x(ll), nan=0.0)
-    y = np.nan_to_num(shapely.get_y(ll), nan=0.0)
+    x, y = (np.nan_to_num(v, nan=0.0) for v in point_xy(ll))
     # serpentine rows keep neighbouring cells next to each other
     row = np.floor(y).astype(np.int64)
     col = np.floor(x).astype(np.int64)

@@ -191,3 +191,16 @@ def test_small_footprints_keep_few_vertices_and_inputs_are_untouched() -> None:
     # the coarser outline departs from the finer one by centimetres (1 degree < 111 km)
     assert shapely.hausdorff_distance(auto, full) * 111_000 < 0.05
     assert np.array_equal(shapely.get_coordinates(patch), before)
+
+
+def test_point_xy_and_spatial_order_survive_empty_points() -> None:
+    """shapely 2.2 raises on get_x of an empty point: a whole-globe grid's polar cells made one."""
+    from csmoe_data.builder.describe import spatial_order
+    from csmoe_data.geometry import point_xy
+
+    points = np.array([shapely.Point(1, 2), shapely.Point(), None], dtype=object)
+    x, y = point_xy(points)
+    assert x[0] == 1 and y[0] == 2 and np.isnan(x[1:]).all() and np.isnan(y[1:]).all()
+    geoms = np.array([shapely.box(5, 5, 6, 6), shapely.Polygon(), shapely.box(0, 0, 1, 1)])
+    order = spatial_order(geoms, np.array(["EPSG:4326"] * 3, dtype=object))
+    assert sorted(order) == [0, 1, 2] and order[-1] == 0
