@@ -495,3 +495,65 @@ def point_xy(points: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[
 def _rejoin(ll: NDArray[np.object_]) -> NDArray[np.object_]:
     """Undo an antimeridian split: shift parts so longitudes are continuous (may exceed 180)."""
     return unwrap_longitudes(ll)
+
+
+#: a footprint whose corners move more than this (CRS units) on a round trip through lon/lat
+#: lies outside its CRS's valid domain (a northing of 1e8 m, an easting of 1e9 m)
+_ROUND_TRIP_TOLERANCE = 1.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _trusted_box(text: str) -> tuple[float, float, float, float] | None:
+    """A projected CRS's area of use in its own units, widened by half its size on each side."""
+    crs = to_crs(text)
+    area = crs.area_of_use
+    if area is None:
+        return None
+    to_proj = _transformer(_crs_cached("EPSG:4326"), crs)
+    x0, y0, x1, y1 = to_proj.transform_bounds(area.west, area.south, area.east, area.north)
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        return None
+    wx, wy = 0.5 * (x1 - x0), 0.5 * (y1 - y0)
+    return (x0 - wx, y0 - wy, x1 + wx, y1 + wy)
+
+
+def outside_crs_domain(geoms: NDArray[np.object_], crs_values: Sequence[str]) -> NDArray[np.bool_]:
+    """Which projected footprints have coordinates outside their CRS's valid domain.
+
+    Rows whose bounding box lies well inside the CRS's area of use (widened by half its size
+    on each side, so footprints of a neighbouring UTM zone pass at once) are accepted; the
+    others have their bounding-box corners sent to lon/lat and back, and are flagged when that
+    fails or lands elsewhere. Geographic CRSs and missing geometries are never flagged here.
+    """
+    flags = np.zeros(len(geoms), dtype=bool)
+    bounds = shapely.bounds(np.asarray(geoms, dtype=object))
+    present = np.isfinite(bounds).all(axis=1)
+    names, codes = np.unique(np.asarray(list(crs_values), dtype=str), return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    for k, text in enumerate(names.tolist()):
+        crs = to_crs(text)
+        if crs.is_geographic:
+            continue
+        rows = order[starts[k] : starts[k + 1]]
+        rows = rows[present[rows]]
+        b = bounds[rows]
+        suspect = np.ones(len(rows), dtype=bool)
+        box = _trusted_box(text)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            suspect = ~((b[:, 0] >= x0) & (b[:, 2] <= x1) & (b[:, 1] >= y0) & (b[:, 3] <= y1))
+        if not suspect.any():
+            continue
+        idx = rows[suspect]
+        xs = bounds[idx][:, [0, 2, 0, 2]].ravel()
+        ys = bounds[idx][:, [1, 1, 3, 3]].ravel()
+        fwd = _transformer(crs, _crs_cached("EPSG:4326"))
+        back = _transformer(_crs_cached("EPSG:4326"), crs)
+        with np.errstate(invalid="ignore"):
+            lon, lat = fwd.transform(xs, ys, errcheck=False)
+            rx, ry = back.transform(lon, lat, errcheck=False)
+            err = np.hypot(np.asarray(rx) - xs, np.asarray(ry) - ys)
+            bad = ~(err <= _ROUND_TRIP_TOLERANCE) | ~(np.abs(np.asarray(lat)) <= 90.0)
+        flags[idx] = bad.reshape(-1, 4).any(axis=1)
+    return flags

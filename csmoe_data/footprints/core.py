@@ -8,12 +8,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
 from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.geometry import (
     as_geometry_array,
     drop_z,
+    outside_crs_domain,
     repair_geometries,
     split_antimeridian,
     unwrap_longitudes,
@@ -120,6 +122,17 @@ def add_labels(table: pd.DataFrame, labels_column: str, notes: list[str]) -> pd.
     return table
 
 
+#: latitudes this far beyond +-90 are rounding (a polar cap's edge written as 90.0000000001)
+_LAT_EPS = 1e-9
+
+
+def outside_latitudes(geoms: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Which lon/lat geometries reach beyond latitude +-90 (missing ones are not flagged)."""
+    bounds = shapely.bounds(geoms)  # NaN rows for missing geometries
+    with np.errstate(invalid="ignore"):
+        return (bounds[:, 1] < -90.0 - _LAT_EPS) | (bounds[:, 3] > 90.0 + _LAT_EPS)
+
+
 def finalize_table(
     ids: pd.Series,
     geoms: Iterable[shapely.Geometry | None],
@@ -172,6 +185,31 @@ def finalize_table(
     if dropped:
         lost = ", ".join(repr(i) for i in ids[~keep].tolist()[:3])
         notes.append(f"{dropped} footprint(s) without a polygonal geometry dropped (e.g. {lost})")
+    if lonlat:
+        # a latitude beyond +-90 is no place on Earth (often swapped lon/lat columns); such a
+        # footprint would be written as is into an EPSG:4326 manifest
+        off_globe = keep & outside_latitudes(geom_arr)
+        if off_globe.any():
+            lost = ", ".join(repr(i) for i in ids[off_globe].tolist()[:3])
+            notes.append(
+                f"{int(off_globe.sum())} footprint(s) with latitudes beyond +-90 degrees dropped "
+                f"(e.g. {lost})"
+            )
+            keep &= ~off_globe
+            dropped += int(off_globe.sum())
+    if lonlat and isinstance(crs, str):
+        off_domain = np.zeros(len(geom_arr), dtype=bool)  # one geographic CRS: checked above
+    else:
+        crs_list = [crs] * len(geom_arr) if isinstance(crs, str) else list(crs)
+        off_domain = keep & outside_crs_domain(geom_arr, crs_list)
+    if off_domain.any():
+        lost = ", ".join(repr(i) for i in ids[off_domain].tolist()[:3])
+        notes.append(
+            f"{int(off_domain.sum())} footprint(s) outside the valid coordinates of their CRS "
+            f"dropped (e.g. {lost})"
+        )
+        keep &= ~off_domain
+        dropped += int(off_domain.sum())
     table = pd.DataFrame({"patch_id": ids.astype(str)})
     table["geometry"] = pd.Series(geom_arr, dtype=object)
     if isinstance(crs, str):

@@ -243,3 +243,29 @@ def test_unreachable_dask_scheduler_is_one_line_before_footprints(data):
     args = _args(data, "x.parquet", **{"--footprints": str(data / "none.parquet")})
     msg = _fail(runner.invoke(app, [*args, "--dask-scheduler", f"tcp://127.0.0.1:{port}"]), data)
     assert f"cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}" in msg
+
+
+def test_footprints_off_the_globe_are_dropped_and_counted(data):
+    """Latitudes beyond +-90 and projected coordinates outside their CRS's domain."""
+    ok = shapely.box(X0, Y0 - 300, X0 + 200, Y0 - 100)
+    utm = [ok, shapely.box(X0, 1e8, X0 + 200, 1e8 + 200), shapely.box(1e9, 0, 1e9 + 200, 200)]
+    utm.append(shapely.box(-100000, Y0 - 300, -99800, Y0 - 100))  # far west, still valid
+    frame = {"tile_id": ["ok", "north", "east", "west"]}
+    gpd.GeoDataFrame(frame, geometry=utm, crs=32633).to_parquet(data / "utm.parquet")
+    res = runner.invoke(
+        app, _args(data, "u.parquet", **{"--footprints": str(data / "utm.parquet")})
+    )
+    assert res.exit_code == 0, res.output
+    gdf = read_manifest(data / "u.parquet")[0]
+    assert list(gdf["patch_id"]) == ["ok", "west"]
+    flat = " ".join(res.stdout.split())
+    assert "2 footprint(s) outside the valid coordinates of their CRS dropped" in flat
+    lonlat = [shapely.box(14.0, 45.0, 14.1, 45.1), shapely.box(14.0, 89.9, 14.1, 95.0)]
+    gpd.GeoDataFrame({"tile_id": ["in", "beyond"]}, geometry=lonlat, crs=4326).to_parquet(
+        data / "ll.parquet"
+    )
+    res = runner.invoke(app, _args(data, "l.parquet", **{"--footprints": str(data / "ll.parquet")}))
+    assert res.exit_code == 0, res.output
+    assert list(read_manifest(data / "l.parquet")[0]["patch_id"]) == ["in"]
+    assert "latitudes beyond +-90 degrees dropped" in " ".join(res.stdout.split())
+    assert (read_manifest(data / "l.parquet")[0].geometry.bounds["maxy"] <= 90).all()
