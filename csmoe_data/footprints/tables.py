@@ -149,8 +149,15 @@ def read_csv_footprints(path: Path, crs: str | None) -> gpd.GeoDataFrame:
             f"({frame[pair[0]].iloc[i]!r}, {frame[pair[1]].iloc[i]!r})"
         )
     geo = point_crs == "EPSG:4326" or str(point_crs).upper() in ("EPSG:4326", "WGS84", "OGC:CRS84")
-    if geo and ((np.abs(ys) > 90).any() or (xs < -180).any() or (xs > 360).any()):
-        raise CsmoeDataError(f"{path}: {pair[0]}/{pair[1]} are not degrees (|lat| <= 90)")
+    off_globe = (np.abs(ys) > 90) | (xs < -180) | (xs > 360)
+    off = np.flatnonzero(off_globe) if geo else np.zeros(0, dtype=np.int64)
+    if len(off):
+        i = int(off[0])
+        raise CsmoeDataError(
+            f"{path}: row {i + 2} is no lon/lat position ({pair[0]} {xs[i]:g}, {pair[1]} "
+            f"{ys[i]:g}; {len(off)} such row(s)): lon/lat columns must be degrees, with "
+            "|lat| <= 90 (for projected x/y give --crs)"
+        )
     return gpd.GeoDataFrame(
         frame.drop(columns=list(pair)), geometry=gpd.points_from_xy(xs, ys), crs=point_crs
     )

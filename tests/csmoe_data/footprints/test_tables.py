@@ -69,6 +69,10 @@ def test_csv_points_become_utm_squares(tmp_path: Path, lon: str, lat: str) -> No
     nums.write_text("patch_id,lon,lat\na,1,2\nb,east,3\n")
     with pytest.raises(CsmoeDataError, match="row 3"):
         load_footprints(nums, point_size=100)
+    off = tmp_path / "off_pts.csv"
+    off.write_text("patch_id,lon,lat\na,1,2\nb,3,4\nc,52.5,95\n")  # swapped columns
+    with pytest.raises(CsmoeDataError, match=r"row 4 is no lon/lat position \(lon 52.5, lat 95"):
+        load_footprints(off, point_size=100)
     none = tmp_path / "none.csv"
     none.write_text("patch_id,a,b\nx,1,2\n")
     with pytest.raises(CsmoeDataError, match="columns: patch_id, a, b"):
