@@ -180,36 +180,25 @@ def finalize_table(
             notes.append(f"{repaired} invalid geometr{'y' if repaired == 1 else 'ies'} repaired")
     if lonlat:
         geom_arr = split_antimeridian(geom_arr)
-    keep = ~shapely.is_missing(geom_arr)
-    dropped = int((~keep).sum())
-    if dropped:
-        lost = ", ".join(repr(i) for i in ids[~keep].tolist()[:3])
-        notes.append(f"{dropped} footprint(s) without a polygonal geometry dropped (e.g. {lost})")
+    keep = np.ones(len(geom_arr), dtype=bool)
+
+    def drop(mask: NDArray[np.bool_], what: str) -> None:
+        """Drop the rows of ``mask`` still kept, with a note naming a few of them."""
+        mask = keep & mask
+        if mask.any():
+            lost = ", ".join(repr(i) for i in ids[mask].tolist()[:3])
+            notes.append(f"{int(mask.sum())} footprint(s) {what} dropped (e.g. {lost})")
+            keep[mask] = False
+
+    drop(shapely.is_missing(geom_arr), "without a polygonal geometry")
     if lonlat:
         # a latitude beyond +-90 is no place on Earth (often swapped lon/lat columns); such a
         # footprint would be written as is into an EPSG:4326 manifest
-        off_globe = keep & outside_latitudes(geom_arr)
-        if off_globe.any():
-            lost = ", ".join(repr(i) for i in ids[off_globe].tolist()[:3])
-            notes.append(
-                f"{int(off_globe.sum())} footprint(s) with latitudes beyond +-90 degrees dropped "
-                f"(e.g. {lost})"
-            )
-            keep &= ~off_globe
-            dropped += int(off_globe.sum())
-    if lonlat and isinstance(crs, str):
-        off_domain = np.zeros(len(geom_arr), dtype=bool)  # one geographic CRS: checked above
-    else:
+        drop(outside_latitudes(geom_arr), "with latitudes beyond +-90 degrees")
+    if not (lonlat and isinstance(crs, str)):  # one geographic CRS: checked just above
         crs_list = [crs] * len(geom_arr) if isinstance(crs, str) else list(crs)
-        off_domain = keep & outside_crs_domain(geom_arr, crs_list)
-    if off_domain.any():
-        lost = ", ".join(repr(i) for i in ids[off_domain].tolist()[:3])
-        notes.append(
-            f"{int(off_domain.sum())} footprint(s) outside the valid coordinates of their CRS "
-            f"dropped (e.g. {lost})"
-        )
-        keep &= ~off_domain
-        dropped += int(off_domain.sum())
+        drop(outside_crs_domain(geom_arr, crs_list), "outside the valid coordinates of their CRS")
+    dropped = int((~keep).sum())
     table = pd.DataFrame({"patch_id": ids.astype(str)})
     table["geometry"] = pd.Series(geom_arr, dtype=object)
     if isinstance(crs, str):
