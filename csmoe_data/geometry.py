@@ -477,6 +477,25 @@ def centroid_lonlat(
     return lon, lat
 
 
+#: coordinates this far beyond the globe's edges are rounding (a polar cap written as 90.0000000001)
+GLOBE_SLACK = 1e-9
+
+
+def beyond_the_globe(geoms: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Which lon/lat geometries reach outside lon -180..180 or lat -90..90.
+
+    Missing and empty geometries (no bounds) are not flagged here.
+    """
+    bounds = shapely.bounds(np.asarray(geoms, dtype=object))
+    with np.errstate(invalid="ignore"):
+        return (
+            (bounds[:, 0] < -180.0 - GLOBE_SLACK)
+            | (bounds[:, 2] > 180.0 + GLOBE_SLACK)
+            | (bounds[:, 1] < -90.0 - GLOBE_SLACK)
+            | (bounds[:, 3] > 90.0 + GLOBE_SLACK)
+        )
+
+
 def point_xy(points: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The x and y of an array of points, NaN where a point is None or empty.
 

@@ -14,6 +14,7 @@ from csmoe_common import manifest as schema
 from csmoe_data.errors import CsmoeDataError
 from csmoe_data.geometry import (
     as_geometry_array,
+    beyond_the_globe,
     drop_z,
     outside_crs_domain,
     repair_geometries,
@@ -122,17 +123,6 @@ def add_labels(table: pd.DataFrame, labels_column: str, notes: list[str]) -> pd.
     return table
 
 
-#: latitudes this far beyond +-90 are rounding (a polar cap's edge written as 90.0000000001)
-_LAT_EPS = 1e-9
-
-
-def outside_latitudes(geoms: NDArray[np.object_]) -> NDArray[np.bool_]:
-    """Which lon/lat geometries reach beyond latitude +-90 (missing ones are not flagged)."""
-    bounds = shapely.bounds(geoms)  # NaN rows for missing geometries
-    with np.errstate(invalid="ignore"):
-        return (bounds[:, 1] < -90.0 - _LAT_EPS) | (bounds[:, 3] > 90.0 + _LAT_EPS)
-
-
 def finalize_table(
     ids: pd.Series,
     geoms: Iterable[shapely.Geometry | None],
@@ -194,7 +184,8 @@ def finalize_table(
     if lonlat:
         # a latitude beyond +-90 is no place on Earth (often swapped lon/lat columns); such a
         # footprint would be written as is into an EPSG:4326 manifest
-        drop(outside_latitudes(geom_arr), "with latitudes beyond +-90 degrees")
+        # (longitudes are within -180..180 after the antimeridian split)
+        drop(beyond_the_globe(geom_arr), "with latitudes beyond +-90 degrees")
     if not (lonlat and isinstance(crs, str)):  # one geographic CRS: checked just above
         crs_list = [crs] * len(geom_arr) if isinstance(crs, str) else list(crs)
         drop(outside_crs_domain(geom_arr, crs_list), "outside the valid coordinates of their CRS")

@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from csmoe_data.geometry import beyond_the_globe
 from csmoe_data.sampling.options import SamplingOptions
-
-#: longitude / latitude slack (degrees) for outlines that end exactly on the range limits
-_COORD_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -60,14 +58,7 @@ def valid_coordinates(pool: pd.DataFrame) -> np.ndarray | None:
         idx = np.flatnonzero(present)
         sub = geoms[idx]
         bounds = shapely.bounds(sub)
-        inside = (
-            ~shapely.is_empty(sub)
-            & np.isfinite(bounds).all(axis=1)
-            & (bounds[:, 0] >= -180.0 - _COORD_SLACK)
-            & (bounds[:, 2] <= 180.0 + _COORD_SLACK)
-            & (bounds[:, 1] >= -90.0 - _COORD_SLACK)
-            & (bounds[:, 3] <= 90.0 + _COORD_SLACK)
-        )
+        inside = ~shapely.is_empty(sub) & np.isfinite(bounds).all(axis=1) & ~beyond_the_globe(sub)
         ok[idx] = inside
     return ok
 
