@@ -521,6 +521,8 @@ def plot_splits_map(
             f"\n{report.get('blocks', 0):,} blocks of {float(report.get('block_size_m', 0)):,.0f} m;"
             f" {int(report.get('removed', 0)):,} footprints touching another split removed"
         )
+        if int(report.get("replaced", 0) or 0):
+            title += f" ({int(report['replaced']):,} replaced by rows of their strata)"
     ax.set_title(title, fontsize=10)
     _legend(ax)
     return _save(fig, Path(path), overwrite)
