@@ -21,6 +21,7 @@ from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import assemble
 from csmoe_data.builder.background import Background, Stopped
 from csmoe_data.builder.describe import Described, describe_batch, open_runner
+from csmoe_data.builder.executors import fewer_gc_passes
 from csmoe_data.builder.load import load_rasters, plan_reads
 from csmoe_data.builder.metadata import (
     FootprintSummary,
@@ -112,7 +113,9 @@ def build_manifest(
     missing_geometry = 0
     runner = open_runner(specs, inputs.densify_pts, False, execution)
     try:
-        with runner:  # a Dask scheduler is connected here, before any footprint is read
+        # a Dask scheduler is connected on entering the runner, before any footprint is read;
+        # the collector runs less often while the batches' geometries come and go
+        with fewer_gc_passes(), runner:
             source = footprint_batches(inputs, batch_rows)
             tally.reserve(source.total)  # the id hashes, one buffer for the whole job
             # one kernel choice for the whole job, so that every worker takes the same path

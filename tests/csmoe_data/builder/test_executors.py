@@ -91,3 +91,30 @@ def test_client_keeps_no_log_of_submitted_tasks():
     assert sorted(got) == list(range(6))
     for i, (x,) in enumerate(tasks):
         np.testing.assert_array_equal(got[i], 2 * x + 1.0)
+
+
+def _gc_threshold_in_worker() -> int:
+    import gc
+
+    return gc.get_threshold()[0]
+
+
+def test_fewer_gc_passes_while_describing():
+    """The young-generation threshold is raised during a build and put back after."""
+    import gc
+
+    from csmoe_data.builder import executors
+
+    before = gc.get_threshold()
+    with executors.fewer_gc_passes():
+        assert gc.get_threshold()[0] == max(before[0], executors.GC_YOUNG_THRESHOLD)
+        assert gc.get_threshold()[1:] == before[1:]
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), executors.fewer_gc_passes():
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before
+    # pool workers run with the raised threshold whatever their parent's is
+    with TaskRunner(_gc_threshold_in_worker, (), workers=2) as runner:
+        got: list[int] = []
+        runner.run([()], lambda _i, r: got.append(r))
+    assert got == [executors.GC_YOUNG_THRESHOLD] and gc.get_threshold() == before
