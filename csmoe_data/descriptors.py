@@ -790,39 +790,87 @@ def _fractions(
     return frac, np.clip(valid_frac, 0.0, 1.0).astype(np.float32), has
 
 
-def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
-    """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
+@dataclass
+class DescriptorArrays:
+    """The descriptor columns of one raster kind as plain numpy arrays (rows of any order).
+
+    What a worker sends back for a chunk (cheaper to build and to pickle than a DataFrame,
+    whose construction costs per column, not per row); the parent concatenates the chunks,
+    puts the rows in input order and builds one frame per batch (:meth:`frame`).
+
+    Attributes:
+        kind: ``landcover`` or ``climate``.
+        columns: column name -> values: float32 fractions and valid fraction, then the
+            majority class (land cover: the reported code; climate: the symbol, None where
+            nothing is valid) and, for land cover, the entropy.
+        has: where any pixel is valid (the land-cover majority is null elsewhere).
+    """
+
+    kind: str
+    columns: dict[str, NDArray[Any]]
+    has: NDArray[np.bool_]
+
+    @classmethod
+    def concat(cls, parts: Sequence[DescriptorArrays]) -> DescriptorArrays:
+        """The rows of ``parts`` one after the other (at least one part)."""
+        first = parts[0]
+        return cls(
+            first.kind,
+            {c: np.concatenate([p.columns[c] for p in parts]) for c in first.columns},
+            np.concatenate([p.has for p in parts]),
+        )
+
+    def take(self, rows: NDArray[np.int64]) -> DescriptorArrays:
+        """The given rows, in that order."""
+        return DescriptorArrays(
+            self.kind, {c: v[rows] for c, v in self.columns.items()}, self.has[rows]
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """The descriptor columns as the manifest holds them (see :func:`landcover_columns`)."""
+        cols: dict[str, Any] = dict(self.columns)
+        if self.kind == "landcover":
+            major = pd.array(cols[schema.LC_MAJOR], dtype="Int32")
+            major[~self.has] = pd.NA
+            cols[schema.LC_MAJOR] = major
+        else:
+            cols[schema.KG_MAJOR] = pd.array(cols[schema.KG_MAJOR], dtype="string")
+        return pd.DataFrame(cols)
+
+
+def descriptor_arrays(ca: ClassAreas, legend: Legend) -> DescriptorArrays:
+    """The descriptor columns of the legend's kind as plain arrays (see :func:`describe`)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols[schema.LC_VALID_FRAC] = valid_frac
-    major = pd.array(legend.codes[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)], dtype="Int32")
-    major[~has] = pd.NA
-    cols[schema.LC_MAJOR] = major
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
-    entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
-    cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
-    return pd.DataFrame(cols)
+    best = np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)
+    if legend.kind == "landcover":
+        cols[schema.LC_VALID_FRAC] = valid_frac
+        cols[schema.LC_MAJOR] = legend.codes[best]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
+        entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
+        cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
+        return DescriptorArrays("landcover", cols, has)
+    cols[schema.KG_VALID_FRAC] = valid_frac
+    symbols = np.array(legend.keys, dtype=object)
+    major = symbols[best] if len(has) else symbols[:0]
+    cols[schema.KG_MAJOR] = np.where(has, major, np.array(None, dtype=object))
+    return DescriptorArrays("climate", cols, has)
+
+
+def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
+    """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
+    return descriptor_arrays(ca, legend).frame()
 
 
 def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string, null where nothing valid)."""
-    frac, valid_frac, has = _fractions(ca)
-    cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols[schema.KG_VALID_FRAC] = valid_frac
-    symbols = np.array(legend.keys, dtype=object)
-    major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
-    cols[schema.KG_MAJOR] = pd.array(
-        np.where(has, major, np.array(None, dtype=object)), dtype="string"
-    )
-    return pd.DataFrame(cols)
+    return descriptor_arrays(ca, legend).frame()
 
 
 def describe(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """Descriptor columns of the legend's kind (land cover or climate)."""
-    return (
-        landcover_columns(ca, legend) if legend.kind == "landcover" else climate_columns(ca, legend)
-    )
+    return descriptor_arrays(ca, legend).frame()
 
 
 def footprint_descriptors(

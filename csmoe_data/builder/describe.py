@@ -20,7 +20,7 @@ from csmoe_common.progress import progress_bar
 from csmoe_data.builder.executors import Task, TaskRunner
 from csmoe_data.builder.load import RasterSpec
 from csmoe_data.builder.options import DENSIFY_PTS, ExecutionOptions, check_execution
-from csmoe_data.descriptors import ClassAreas
+from csmoe_data.descriptors import ClassAreas, DescriptorArrays
 from csmoe_data.legends import Legend
 
 #: jobs with at least this many footprints use the compiled kernels (numba's start-up, about
@@ -32,7 +32,7 @@ COMPILED_MIN_FOOTPRINTS = 6000
 class KindResult(TypedDict):
     """The descriptors of one raster kind for one chunk."""
 
-    frame: pd.DataFrame
+    arrays: DescriptorArrays
     unknown: dict[float, float]
     unknown_rows: int
     value_area: dict[float, float]
@@ -124,7 +124,7 @@ def describe_chunk(
     """
     import shapely
 
-    from csmoe_data.descriptors import class_areas, describe, tiled_class_areas
+    from csmoe_data.descriptors import class_areas, descriptor_arrays, tiled_class_areas
     from csmoe_data.geometry import transform_geometries_by_crs
     from csmoe_data.sources.longitudes import fit_longitudes
 
@@ -153,7 +153,7 @@ def describe_chunk(
                 spec.in_memory,
             )
         kinds[kind] = KindResult(
-            frame=describe(ca, spec.legend),
+            arrays=descriptor_arrays(ca, spec.legend),
             unknown=ca.unknown,
             unknown_rows=ca.unknown_rows,
             value_area=_value_area(ca, spec.legend),
@@ -244,7 +244,7 @@ def describe_batch(
     tasks: list[Task] = [
         (wkb_sorted[s : s + chunk], crs_sorted[s : s + chunk]) for s in range(0, n, chunk)
     ]
-    frames: dict[str, list[pd.DataFrame]] = {k: [pd.DataFrame()] * len(tasks) for k in specs}
+    parts: dict[str, list[DescriptorArrays | None]] = {k: [None] * len(tasks) for k in specs}
     geometry_wkb = np.empty(n, dtype=object)
     geometry_bounds = np.empty((n, 4))
     geometry_types = np.empty(n, dtype=np.int8)
@@ -260,7 +260,7 @@ def describe_batch(
         geometry_types[sl] = result["type_codes"]
         for k in specs:
             part = result["kinds"][k]
-            frames[k][i] = part["frame"]
+            parts[k][i] = part["arrays"]
             chunk_unknown[k][i] = part["unknown"]
             chunk_values[k][i] = part["value_area"]
             unknown_rows[k] += part["unknown_rows"]
@@ -282,8 +282,13 @@ def describe_batch(
     inverse[order] = np.arange(n)
     desc = []
     for k in specs:
-        sorted_df = pd.concat(frames[k], ignore_index=True) if tasks else pd.DataFrame()
-        desc.append(sorted_df.iloc[inverse].reset_index(drop=True))
+        if not tasks:
+            desc.append(pd.DataFrame())
+            continue
+        done = [p for p in parts[k] if p is not None]
+        assert len(done) == len(tasks)  # runner.run reports every task or raises
+        # one frame per kind and batch, its rows in input order (not one frame per chunk)
+        desc.append(DescriptorArrays.concat(done).take(inverse).frame())
     descriptors = pd.concat(desc, axis=1) if desc else pd.DataFrame(index=range(n))
     return Described(
         descriptors,
