@@ -7,6 +7,7 @@ size enters them, so the output is byte-identical however it is computed.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
@@ -112,7 +113,8 @@ def describe_chunk(
     """Describe one chunk of footprints (runs in a worker process or a Dask worker).
 
     Args:
-        wkb: footprints as WKB bytes, each in its own CRS.
+        wkb: footprints as WKB bytes, each in its own CRS, as ``shapely.to_wkb`` writes them
+            (the WKB of a footprint that is in EPSG:4326 already comes back as it is).
         crs_values: each footprint's CRS.
         specs: ``landcover`` and/or ``climate`` raster specs.
         densify_pts: extra vertices per edge before reprojection.
@@ -160,11 +162,31 @@ def describe_chunk(
         )
     lonlat = to("EPSG:4326")
     return ChunkResult(
-        geometry=shapely.to_wkb(lonlat),
+        geometry=_lonlat_wkb(lonlat, geoms, wkb),
         bounds=shapely.bounds(lonlat),
         type_codes=geometry_type_codes(lonlat),
         kinds=kinds,
     )
+
+
+def _lonlat_wkb(
+    lonlat: NDArray[np.object_], geoms: NDArray[np.object_], wkb: NDArray[np.object_]
+) -> NDArray[np.object_]:
+    """WKB of ``lonlat``: the input's own bytes where the transform left a geometry as it was.
+
+    Footprints already in EPSG:4326 (and not cut at the antimeridian) come out of the
+    transform as the very objects ``geoms`` holds, decoded from ``wkb``; encoding them again
+    would give the same bytes (``wkb`` is ``shapely.to_wkb``'s), at about a microsecond each.
+    """
+    import shapely
+
+    same = np.asarray(np.frompyfunc(operator.is_, 2, 1)(lonlat, geoms), dtype=bool)
+    if not same.any():
+        return np.asarray(shapely.to_wkb(lonlat), dtype=object)
+    out = np.array(wkb, dtype=object)  # a copy: the task's own array stays as it was
+    if not same.all():
+        out[~same] = shapely.to_wkb(lonlat[~same])
+    return out
 
 
 def warm_worker(compiled: bool) -> None:
