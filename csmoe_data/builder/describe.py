@@ -60,7 +60,22 @@ class ChunkResult(TypedDict):
     """What :func:`describe_chunk` returns for one chunk."""
 
     geometry: NDArray[np.object_]
+    bounds: NDArray[np.float64]
+    type_codes: NDArray[np.int8]
     kinds: dict[str, KindResult]
+
+
+def geometry_type_codes(geoms: NDArray[np.object_]) -> NDArray[np.int8]:
+    """The type id (shapely's) of each geometry, plus 8 where it has Z (-1 where it is missing).
+
+    The codes GeoParquet's ``geometry_types`` are named from (``"Polygon"``, ``"Polygon Z"``,
+    ...; see :data:`csmoe_data.builder.write.GEOMETRY_TYPE_NAMES`).
+    """
+    import shapely
+
+    codes = shapely.get_type_id(geoms).astype(np.int8)
+    codes[shapely.has_z(geoms)] += 8
+    return codes
 
 
 @dataclass
@@ -70,6 +85,9 @@ class Described:
     Attributes:
         descriptors: one row per footprint; the columns of every raster kind side by side.
         geometry_wkb: each footprint in EPSG:4326 as WKB (None where it cannot be transformed).
+        geometry_bounds: ``(n, 4)`` lon/lat box of each of those geometries (NaN where missing
+            or empty), so that the rows can be written without decoding the WKB again.
+        geometry_types: :func:`geometry_type_codes` of those geometries.
         unknown: kind -> {raster value: covered pixel area} for values the legend lacks.
         unknown_rows: kind -> footprints that cover such a value.
         value_area: kind -> {raster value: area} over all footprints (the legend-fit check).
@@ -77,6 +95,8 @@ class Described:
 
     descriptors: pd.DataFrame
     geometry_wkb: NDArray[np.object_]
+    geometry_bounds: NDArray[np.float64]
+    geometry_types: NDArray[np.int8]
     unknown: dict[str, dict[float, float]]
     unknown_rows: dict[str, int]
     value_area: dict[str, dict[float, float]]
@@ -138,7 +158,13 @@ def describe_chunk(
             unknown_rows=ca.unknown_rows,
             value_area=_value_area(ca, spec.legend),
         )
-    return ChunkResult(geometry=shapely.to_wkb(to("EPSG:4326")), kinds=kinds)
+    lonlat = to("EPSG:4326")
+    return ChunkResult(
+        geometry=shapely.to_wkb(lonlat),
+        bounds=shapely.bounds(lonlat),
+        type_codes=geometry_type_codes(lonlat),
+        kinds=kinds,
+    )
 
 
 def warm_worker(compiled: bool) -> None:
@@ -219,6 +245,8 @@ def describe_batch(
     ]
     frames: dict[str, list[pd.DataFrame]] = {k: [pd.DataFrame()] * len(tasks) for k in specs}
     geometry_wkb = np.empty(n, dtype=object)
+    geometry_bounds = np.empty((n, 4))
+    geometry_types = np.empty(n, dtype=np.int8)
     # per-chunk tallies, summed in chunk order afterwards (deterministic floats)
     chunk_unknown: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
     chunk_values: dict[str, list[dict[float, float]]] = {k: [{}] * len(tasks) for k in specs}
@@ -227,6 +255,8 @@ def describe_batch(
     def on_done(i: int, result: ChunkResult) -> None:
         sl = order[i * chunk : (i + 1) * chunk]
         geometry_wkb[sl] = result["geometry"]
+        geometry_bounds[sl] = result["bounds"]
+        geometry_types[sl] = result["type_codes"]
         for k in specs:
             part = result["kinds"][k]
             frames[k][i] = part["frame"]
@@ -254,7 +284,15 @@ def describe_batch(
         sorted_df = pd.concat(frames[k], ignore_index=True) if tasks else pd.DataFrame()
         desc.append(sorted_df.iloc[inverse].reset_index(drop=True))
     descriptors = pd.concat(desc, axis=1) if desc else pd.DataFrame(index=range(n))
-    return Described(descriptors, geometry_wkb, unknown, unknown_rows, value_area)
+    return Described(
+        descriptors,
+        geometry_wkb,
+        geometry_bounds,
+        geometry_types,
+        unknown,
+        unknown_rows,
+        value_area,
+    )
 
 
 def describe_footprints(

@@ -15,17 +15,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
 
 from csmoe_common import manifest as columns
 from csmoe_data.builder import describe as describe_stage
-from csmoe_data.builder.assemble import assemble
+from csmoe_data.builder.assemble import manifest_columns
 from csmoe_data.builder.background import Background, Stopped
 from csmoe_data.builder.describe import Described, describe_batch, open_runner
 from csmoe_data.builder.executors import fewer_gc_passes
 from csmoe_data.builder.load import load_rasters, plan_reads
 from csmoe_data.builder.metadata import (
     FootprintSummary,
-    geometry_bounds,
     metadata_document,
     valid_summary,
     warnings_for,
@@ -55,6 +56,23 @@ class _ValidMeans:
 
     def means(self) -> dict[str, float]:
         return {k: self.sums[k] / self.counts[k] for k in self.sums if self.counts[k]}
+
+
+def _total_bounds(bounds: NDArray[np.float64]) -> tuple[float, float, float, float] | None:
+    """The box around per-row boxes (``(n, 4)``, NaN rows skipped); None when every row is NaN.
+
+    The same box as :func:`csmoe_data.builder.metadata.geometry_bounds` of the geometries.
+    """
+    present = ~np.isnan(bounds[:, 0])
+    if not present.any():
+        return None
+    b = bounds[present]
+    return (
+        float(np.nanmin(b[:, 0])),
+        float(np.nanmin(b[:, 1])),
+        float(np.nanmax(b[:, 2])),
+        float(np.nanmax(b[:, 3])),
+    )
 
 
 def build_manifest(
@@ -164,8 +182,8 @@ def build_manifest(
                             for v, a in described.value_area[k].items():
                                 value_area[k][v] = value_area[k].get(v, 0.0) + a
                             unknown_rows[k] += described.unknown_rows[k]
-                        gdf = assemble(fp.table, described, out.parent)
-                        box = geometry_bounds(gdf)
+                        rows = manifest_columns(fp.table, described, out.parent)
+                        box = _total_bounds(described.geometry_bounds)
                         if box is not None:
                             bounds = (
                                 list(box)
@@ -177,10 +195,16 @@ def build_manifest(
                                     max(bounds[3], box[3]),
                                 ]
                             )
-                        missing_geometry += int(gdf.geometry.isna().sum())
-                        valid.add(gdf)
-                        writer.write(gdf)
-                        del gdf, described, fp
+                        missing_geometry += int(pd.isna(described.geometry_wkb).sum())
+                        valid.add(rows)
+                        # the workers' WKB is written as it is (no decoding here)
+                        writer.write_encoded(
+                            rows,
+                            described.geometry_wkb,
+                            described.geometry_bounds,
+                            described.geometry_types,
+                        )
+                        del rows, described, fp
                 if tally.rows == 0:
                     raise CsmoeDataError(
                         "no usable footprint left (every geometry was empty or not polygonal)"
