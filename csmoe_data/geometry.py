@@ -512,7 +512,9 @@ def point_xy(points: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[
 
 
 def points_lonlat(
-    x: NDArray[np.float64], y: NDArray[np.float64], crs_values: Sequence[Any]
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    crs_values: Sequence[Any] | NDArray[np.object_],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Longitude and latitude (EPSG:4326) of points given by coordinates, each in its own CRS.
 
