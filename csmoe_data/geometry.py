@@ -511,6 +511,50 @@ def point_xy(points: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[
     return x, y
 
 
+def points_lonlat(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    crs_values: Sequence[Any] | NDArray[np.object_],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Longitude and latitude (EPSG:4326) of points given by coordinates, each in its own CRS.
+
+    Numbers in, numbers out: one vectorised transform per CRS and no geometry made, for callers
+    that need only the positions (ordering footprints by their centroids; going through
+    :func:`transform_geometries_by_crs` rebuilt a point geometry per footprint, ~4 us each).
+
+    Args:
+        x: the points' x in their CRS (NaN for none).
+        y: the points' y.
+        crs_values: each point's CRS.
+
+    Returns:
+        ``(lon, lat)``, NaN where a point is NaN or outside its CRS's domain.
+
+    Raises:
+        CsmoeDataError: if the lengths differ or a CRS is not understood.
+    """
+    lon = np.array(x, dtype=np.float64)
+    lat = np.array(y, dtype=np.float64)
+    crs_arr = np.asarray([str(c) if c is not None else "" for c in crs_values], dtype=object)
+    if not (len(crs_arr) == len(lon) == len(lat)):
+        raise CsmoeDataError(f"{len(lon)} points but {len(crs_arr)} CRS values")
+    dst = to_crs("EPSG:4326")
+    for value in dict.fromkeys(crs_arr.tolist()):
+        src = to_crs(value)
+        if src == dst:
+            continue
+        sel = np.flatnonzero(crs_arr == value)
+        xs = np.ascontiguousarray(lon[sel])
+        ys = np.ascontiguousarray(lat[sel])
+        _transformer(src, dst).transform(xs, ys, inplace=True, errcheck=False)
+        lon[sel] = xs
+        lat[sel] = ys
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    lon[bad] = np.nan
+    lat[bad] = np.nan
+    return lon, lat
+
+
 def _rejoin(ll: NDArray[np.object_]) -> NDArray[np.object_]:
     """Undo an antimeridian split: shift parts so longitudes are continuous (may exceed 180)."""
     return unwrap_longitudes(ll)

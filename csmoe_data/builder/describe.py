@@ -205,11 +205,10 @@ def spatial_order(geoms: NDArray[np.object_], crs_values: NDArray[np.object_]) -
     """Order footprints by 1-degree cell of their centroid (locality for raster reads)."""
     import shapely
 
-    from csmoe_data.geometry import point_xy, transform_geometries_by_crs
+    from csmoe_data.geometry import point_xy, points_lonlat
 
-    cent = shapely.centroid(geoms)
-    ll = transform_geometries_by_crs(cent, list(crs_values), "EPSG:4326", 0)
-    x, y = (np.nan_to_num(v, nan=0.0) for v in point_xy(ll))
+    lon, lat = points_lonlat(*point_xy(shapely.centroid(geoms)), crs_values)
+    x, y = (np.nan_to_num(v, nan=0.0) for v in (lon, lat))
     # serpentine rows keep neighbouring cells next to each other
     row = np.floor(y).astype(np.int64)
     col = np.floor(x).astype(np.int64)

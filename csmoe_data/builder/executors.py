@@ -192,7 +192,18 @@ class TaskRunner(Generic[R]):
             # fork every worker now, from this thread: the workers' parent-death signal is tied
             # to the forking thread, and no other thread of this process (the build's stages)
             # is running yet, so none of their locks can be inherited half-held
-            self._pool.submit(_nothing)
+            # the workers inherit every object alive now (modules, rasters' specs) and never
+            # free one: frozen (``gc.freeze``, as the gc module's docs advise before a fork),
+            # their collector passes skip them and do not write into (copy) the shared pages;
+            # 20,000 footprints, 2 workers: 2.95 -> 2.81 CPU-s for the whole run. This process
+            # gets its collector back as it was (frozen by a caller, or not) right after.
+            frozen_before = gc.get_freeze_count()
+            gc.freeze()
+            try:
+                self._pool.submit(_nothing)
+            finally:
+                if not frozen_before:
+                    gc.unfreeze()
         return self
 
     def warm(self, fn: Callable[..., None], *args: object) -> None:

@@ -204,3 +204,22 @@ def test_point_xy_and_spatial_order_survive_empty_points() -> None:
     geoms = np.array([shapely.box(5, 5, 6, 6), shapely.Polygon(), shapely.box(0, 0, 1, 1)])
     order = spatial_order(geoms, np.array(["EPSG:4326"] * 3, dtype=object))
     assert sorted(order) == [0, 1, 2] and order[-1] == 0
+
+
+def test_points_lonlat_transforms_numbers_per_crs() -> None:
+    """The numbers-only transform agrees with the geometry transform; NaN where none is defined."""
+    from csmoe_data.geometry import point_xy, points_lonlat, transform_geometries_by_crs
+
+    x = np.array([500_000.0, 10.5, 400_000.0, np.nan, 500_000.0])
+    y = np.array([5_000_000.0, 45.2, 5_100_000.0, 1.0, np.inf])
+    crs = ["EPSG:32633", "EPSG:4326", "EPSG:32632", "EPSG:32633", "EPSG:32633"]
+    lon, lat = points_lonlat(x, y, crs)
+    ref_lon, ref_lat = point_xy(
+        transform_geometries_by_crs(shapely.points(x[:3], y[:3]), crs[:3], "EPSG:4326", 0)
+    )
+    assert np.allclose(lon[:3], ref_lon, rtol=0, atol=1e-9)
+    assert np.allclose(lat[:3], ref_lat, rtol=0, atol=1e-9)
+    assert (lon[1], lat[1]) == (10.5, 45.2)  # already lon/lat: untouched
+    assert np.isnan(lon[3:]).all() and np.isnan(lat[3:]).all()  # no point; not a number
+    with pytest.raises(CsmoeDataError):
+        points_lonlat(x, y, crs[:2])

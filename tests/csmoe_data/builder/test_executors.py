@@ -118,3 +118,36 @@ def test_fewer_gc_passes_while_describing():
         got: list[int] = []
         runner.run([()], lambda _i, r: got.append(r))
     assert got == [executors.GC_YOUNG_THRESHOLD] and gc.get_threshold() == before
+
+
+#: an object of the parent, alive when the pool forks its workers
+_INHERITED: list[list[str]] = [["made before the fork"]]
+
+
+def _inherited_is_frozen_in_worker() -> tuple[int, bool]:
+    import gc
+
+    frozen = gc.get_freeze_count()
+    gc.collect()  # a full pass in the worker: it must not look at what the parent froze
+    inherited = _INHERITED[0]  # a list: always tracked by the collector
+    return frozen, gc.is_tracked(inherited) and not any(o is inherited for o in gc.get_objects())
+
+
+def test_workers_inherit_the_parent_frozen_and_the_parent_is_left_as_it_was():
+    """Objects alive at the fork are frozen in the workers; this process is not left frozen."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with TaskRunner(_inherited_is_frozen_in_worker, (), workers=2) as runner:
+        assert gc.get_freeze_count() == 0  # the parent's collector as it was
+        got: list[tuple[int, bool]] = []
+        runner.run([(), ()], lambda _i, r: got.append(r))
+    assert len(got) == 2
+    for frozen, hidden in got:
+        assert frozen > 1000 and hidden  # every inherited object, this one among them
+    gc.freeze()  # a caller that froze already (a console run) stays frozen
+    try:
+        with TaskRunner(_inherited_is_frozen_in_worker, (), workers=2) as runner:
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
