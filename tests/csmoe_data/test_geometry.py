@@ -223,3 +223,41 @@ def test_points_lonlat_transforms_numbers_per_crs() -> None:
     assert np.isnan(lon[3:]).all() and np.isnan(lat[3:]).all()  # no point; not a number
     with pytest.raises(CsmoeDataError):
         points_lonlat(x, y, crs[:2])
+
+
+def test_convex_quadrilaterals_are_valid_and_grid_cells_are_found():
+    """Every polygon taken as a convex quadrilateral is valid to GEOS; boxes are taken."""
+    from csmoe_data.geometry import convex_quadrilaterals
+
+    rng = np.random.default_rng(11)
+    quads = [shapely.Polygon(rng.uniform(-1, 1, (4, 2))) for _ in range(3000)]  # many bow-ties
+    far = [
+        shapely.affinity.rotate(shapely.box(x, 5e6, x + s, 5e6 + s), a)
+        for x, s, a in zip(rng.uniform(1e5, 9e5, 200), rng.uniform(1e-6, 500, 200),
+                           rng.uniform(0, 90, 200), strict=True)
+    ]  # fmt: skip
+    special = [
+        shapely.box(0, 0, 1, 1),
+        shapely.Polygon([(0, 0), (1, 0), (2, 0), (1, 1)]),  # a straight corner: not taken
+        shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)]),  # bow-tie
+        shapely.Polygon([(0, 0), (1, 0), (1, 0), (0, 1)]),  # a repeated corner
+        shapely.Polygon([(0, 0), (1, 0), (1, 1e-17), (0, 1e-17)]),  # nearly flat
+        shapely.Polygon([(0, 0), (np.nan, 0), (1, 1), (0, 1)]),
+        shapely.Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2), (1, 2)]]),
+        shapely.MultiPolygon([shapely.box(0, 0, 1, 1)]),
+        shapely.Polygon(),
+        None,
+    ]
+    geoms = np.array(quads + far + special, dtype=object)
+    taken = convex_quadrilaterals(geoms)
+    present = ~shapely.is_missing(geoms)
+    assert shapely.is_valid(geoms[taken]).all()
+    assert not taken[~present].any()
+    assert taken[len(quads) : len(quads) + len(far)].all()  # rotated boxes far from the origin
+    assert taken[len(quads) + len(far)] and not taken[len(quads) + len(far) + 1 :].any()
+    # among the random quadrilaterals, the convex ones are taken (all but the nearly flat)
+    q = geoms[: len(quads)]
+    convex = shapely.is_valid(q) & np.isclose(shapely.area(shapely.convex_hull(q)), shapely.area(q))
+    assert (
+        taken[: len(quads)].sum() > 0.99 * convex.sum() and not taken[: len(quads)][~convex].any()
+    )
