@@ -174,6 +174,7 @@ class TaskRunner(Generic[R]):
         self._scattered: Task | None = None
         self._window = 1
         self._blas: Any = None
+        self._exiting: list[Any] | None = None
 
     def __enter__(self) -> TaskRunner[R]:
         if self.dask_scheduler:
@@ -205,6 +206,17 @@ class TaskRunner(Generic[R]):
                 if not frozen_before:
                     gc.unfreeze()
         return self
+
+    def finish(self) -> None:
+        """No task will follow: the pool's workers are told to exit now, not when the block ends.
+
+        Their exit (the kernel tearing down each worker's memory, tens of milliseconds) then
+        overlaps with what the caller still does (writing the last batch); leaving the block
+        still waits for them. Called from the thread that runs the tasks; a no-op without a pool.
+        """
+        if self._pool is not None and self._exiting is None:
+            self._exiting = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False)
 
     def warm(self, fn: Callable[..., None], *args: object) -> None:
         """Run ``fn(*args)`` once per pool worker, ahead of the tasks (loading compiled code).
@@ -257,9 +269,16 @@ class TaskRunner(Generic[R]):
         if self._pool is not None:
             if exc_type is not None:
                 stop_pool(self._pool)  # Ctrl-C, SIGTERM, an error: do not wait for running chunks
+                for proc in self._exiting or ():  # told to exit already (finish)
+                    with contextlib.suppress(Exception):
+                        proc.kill()
             else:
                 self._pool.shutdown(wait=True)
+            for proc in self._exiting or ():
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=5 if exc_type is not None else None)
             self._pool = None
+            self._exiting = None
         if self._client is not None:
             self._client.close()
             self._client = None

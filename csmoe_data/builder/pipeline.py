@@ -164,6 +164,7 @@ def build_manifest(
                             fp.table, specs, runner, execution.chunk_size, advance_unless_stopped
                         )
                         yield fp, described
+                    runner.finish()  # the workers exit while the last batch is written
 
                 # three stages overlap: batch k+1 is read (stage thread), batch k described
                 # (stage thread, the workers), batch k-1 assembled and written (here)

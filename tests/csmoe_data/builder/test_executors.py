@@ -151,3 +151,33 @@ def test_workers_inherit_the_parent_frozen_and_the_parent_is_left_as_it_was():
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_finish_lets_the_workers_exit_before_the_block_ends():
+    """After finish() the workers exit on their own; leaving the block has waited for every one."""
+    from multiprocessing.connection import wait as wait_ready
+
+    with TaskRunner(_pid, (), workers=2) as runner:
+        got: list[int] = []
+        runner.run([(), (), ()], lambda _i, r: got.append(r))
+        workers = list(runner._pool._processes.values())  # type: ignore[union-attr]
+        assert {p.pid for p in workers} >= set(got) and len(workers) == 2
+        runner.finish()
+        runner.finish()  # twice is once
+        # each exits without the block having ended (its sentinel is ready once it has; the
+        # pool's own thread may reap it first, so its exit code can still read None here)
+        assert all(wait_ready([p.sentinel], timeout=60) for p in workers)
+    assert runner._pool is None
+    # an error after finish() still leaves no worker behind
+    with pytest.raises(RuntimeError), TaskRunner(_pid, (), workers=2) as runner:
+        runner.run([()], lambda _i, r: None)
+        workers = list(runner._pool._processes.values())  # type: ignore[union-attr]
+        runner.finish()
+        raise RuntimeError("the write failed")
+    assert all(wait_ready([p.sentinel], timeout=0) for p in workers)
