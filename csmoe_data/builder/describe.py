@@ -234,6 +234,44 @@ def open_runner(
     )
 
 
+@dataclass
+class PreparedBatch:
+    """A batch of footprints cut into the tasks of :func:`describe_chunk`.
+
+    Attributes:
+        rows: footprints in the batch.
+        order: the spatial order the tasks follow (:func:`spatial_order`).
+        chunk_size: footprints per task.
+        tasks: ``(wkb, crs)`` of each chunk of ``chunk_size`` footprints in that order.
+    """
+
+    rows: int
+    order: NDArray[np.int64]
+    chunk_size: int
+    tasks: list[Task]
+
+
+def prepare_batch(table: pd.DataFrame, chunk_size: int) -> PreparedBatch:
+    """Order a batch of footprints spatially and cut it into tasks (no worker needed).
+
+    A streamed build prepares batch k+1 in its read stage while the workers describe batch k,
+    so that they do not wait for this between two batches.
+    """
+    import shapely
+
+    n = len(table)
+    geoms = np.asarray(table[schema.GEOMETRY].values, dtype=object)
+    crs_values = np.asarray(table[schema.CRS].astype(str).to_numpy(), dtype=object)
+    order = spatial_order(geoms, crs_values) if n else np.empty(0, dtype=np.int64)
+    wkb_sorted = shapely.to_wkb(geoms[order])
+    crs_sorted = crs_values[order]
+    tasks: list[Task] = [
+        (wkb_sorted[s : s + chunk_size], crs_sorted[s : s + chunk_size])
+        for s in range(0, n, chunk_size)
+    ]
+    return PreparedBatch(n, order, chunk_size, tasks)
+
+
 def describe_batch(
     table: pd.DataFrame,
     specs: dict[str, RasterSpec],
@@ -253,18 +291,21 @@ def describe_batch(
     Raises:
         CsmoeDataError: unreadable pixels.
     """
-    import shapely
+    return describe_prepared(prepare_batch(table, chunk_size), specs, runner, advance)
 
-    chunk = chunk_size
-    n = len(table)
-    geoms = np.asarray(table[schema.GEOMETRY].values, dtype=object)
-    crs_values = np.asarray(table[schema.CRS].astype(str).to_numpy(), dtype=object)
-    order = spatial_order(geoms, crs_values) if n else np.empty(0, dtype=np.int64)
-    wkb_sorted = shapely.to_wkb(geoms[order])
-    crs_sorted = crs_values[order]
-    tasks: list[Task] = [
-        (wkb_sorted[s : s + chunk], crs_sorted[s : s + chunk]) for s in range(0, n, chunk)
-    ]
+
+def describe_prepared(
+    prepared: PreparedBatch,
+    specs: dict[str, RasterSpec],
+    runner: TaskRunner[ChunkResult],
+    advance: Callable[[int], None] | None = None,
+) -> Described:
+    """:func:`describe_batch` of a batch :func:`prepare_batch` made ready.
+
+    Raises:
+        CsmoeDataError: unreadable pixels.
+    """
+    n, order, chunk, tasks = prepared.rows, prepared.order, prepared.chunk_size, prepared.tasks
     parts: dict[str, list[DescriptorArrays | None]] = {k: [None] * len(tasks) for k in specs}
     geometry_wkb = np.empty(n, dtype=object)
     geometry_bounds = np.empty((n, 4))

@@ -22,7 +22,13 @@ from csmoe_common import manifest as columns
 from csmoe_data.builder import describe as describe_stage
 from csmoe_data.builder.assemble import manifest_columns
 from csmoe_data.builder.background import Background, Stopped
-from csmoe_data.builder.describe import Described, describe_batch, open_runner
+from csmoe_data.builder.describe import (
+    Described,
+    PreparedBatch,
+    describe_prepared,
+    open_runner,
+    prepare_batch,
+)
 from csmoe_data.builder.executors import fewer_gc_passes
 from csmoe_data.builder.load import load_rasters, plan_reads
 from csmoe_data.builder.metadata import (
@@ -153,23 +159,32 @@ def build_manifest(
                         raise Stopped
                     advance(n)
 
-                def described_batches(
+                def prepared_batches(
                     batches: Iterable[Footprints],
+                ) -> Iterator[tuple[Footprints, PreparedBatch | None]]:
+                    for fp in batches:  # ordered and cut into tasks in the read stage
+                        empty = len(fp.table) == 0
+                        yield fp, None if empty else prepare_batch(fp.table, execution.chunk_size)
+
+                def described_batches(
+                    batches: Iterable[tuple[Footprints, PreparedBatch | None]],
                 ) -> Iterator[tuple[Footprints, Described | None]]:
-                    for fp in batches:
-                        if len(fp.table) == 0:
+                    for fp, prepared in batches:
+                        if prepared is None:
                             yield fp, None
                             continue
-                        described = describe_batch(
-                            fp.table, specs, runner, execution.chunk_size, advance_unless_stopped
+                        described = describe_prepared(
+                            prepared, specs, runner, advance_unless_stopped
                         )
                         yield fp, described
-                    runner.finish()  # the workers exit while the last batch is written
 
-                # three stages overlap: batch k+1 is read (stage thread), batch k described
-                # (stage thread, the workers), batch k-1 assembled and written (here)
+                # three stages overlap: batch k+1 is read and cut into tasks (stage thread),
+                # batch k described (stage thread, the workers), batch k-1 assembled and
+                # written (here)
                 with (
-                    Background(source.batches, 1, "csmoe-read-footprints", stop) as read,
+                    Background(
+                        prepared_batches(source.batches), 1, "csmoe-read-footprints", stop
+                    ) as read,
                     Background(described_batches(read), 1, "csmoe-describe", stop) as stage,
                 ):
                     for fp, described in stage:
