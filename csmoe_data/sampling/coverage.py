@@ -455,6 +455,7 @@ def repair_max(
     candidates: int = 48,
     landcover: slice | None = None,
     js_bound: float = 1.0,
+    across: bool = False,
 ) -> np.ndarray:
     """Lower the largest distance from a pool row to its nearest pick, one worst row at a time.
 
@@ -469,6 +470,11 @@ def repair_max(
     divergence of the sample's mean fractions to the pool's (every row) at most
     ``max(js_bound, where it started)``, so that this last step cannot undo the bound the
     earlier ones held.
+
+    With ``across``, the pick that moves may come from any group that keeps a row (as in
+    :func:`sweep_refine`: per-group counts are no longer fixed), and the candidates are the
+    free rows nearest the worst row in any group plus random ones of its own group; every
+    (candidate, pick) pair is scored at once from per-cell maxima and sums.
     """
     sel = np.asarray(selected, dtype=np.int64).copy()
     n, N = len(sel), len(X)
@@ -490,11 +496,52 @@ def repair_max(
         lc_pool = L.sum(axis=0)
         lc_total = L[sel].sum(axis=0)
         js_cap = max(js_bound, float(js_divergence_rows(lc_total[None, :], lc_pool)[0]))
-    else:
+    else:  # no land-cover columns: no divergence to hold
         L = None
+        lc_pool = lc_total = np.zeros(0)
+        js_cap = 1.0
+    if across:
+        n_groups = int(groups.max()) + 1
+        per_group = np.bincount(groups[sel], minlength=n_groups)
     for _ in range(rounds):
         worst = int(np.argmax(d1))
         g = int(groups[rows[worst]])
+        if across:
+            free = np.flatnonzero(~taken)
+            own = free[groups[free] == g]
+            if len(free) == 0:
+                break
+            cand = free[np.argsort(_sqdist(X[free], Xe[worst]), kind="stable")[: candidates // 2]]
+            if len(own):
+                cand = np.union1d(cand, rng.choice(own, min(len(own), candidates // 2), False))
+            got = _best_repair(
+                Xe,
+                X,
+                sel,
+                cand,
+                groups,
+                per_group,
+                near,
+                d1,
+                d2,
+                limit,
+                L,
+                lc_total,
+                lc_pool,
+                js_cap,
+            )
+            if got is None:
+                break
+            moved, row = got
+            per_group[groups[sel[moved]]] -= 1
+            per_group[groups[row]] += 1
+            if L is not None:
+                lc_total += L[row] - L[sel[moved]]
+            taken[sel[moved]] = False
+            sel[moved] = row
+            taken[row] = True
+            near, d1, d2 = _two_nearest(Xe, X[sel])
+            continue
         js = np.flatnonzero(groups[sel] == g)
         pool_g = by_group[bounds[g] : bounds[g + 1]]
         pool_g = pool_g[~taken[pool_g]]
@@ -532,6 +579,69 @@ def repair_max(
         taken[row] = True
         near, d1, d2 = _two_nearest(Xe, X[sel])
     return sel
+
+
+def _best_repair(
+    Xe: np.ndarray,
+    X: np.ndarray,
+    sel: np.ndarray,
+    cand: np.ndarray,
+    groups: np.ndarray,
+    per_group: np.ndarray,
+    near: np.ndarray,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    limit: float,
+    L: np.ndarray | None,
+    lc_total: np.ndarray | None,
+    lc_pool: np.ndarray | None,
+    js_cap: float,
+) -> tuple[int, int] | None:
+    """The (pick position, candidate row) swap with the lowest new maximum distance, or None.
+
+    A swap counts when it lowers the maximum, keeps the summed distance <= ``limit``, leaves
+    every group a row and (with ``L``) keeps the divergence <= ``js_cap``. For candidate c, a
+    row's new distance is min(d1, d_c) unless its nearest pick leaves (then min(d2, d_c)), so
+    the new maximum for removing pick j is the larger of the other cells' maxima of
+    min(d1, d_c) and cell j's maximum of min(d2, d_c); sums likewise.
+    """
+    n = len(sel)
+    order = np.argsort(near, kind="stable")
+    sizes = np.bincount(near, minlength=n)
+    full = sizes > 0
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[full]
+    sole = per_group[groups[sel]] == 1
+    current = float(d1.max())
+    best: tuple[float, float, int, int] | None = None
+    for c in cand:
+        dc = np.sqrt(_sqdist(Xe, X[c]).astype(np.float64))
+        keep = np.minimum(d1, dc)[order]
+        rm = np.minimum(d2, dc)[order]
+        keep_max, rm_max = np.zeros(n), np.zeros(n)
+        keep_sum, rm_sum = np.zeros(n), np.zeros(n)
+        keep_max[full] = np.maximum.reduceat(keep, starts)
+        rm_max[full] = np.maximum.reduceat(rm, starts)
+        keep_sum[full] = np.add.reduceat(keep, starts)
+        rm_sum[full] = np.add.reduceat(rm, starts)
+        top = int(np.argmax(keep_max))
+        second = float(np.max(np.delete(keep_max, top))) if n > 1 else 0.0
+        others = np.where(np.arange(n) == top, second, float(keep_max[top]))
+        new_max = np.maximum(others, rm_max)
+        new_sum = float(keep.sum()) - keep_sum + rm_sum
+        ok = (new_sum <= limit) & (new_max < current - 1e-12)
+        ok &= ~sole | (groups[sel] == groups[c])
+        if L is not None and lc_total is not None and lc_pool is not None and ok.any():
+            idx = np.flatnonzero(ok)
+            div = js_divergence_rows(lc_total[None, :] - L[sel[idx]] + L[c][None, :], lc_pool)
+            ok[idx[div > js_cap]] = False
+        if not ok.any():
+            continue
+        idx = np.flatnonzero(ok)
+        k = idx[np.lexsort((new_sum[idx], new_max[idx]))[0]]
+        key = (float(new_max[k]), float(new_sum[k]), int(k), int(c))
+        if best is None or key[:2] < best[:2]:
+            best = key
+    return None if best is None else (best[2], best[3])
 
 
 def _nearest_picks(

@@ -465,6 +465,7 @@ class ThematicClimatic(Strategy):
             rounds=self.max_repairs,
             landcover=slice(0, n_lc) if n_lc else None,
             js_bound=self.repair_js_bound,
+            across=self.swap_sweeps > 0 or self.swap_share > 0,
         )
 
     def allocation_weights(

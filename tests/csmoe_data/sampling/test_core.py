@@ -232,6 +232,28 @@ def test_repair_max_lowers_the_worst_distance_within_groups() -> None:
     assert radii(out).sum() <= radii(start).sum() * 1.5
 
 
+def test_repair_max_across_groups_moves_a_spare_pick_to_the_worst_row() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.random((500, 2)).astype(np.float32)
+    groups = (X[:, 0] > 0.5).astype(np.int64)
+    # six picks crowd the left half, the right half has one pick in a corner
+    left = np.flatnonzero(groups == 0)
+    right = np.flatnonzero(groups == 1)
+    start = np.r_[left[:6], right[np.argmin(X[right, 0] + X[right, 1])]]
+
+    def radii(sel: np.ndarray) -> np.ndarray:
+        return np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1)
+
+    within = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5)
+    across = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5, across=True)
+    again = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5, across=True)
+    assert across.tolist() == again.tolist()
+    assert set(groups[across].tolist()) == {0, 1} and len(set(across.tolist())) == len(across)
+    assert (groups[across] == 1).sum() > 1  # a spare left pick moved right
+    assert radii(across).max() < radii(within).max() < radii(start).max()
+    assert radii(across).sum() <= radii(start).sum() * 1.5
+
+
 def test_refine_keeps_groups_and_never_worsens() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((600, 3)).astype(np.float32)
