@@ -149,6 +149,16 @@ def tree_pss(pid: int) -> dict[int, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """user + sys CPU seconds of ``pid`` so far (``/proc/<pid>/stat``), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_pss_kib(pid: int) -> tuple[int, int]:
     """Summed Pss (KiB) of ``pid`` and its descendants, and the number of processes."""
     per = tree_pss(pid)
@@ -169,8 +179,13 @@ def run(cmd: list[str], interval: float, timeout: float, trace: float = 0.0) -> 
     )
     peak, peak_procs = 0, 0
     next_trace = trace
+    cpu_of: dict[int, float] = {}  # the last CPU seconds seen of each process of the tree
     while proc.poll() is None:
         per = tree_pss(proc.pid)
+        for p in per:
+            seen = cpu_seconds(p)
+            if seen is not None:
+                cpu_of[p] = seen
         pss, procs = sum(per.values()), len(per)
         if pss > peak:
             peak, peak_procs = pss, procs
@@ -194,7 +209,16 @@ def run(cmd: list[str], interval: float, timeout: float, trace: float = 0.0) -> 
     output = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({proc.returncode}):\n{output[-3000:]}")
-    return {"peak_pss_mib": peak / 1024.0, "wall_s": wall, "cpu_s": cpu, "processes": peak_procs}
+    workers = [v for p, v in cpu_of.items() if p != proc.pid]
+    return {
+        "peak_pss_mib": peak / 1024.0,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "processes": peak_procs,
+        # the parent's own CPU is the tree's minus its workers' (sampled, up to one interval late)
+        "workers_cpu_s": sum(workers),
+        "workers": len(workers),
+    }
 
 
 def measure(args: argparse.Namespace, fp: Path, out: Path) -> None:
@@ -224,6 +248,11 @@ def measure(args: argparse.Namespace, fp: Path, out: Path) -> None:
         f"{r['wall_s'] / rows * 1e6:.1f} us per footprint); CPU (user+sys, parent and "
         f"workers) {r['cpu_s']:.1f} s"
     )
+    if r["workers"]:
+        print(
+            f"CPU by process (sampled): parent {r['cpu_s'] - r['workers_cpu_s']:.1f} s, "
+            f"{r['workers']} workers {r['workers_cpu_s']:.1f} s"
+        )
     print(f"output {out.stat().st_size / 2**20:,.0f} MiB")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -55,6 +57,43 @@ class OnceCommand(TyperCommand):
         return list(super().parse_args(ctx, args))
 
 
+_LIST_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s")
+
+
+def reflow_help(text: str) -> str:
+    r"""A command's help text with each paragraph (and list item) on one line.
+
+    Typer 0.29 keeps the docstring's line breaks after the first paragraph, so Rich wrapped
+    each source line on its own and the help came out ragged; joined, Rich wraps a paragraph
+    to the terminal. Blank lines, list items (``- x``, ``1. x``), indented lines, paragraphs
+    marked with click's ``\b`` and everything after ``\f`` are kept as written.
+    """
+    head, formfeed, tail = inspect.cleandoc(text).partition("\f")
+    paragraphs = []
+    for paragraph in head.split("\n\n"):
+        if paragraph.startswith("\b"):
+            paragraphs.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.split("\n"):
+            if lines and line.strip() and not _LIST_ITEM.match(line) and not line.startswith(" "):
+                lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs) + formfeed + tail
+
+
+def _reflow_command_help(command: Any) -> None:
+    """Reflow the help of a command and, for a group, of every command under it."""
+    if command is None:
+        return
+    if getattr(command, "help", None):
+        command.help = reflow_help(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_command_help(sub)
+
+
 class OneLineErrorsGroup(TyperGroup):
     """Root group of both CLIs: every usage error is one ``error:`` line, exit 2.
 
@@ -78,6 +117,12 @@ class OneLineErrorsGroup(TyperGroup):
         """Parse and run the sub-command; a usage error becomes one line."""
         with _one_line_usage_errors():
             return super().invoke(ctx)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The sub-command, its help reflowed (:func:`reflow_help`)."""
+        command = super().get_command(ctx, cmd_name)
+        _reflow_command_help(command)
+        return command
 
 
 def usage_error_line(exc: typer.TyperException) -> str:

@@ -117,7 +117,15 @@ def _summary(result: BuildResult) -> None:
                 f"{report['blocks']:,} of {report['block_size_m']:,.0f} m "
                 f"({report['block_size_from']})",
             )
-            table.add_row("removed (touching another split)", f"{report['removed']:,}")
+            table.add_row(
+                "removed (touching another split)",
+                f"{report['removed']:,}"
+                + (
+                    f" ({report['replaced']:,} replaced by rows of the same stratum)"
+                    if report.get("replaced")
+                    else ""
+                ),
+            )
             warnings += [str(w) for w in report.get("warnings", [])]
     table.add_row("manifest", str(result.path))
     console.print(table)
@@ -128,11 +136,19 @@ def _summary(result: BuildResult) -> None:
             from csmoe_data.sampling.core import describe_eligibility
 
             breakdown = list((sampling.get("ineligible") or {}).items())
+            split_report = sampling.get("split_report") or {}
+            lost = int(split_report.get("removed", 0)) - int(split_report.get("replaced", 0))
+            reason = describe_eligibility(
+                int(sampling.get("pool_size", 0)), int(sampling.get("eligible", 0)), breakdown
+            )
+            if lost > 0:  # the usual reason: border rows without a replacement in the pool
+                reason = (
+                    f"{lost:,} rows touching another split were removed and had no replacement "
+                    f"of their stratum that fits; {reason}"
+                )
             err_console.print(
                 f"[yellow]warning:[/] {selected:,} rows selected, fewer than --n {requested:,}: "
-                + describe_eligibility(
-                    int(sampling.get("pool_size", 0)), int(sampling.get("eligible", 0)), breakdown
-                ),
+                + reason,
                 highlight=False,
                 soft_wrap=True,
             )

@@ -280,7 +280,7 @@ class ClassMapper:
     def fused_areas(
         self,
         kernel: Callable[..., None],
-        blocks: list[NDArray[Any]],
+        pixels: WindowPixels,
         pieces: Pieces,
         windows: NDArray[np.int64],
         row_weights: RowWeights | None = None,
@@ -288,17 +288,20 @@ class ClassMapper:
         """:meth:`batch_areas` through the compiled kernel (8/16-bit rasters only).
 
         Coverage and histogram of each window in one pass over its pixels, no run-length
-        intermediate (:func:`csmoe_data.engine.kernels.jit_kernels`).
+        intermediate, every window of the batch in one call
+        (:func:`csmoe_data.engine.kernels.jit_kernels`).
         """
-        m = len(blocks)
-        nv = self._nv(blocks)
+        m = len(windows)
+        h = windows[:, 1] - windows[:, 0]
+        w = windows[:, 3] - windows[:, 2]
+        nv = 256 if self.dtype == np.uint8 else pixels.max_value(windows) + 1
         hist = np.empty((m, nv))
-        need = max((blk.shape[0] * (blk.shape[1] + 1) for blk in blocks), default=0)
+        need = int((h * (w + 1)).max()) if m else 0
         if len(self._mark) < need:  # zeroed buffers, left zeroed by the kernel
             self._scratch = np.zeros(2 * need)
             self._mark = np.zeros(need, dtype=np.uint8)
         if row_weights is None:  # planar weights: ones, offset 0, scale 1 for every window
-            tallest = max((blk.shape[0] for blk in blocks), default=0)
+            tallest = int(h.max()) if m else 0
             if len(self._ones) < tallest:
                 self._ones = np.ones(tallest)
             weights_all = self._ones
@@ -306,27 +309,77 @@ class ClassMapper:
             scales = np.ones(m)
         else:
             weights_all, row_offsets, scales = row_weights
-        offsets = pieces.offsets
-        for i, blk in enumerate(blocks):
-            kernel(
-                pieces.row,
-                pieces.col,
-                pieces.dy,
-                pieces.partial,
-                offsets[i],
-                offsets[i + 1],
-                windows[i, 0],
-                windows[i, 2],
-                np.ascontiguousarray(blk),  # one compiled variant per dtype, not per layout
-                self._scratch,
-                self._mark,
-                hist[i],
-                weights_all,
-                row_offsets[i],
-                scales[i],
-            )
+        kernel(
+            pieces.row,
+            pieces.col,
+            pieces.dy,
+            pieces.partial,
+            pieces.offsets,
+            np.ascontiguousarray(windows, dtype=np.int64),
+            pixels.data,
+            pixels.base,
+            pixels.stride,
+            self._scratch,
+            self._mark,
+            hist,
+            weights_all,
+            np.ascontiguousarray(row_offsets, dtype=np.int64),
+            np.ascontiguousarray(scales, dtype=np.float64),
+        )
         self.window_totals = hist.sum(axis=1)
         return self._per_class(hist)
+
+
+@dataclass
+class WindowPixels:
+    """The pixels of a batch of windows as one flat array (what the compiled kernel reads).
+
+    Pixel ``(r, c)`` of window ``i`` is ``data[base[i] + r * stride[i] + c]``: ``data`` is a
+    raster decoded whole or a region read once (no copy; ``stride`` is its width), or the
+    windows' own blocks laid end to end.
+
+    Attributes:
+        data: the pixels, 1-D.
+        base: ``(m,)`` position of each window's first pixel in ``data``.
+        stride: ``(m,)`` elements between two rows of each window in ``data``.
+    """
+
+    data: NDArray[Any]
+    base: NDArray[np.int64]
+    stride: NDArray[np.int64]
+
+    @classmethod
+    def of_array(
+        cls, array: NDArray[Any], rows: NDArray[np.int64], cols: NDArray[np.int64]
+    ) -> WindowPixels:
+        """Windows starting at ``(rows, cols)`` of a 2-D array (read in place when C-ordered)."""
+        array = np.ascontiguousarray(array)
+        width = array.shape[1]
+        base = np.asarray(rows, dtype=np.int64) * width + np.asarray(cols, dtype=np.int64)
+        return cls(array.reshape(-1), base, np.full(len(base), width, dtype=np.int64))
+
+    @classmethod
+    def of_blocks(cls, blocks: Sequence[NDArray[Any]]) -> WindowPixels:
+        """Separate blocks, copied end to end."""
+        sizes = np.array([b.size for b in blocks], dtype=np.int64)
+        base = np.zeros(len(blocks), dtype=np.int64)
+        np.cumsum(sizes[:-1], out=base[1:])
+        stride = np.array([b.shape[1] for b in blocks], dtype=np.int64)
+        data = np.concatenate([b.ravel() for b in blocks]) if len(blocks) else np.zeros(0)
+        return cls(data, base, stride)
+
+    def max_value(self, windows: NDArray[np.int64]) -> int:
+        """The largest pixel value of the windows (``(m, 4)``: rows and columns of each)."""
+        top = 0
+        for i, (r0, r1, c0, c1) in enumerate(windows.tolist()):
+            a, stride = int(self.base[i]), int(self.stride[i])
+            rows = self.data[a : a + (r1 - r0 - 1) * stride + (c1 - c0)]
+            if len(rows):
+                block = np.lib.stride_tricks.as_strided(
+                    rows, (r1 - r0, c1 - c0), (stride * rows.itemsize, rows.itemsize)
+                )
+                top = max(top, int(block.max()))
+        return top
 
 
 class _GroupReader:
@@ -397,6 +450,20 @@ class _GroupReader:
             )
         ]
 
+    def pixels(self, qs: NDArray[np.int64]) -> WindowPixels:
+        """The windows of the footprints at sorted positions ``qs``, for the compiled kernel.
+
+        In place from a raster decoded whole or from the chunk's region (no copy, no Python
+        step per window), else the windows' blocks (:meth:`block`) copied end to end.
+        """
+        js = self.idx[qs]
+        if self.in_memory:
+            return WindowPixels.of_array(whole_raster(self.info), self.r0[js], self.c0[js])
+        if self.region is not None and self.region_rows[js].all():
+            rr0, rc0, data = self.region
+            return WindowPixels.of_array(data, self.r0[js] - rr0, self.c0[js] - rc0)
+        return WindowPixels.of_blocks([self.block(q) for q in qs])
+
     def block(self, q: int) -> NDArray[Any]:
         """The window of the footprint at sorted position ``q``."""
         j = self.idx[q]
@@ -457,7 +524,7 @@ def class_areas(
     mapper = ClassMapper(info, legend)
     # compiled fused kernel for 8/16-bit rasters (None: numpy path; see jit_kernels)
     kernels = jit_kernels() if compiled and mapper.table is not None else None
-    kernel = kernels.coverage_histogram if kernels is not None else None
+    kernel = kernels.coverage_histograms if kernels is not None else None
     unknown: dict[float, float] = {}
     unknown_owner = np.zeros(n, dtype=bool)
     geoms = np.asarray(geoms, dtype=object)
@@ -533,7 +600,13 @@ def class_areas(
             rw = row_w(np.array([j]), sr0)
             if kernel is not None:
                 win = np.array([[sr0, sr1, c0[j], c1[j]]], dtype=np.int64)
-                per2, unk2 = mapper.fused_areas(kernel, [block], pc, win, rw)
+                per2, unk2 = mapper.fused_areas(
+                    kernel,
+                    WindowPixels.of_array(block, np.zeros(1, np.int64), np.zeros(1, np.int64)),
+                    pc,
+                    win,
+                    rw,
+                )
                 weigh_total(np.array([j]))
                 add(np.array([j]), per2, unk2)
                 continue
@@ -565,13 +638,14 @@ def class_areas(
             js = idx[qs]
             pieces = boundary_pieces(parts[js], kernel is not None)
             windows = np.stack([r0[js], r1[js], c0[js], c1[js]], axis=1)
-            blocks = reader.blocks(qs)
             rws = row_w(js, r0[js])
             if kernel is not None:
-                batch_per, batch_unk = mapper.fused_areas(kernel, blocks, pieces, windows, rws)
+                batch_per, batch_unk = mapper.fused_areas(
+                    kernel, reader.pixels(qs), pieces, windows, rws
+                )
             else:
                 batch_per, batch_unk = mapper.batch_areas(
-                    blocks, coverage_runs(pieces, windows), rws
+                    reader.blocks(qs), coverage_runs(pieces, windows), rws
                 )
             weigh_total(js)
             add(js, batch_per, batch_unk)
@@ -716,39 +790,87 @@ def _fractions(
     return frac, np.clip(valid_frac, 0.0, 1.0).astype(np.float32), has
 
 
-def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
-    """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
+@dataclass
+class DescriptorArrays:
+    """The descriptor columns of one raster kind as plain numpy arrays (rows of any order).
+
+    What a worker sends back for a chunk (cheaper to build and to pickle than a DataFrame,
+    whose construction costs per column, not per row); the parent concatenates the chunks,
+    puts the rows in input order and builds one frame per batch (:meth:`frame`).
+
+    Attributes:
+        kind: ``landcover`` or ``climate``.
+        columns: column name -> values: float32 fractions and valid fraction, then the
+            majority class (land cover: the reported code; climate: the symbol, None where
+            nothing is valid) and, for land cover, the entropy.
+        has: where any pixel is valid (the land-cover majority is null elsewhere).
+    """
+
+    kind: str
+    columns: dict[str, NDArray[Any]]
+    has: NDArray[np.bool_]
+
+    @classmethod
+    def concat(cls, parts: Sequence[DescriptorArrays]) -> DescriptorArrays:
+        """The rows of ``parts`` one after the other (at least one part)."""
+        first = parts[0]
+        return cls(
+            first.kind,
+            {c: np.concatenate([p.columns[c] for p in parts]) for c in first.columns},
+            np.concatenate([p.has for p in parts]),
+        )
+
+    def take(self, rows: NDArray[np.int64]) -> DescriptorArrays:
+        """The given rows, in that order."""
+        return DescriptorArrays(
+            self.kind, {c: v[rows] for c, v in self.columns.items()}, self.has[rows]
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """The descriptor columns as the manifest holds them (see :func:`landcover_columns`)."""
+        cols: dict[str, Any] = dict(self.columns)
+        if self.kind == "landcover":
+            major = pd.array(cols[schema.LC_MAJOR], dtype="Int32")
+            major[~self.has] = pd.NA
+            cols[schema.LC_MAJOR] = major
+        else:
+            cols[schema.KG_MAJOR] = pd.array(cols[schema.KG_MAJOR], dtype="string")
+        return pd.DataFrame(cols)
+
+
+def descriptor_arrays(ca: ClassAreas, legend: Legend) -> DescriptorArrays:
+    """The descriptor columns of the legend's kind as plain arrays (see :func:`describe`)."""
     frac, valid_frac, has = _fractions(ca)
     cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols[schema.LC_VALID_FRAC] = valid_frac
-    major = pd.array(legend.codes[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)], dtype="Int32")
-    major[~has] = pd.NA
-    cols[schema.LC_MAJOR] = major
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
-    entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
-    cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
-    return pd.DataFrame(cols)
+    best = np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)
+    if legend.kind == "landcover":
+        cols[schema.LC_VALID_FRAC] = valid_frac
+        cols[schema.LC_MAJOR] = legend.codes[best]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(frac > 0, frac * np.log(np.where(frac > 0, frac, 1.0)), 0.0)
+        entropy = np.where(has, np.maximum(-plogp.sum(axis=1), 0.0), np.nan)
+        cols[schema.LC_ENTROPY] = entropy.astype(np.float32)
+        return DescriptorArrays("landcover", cols, has)
+    cols[schema.KG_VALID_FRAC] = valid_frac
+    symbols = np.array(legend.keys, dtype=object)
+    major = symbols[best] if len(has) else symbols[:0]
+    cols[schema.KG_MAJOR] = np.where(has, major, np.array(None, dtype=object))
+    return DescriptorArrays("climate", cols, has)
+
+
+def landcover_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
+    """``lc_<code>``, ``lc_valid_frac``, ``lc_major`` (Int32), ``lc_entropy`` (nats)."""
+    return descriptor_arrays(ca, legend).frame()
 
 
 def climate_columns(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """``kg_<symbol>``, ``kg_valid_frac``, ``kg_major`` (symbol string, null where nothing valid)."""
-    frac, valid_frac, has = _fractions(ca)
-    cols: dict[str, Any] = {c: frac[:, i].astype(np.float32) for i, c in enumerate(legend.columns)}
-    cols[schema.KG_VALID_FRAC] = valid_frac
-    symbols = np.array(legend.keys, dtype=object)
-    major = symbols[np.argmax(np.nan_to_num(frac, nan=-1.0), axis=1)] if len(has) else symbols[:0]
-    cols[schema.KG_MAJOR] = pd.array(
-        np.where(has, major, np.array(None, dtype=object)), dtype="string"
-    )
-    return pd.DataFrame(cols)
+    return descriptor_arrays(ca, legend).frame()
 
 
 def describe(ca: ClassAreas, legend: Legend) -> pd.DataFrame:
     """Descriptor columns of the legend's kind (land cover or climate)."""
-    return (
-        landcover_columns(ca, legend) if legend.kind == "landcover" else climate_columns(ca, legend)
-    )
+    return descriptor_arrays(ca, legend).frame()
 
 
 def footprint_descriptors(

@@ -143,22 +143,30 @@ def plot_class_distributions(
         ("climate", climate_columns(pool.columns)),
     ]
     groups = [(t, c) for t, c in groups if c]
-    longest = max([len(c) for _, c in groups] or [1])
+    series = [("pool", pool), ("sample", sample)]
+    if baseline is not None:
+        series.append((baseline_label or "baseline", baseline))
+    # classes of the legend that no row holds are left out (and counted in the title)
+    shown: list[tuple[str, list[str], dict[str, np.ndarray], int]] = []
+    for title, cols in groups:
+        means = {
+            k: (descriptor_matrix(df, cols).mean(axis=0) if len(df) else np.zeros(len(cols)))
+            for k, df in series
+        }
+        held = np.any([m > 0 for m in means.values()], axis=0)
+        if not held.any():
+            held[:] = True
+        kept = [c for c, h in zip(cols, held, strict=True) if h]
+        shown.append((title, kept, {k: m[held] for k, m in means.items()}, len(cols) - len(kept)))
+    longest = max([len(c) for _, c, _, _ in shown] or [1])
     fig, axes = plt.subplots(
         1,
         len(groups) or 1,
         figsize=(7.5 * max(1, len(groups)), 0.42 * longest + 2.0),
         squeeze=False,
     )
-    series = [("pool", pool), ("sample", sample)]
-    if baseline is not None:
-        series.append((baseline_label or "baseline", baseline))
     height = 0.8 / len(series)
-    for ax, (title, cols) in zip(axes[0], groups, strict=False):
-        means = {
-            k: (descriptor_matrix(df, cols).mean(axis=0) if len(df) else np.zeros(len(cols)))
-            for k, df in series
-        }
+    for ax, (title, cols, means, absent) in zip(axes[0], shown, strict=False):
         order = np.argsort(-means["pool"], kind="stable")
         y = np.arange(len(cols))
         for i, (key, df) in enumerate(series):
@@ -184,7 +192,9 @@ def plot_class_distributions(
         ax.set_yticks(y, [_label(cols[j], names) for j in order], fontsize=7.5)
         ax.invert_yaxis()
         ax.set_xlabel("mean fraction of the footprint")
-        ax.set_title(f"{title}: mean class fractions")
+        plural = "class" if absent == 1 else "classes"
+        note = f"\n({absent} {plural} of the legend in no row, not shown)" if absent else ""
+        ax.set_title(f"{title}: mean class fractions{note}")
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -521,6 +531,8 @@ def plot_splits_map(
             f"\n{report.get('blocks', 0):,} blocks of {float(report.get('block_size_m', 0)):,.0f} m;"
             f" {int(report.get('removed', 0)):,} footprints touching another split removed"
         )
+        if int(report.get("replaced", 0) or 0):
+            title += f" ({int(report['replaced']):,} replaced by rows of their strata)"
     ax.set_title(title, fontsize=10)
     _legend(ax)
     return _save(fig, Path(path), overwrite)

@@ -77,12 +77,12 @@ def rebase_imagery_paths(gdf: gpd.GeoDataFrame, from_dir: Path, out_dir: Path) -
     return gdf
 
 
-def assemble(table: pd.DataFrame, described: Described, out_dir: Path) -> gpd.GeoDataFrame:
-    """Join the footprints' attributes and their descriptors into the manifest's rows.
+def manifest_columns(table: pd.DataFrame, described: Described, out_dir: Path) -> pd.DataFrame:
+    """The manifest's rows without their geometry: the footprints' attributes and descriptors.
 
     ``patch_id`` and ``crs`` come first, then the source's attributes (imagery paths made
     relative by :func:`relative_paths`), then the descriptors; a computed descriptor replaces a
-    same-named attribute. The geometry is each footprint in EPSG:4326.
+    same-named attribute. The geometry (``described.geometry_wkb``) follows them in the file.
     """
     descriptors = described.descriptors
     attrs = table.drop(columns=[schema.GEOMETRY]).reset_index(drop=True)
@@ -95,8 +95,16 @@ def assemble(table: pd.DataFrame, described: Described, out_dir: Path) -> gpd.Ge
     attrs = attrs[front + [c for c in attrs.columns if c not in front]]
     attrs[schema.PATCH_ID] = attrs[schema.PATCH_ID].astype("string")
     attrs[schema.CRS] = attrs[schema.CRS].astype("string")
+    return pd.concat([attrs, descriptors], axis=1)
+
+
+def assemble(table: pd.DataFrame, described: Described, out_dir: Path) -> gpd.GeoDataFrame:
+    """Join the footprints' attributes and their descriptors into the manifest's rows.
+
+    The columns of :func:`manifest_columns`, then the geometry: each footprint in EPSG:4326.
+    """
     return gpd.GeoDataFrame(
-        pd.concat([attrs, descriptors], axis=1),
+        manifest_columns(table, described, out_dir),
         geometry=gpd.GeoSeries.from_wkb(described.geometry_wkb, crs="EPSG:4326"),
         crs="EPSG:4326",
     )

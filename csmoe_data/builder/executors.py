@@ -8,6 +8,8 @@ so that the output cannot depend on which executor ran or in which order tasks f
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +25,38 @@ CONNECT_TIMEOUT = "20s"
 PROBE_TIMEOUT_S = 5.0
 #: one task: the positional arguments of the chunk function
 Task = tuple[object, ...]
+
+
+#: container objects allocated (net) between two young-generation collections of the garbage
+#: collector while footprints are described (CPython's default is 700; see :func:`fewer_gc_passes`)
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _raise_gc_threshold() -> tuple[int, int, int]:
+    """Raise the collector's young-generation threshold to :data:`GC_YOUNG_THRESHOLD`; the old."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_YOUNG_THRESHOLD), old[1], old[2])
+    return old
+
+
+@contextlib.contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while the block runs (the whole process).
+
+    shapely geometries are objects the collector tracks, and a build makes hundreds of
+    thousands of them per batch (decoded, repaired, reprojected, in pixel space). With the
+    default threshold (a young-generation pass every 700 allocations) every geometry is
+    scanned several times on its way to the old generation, and full passes scan every live
+    one: measured on 131,072 footprints described in one process, 1.1 s of 4.4 s CPU went to
+    the collector, 0.2 s with a threshold of 20,000 (the same as with the collector off).
+    Cyclic garbage is still collected, only after more allocations; reference counting frees
+    everything else at once as before. The old thresholds are put back on exit.
+    """
+    old = _raise_gc_threshold()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _nothing() -> None:
@@ -51,7 +85,8 @@ def single_threaded_blas() -> Any:
 def init_worker() -> None:
     """Prepare a worker process: Ctrl-C ignored, no inherited GDAL handles, BLAS on one thread.
 
-    The parent handles Ctrl-C; BLAS threads: see :func:`single_threaded_blas`.
+    The parent handles Ctrl-C; BLAS threads: see :func:`single_threaded_blas`; the garbage
+    collector runs less often, as in the parent (:func:`fewer_gc_passes`).
     """
     # Ctrl-C is handled by the parent, which cancels the pool; workers stay quiet
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -60,6 +95,7 @@ def init_worker() -> None:
 
     io._OPEN.clear()
     single_threaded_blas()
+    _raise_gc_threshold()  # a pool worker only describes chunks: for its whole life
 
 
 def _probe_scheduler(address: str) -> None:
@@ -138,6 +174,7 @@ class TaskRunner(Generic[R]):
         self._scattered: Task | None = None
         self._window = 1
         self._blas: Any = None
+        self._exiting: list[Any] | None = None
 
     def __enter__(self) -> TaskRunner[R]:
         if self.dask_scheduler:
@@ -156,8 +193,30 @@ class TaskRunner(Generic[R]):
             # fork every worker now, from this thread: the workers' parent-death signal is tied
             # to the forking thread, and no other thread of this process (the build's stages)
             # is running yet, so none of their locks can be inherited half-held
-            self._pool.submit(_nothing)
+            # the workers inherit every object alive now (modules, rasters' specs) and never
+            # free one: frozen (``gc.freeze``, as the gc module's docs advise before a fork),
+            # their collector passes skip them and do not write into (copy) the shared pages;
+            # 20,000 footprints, 2 workers: 2.95 -> 2.81 CPU-s for the whole run. This process
+            # gets its collector back as it was (frozen by a caller, or not) right after.
+            frozen_before = gc.get_freeze_count()
+            gc.freeze()
+            try:
+                self._pool.submit(_nothing)
+            finally:
+                if not frozen_before:
+                    gc.unfreeze()
         return self
+
+    def finish(self) -> None:
+        """No task will follow: the pool's workers are told to exit now, not when the block ends.
+
+        Their exit (the kernel tearing down each worker's memory, tens of milliseconds) then
+        overlaps with what the caller still does (writing the last batch); leaving the block
+        still waits for them. Called from the thread that runs the tasks; a no-op without a pool.
+        """
+        if self._pool is not None and self._exiting is None:
+            self._exiting = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False)
 
     def warm(self, fn: Callable[..., None], *args: object) -> None:
         """Run ``fn(*args)`` once per pool worker, ahead of the tasks (loading compiled code).
@@ -210,9 +269,16 @@ class TaskRunner(Generic[R]):
         if self._pool is not None:
             if exc_type is not None:
                 stop_pool(self._pool)  # Ctrl-C, SIGTERM, an error: do not wait for running chunks
+                for proc in self._exiting or ():  # told to exit already (finish)
+                    with contextlib.suppress(Exception):
+                        proc.kill()
             else:
                 self._pool.shutdown(wait=True)
+            for proc in self._exiting or ():
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=5 if exc_type is not None else None)
             self._pool = None
+            self._exiting = None
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -15,16 +15,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
 
 from csmoe_common import manifest as columns
 from csmoe_data.builder import describe as describe_stage
-from csmoe_data.builder.assemble import assemble
+from csmoe_data.builder.assemble import manifest_columns
 from csmoe_data.builder.background import Background, Stopped
-from csmoe_data.builder.describe import Described, describe_batch, open_runner
+from csmoe_data.builder.describe import (
+    Described,
+    PreparedBatch,
+    describe_prepared,
+    open_runner,
+    prepare_batch,
+)
+from csmoe_data.builder.executors import fewer_gc_passes
 from csmoe_data.builder.load import load_rasters, plan_reads
 from csmoe_data.builder.metadata import (
     FootprintSummary,
-    geometry_bounds,
     metadata_document,
     valid_summary,
     warnings_for,
@@ -54,6 +62,23 @@ class _ValidMeans:
 
     def means(self) -> dict[str, float]:
         return {k: self.sums[k] / self.counts[k] for k in self.sums if self.counts[k]}
+
+
+def _total_bounds(bounds: NDArray[np.float64]) -> tuple[float, float, float, float] | None:
+    """The box around per-row boxes (``(n, 4)``, NaN rows skipped); None when every row is NaN.
+
+    The same box as :func:`csmoe_data.builder.metadata.geometry_bounds` of the geometries.
+    """
+    present = ~np.isnan(bounds[:, 0])
+    if not present.any():
+        return None
+    b = bounds[present]
+    return (
+        float(np.nanmin(b[:, 0])),
+        float(np.nanmin(b[:, 1])),
+        float(np.nanmax(b[:, 2])),
+        float(np.nanmax(b[:, 3])),
+    )
 
 
 def build_manifest(
@@ -112,7 +137,9 @@ def build_manifest(
     missing_geometry = 0
     runner = open_runner(specs, inputs.densify_pts, False, execution)
     try:
-        with runner:  # a Dask scheduler is connected here, before any footprint is read
+        # a Dask scheduler is connected on entering the runner, before any footprint is read;
+        # the collector runs less often while the batches' geometries come and go
+        with fewer_gc_passes(), runner:
             source = footprint_batches(inputs, batch_rows)
             tally.reserve(source.total)  # the id hashes, one buffer for the whole job
             # one kernel choice for the whole job, so that every worker takes the same path
@@ -132,22 +159,32 @@ def build_manifest(
                         raise Stopped
                     advance(n)
 
-                def described_batches(
+                def prepared_batches(
                     batches: Iterable[Footprints],
+                ) -> Iterator[tuple[Footprints, PreparedBatch | None]]:
+                    for fp in batches:  # ordered and cut into tasks in the read stage
+                        empty = len(fp.table) == 0
+                        yield fp, None if empty else prepare_batch(fp.table, execution.chunk_size)
+
+                def described_batches(
+                    batches: Iterable[tuple[Footprints, PreparedBatch | None]],
                 ) -> Iterator[tuple[Footprints, Described | None]]:
-                    for fp in batches:
-                        if len(fp.table) == 0:
+                    for fp, prepared in batches:
+                        if prepared is None:
                             yield fp, None
                             continue
-                        described = describe_batch(
-                            fp.table, specs, runner, execution.chunk_size, advance_unless_stopped
+                        described = describe_prepared(
+                            prepared, specs, runner, advance_unless_stopped
                         )
                         yield fp, described
 
-                # three stages overlap: batch k+1 is read (stage thread), batch k described
-                # (stage thread, the workers), batch k-1 assembled and written (here)
+                # three stages overlap: batch k+1 is read and cut into tasks (stage thread),
+                # batch k described (stage thread, the workers), batch k-1 assembled and
+                # written (here)
                 with (
-                    Background(source.batches, 1, "csmoe-read-footprints", stop) as read,
+                    Background(
+                        prepared_batches(source.batches), 1, "csmoe-read-footprints", stop
+                    ) as read,
                     Background(described_batches(read), 1, "csmoe-describe", stop) as stage,
                 ):
                     for fp, described in stage:
@@ -161,8 +198,8 @@ def build_manifest(
                             for v, a in described.value_area[k].items():
                                 value_area[k][v] = value_area[k].get(v, 0.0) + a
                             unknown_rows[k] += described.unknown_rows[k]
-                        gdf = assemble(fp.table, described, out.parent)
-                        box = geometry_bounds(gdf)
+                        rows = manifest_columns(fp.table, described, out.parent)
+                        box = _total_bounds(described.geometry_bounds)
                         if box is not None:
                             bounds = (
                                 list(box)
@@ -174,10 +211,16 @@ def build_manifest(
                                     max(bounds[3], box[3]),
                                 ]
                             )
-                        missing_geometry += int(gdf.geometry.isna().sum())
-                        valid.add(gdf)
-                        writer.write(gdf)
-                        del gdf, described, fp
+                        missing_geometry += int(pd.isna(described.geometry_wkb).sum())
+                        valid.add(rows)
+                        # the workers' WKB is written as it is (no decoding here)
+                        writer.write_encoded(
+                            rows,
+                            described.geometry_wkb,
+                            described.geometry_bounds,
+                            described.geometry_types,
+                        )
+                        del rows, described, fp
                 if tally.rows == 0:
                     raise CsmoeDataError(
                         "no usable footprint left (every geometry was empty or not polygonal)"

@@ -14,18 +14,36 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
+from csmoe_common.manifest import GEOMETRY
 from csmoe_data.errors import CsmoeDataError
 
 #: rows per Parquet row group of a streamed manifest
 ROW_GROUP_ROWS = 65_536
+#: GeoParquet ``geometry_types`` names of the geometry type codes (shapely's type ids, + 8 for
+#: Z), as geopandas writes them (a LinearRing is a LineString)
+_TYPE_NAMES = (
+    "Point",
+    "LineString",
+    "LineString",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+    "GeometryCollection",
+)
+GEOMETRY_TYPE_NAMES = [*_TYPE_NAMES, *(f"{name} Z" for name in _TYPE_NAMES)]
 
 
 class ManifestWriter:
@@ -101,15 +119,7 @@ class ManifestWriter:
             self._types.update(column.get("geometry_types", []))
             box = column.get("bbox")
             if box and all(v == v for v in box):  # NaN bbox: no non-empty geometry
-                if self._bbox is None:
-                    self._bbox = list(box)
-                else:
-                    self._bbox = [
-                        min(self._bbox[0], box[0]),
-                        min(self._bbox[1], box[1]),
-                        max(self._bbox[2], box[2]),
-                        max(self._bbox[3], box[3]),
-                    ]
+                self._extend_bbox(box)
         if self._schema is None:
             self._meta = {k: v for k, v in meta.items() if k != b"csmoe"}
             self._schema = table.schema.remove_metadata()
@@ -119,6 +129,85 @@ class ManifestWriter:
                 )
             except OSError as exc:
                 raise CsmoeDataError(f"cannot write {self.path}: {exc}") from exc
+        self._append(table)
+
+    def write_encoded(
+        self,
+        columns: pd.DataFrame,
+        wkb: NDArray[np.object_],
+        bounds: NDArray[np.float64],
+        type_codes: NDArray[np.int8],
+    ) -> None:
+        """:meth:`write` for rows whose EPSG:4326 geometry is already WKB, with its boxes.
+
+        The same bytes as :meth:`write` of the GeoDataFrame of ``columns`` and the decoded
+        geometry (tested), without decoding and encoding every geometry once more in this
+        process: the first batch goes through :meth:`write` (it sets the file's schema and
+        metadata), later ones straight into Arrow (the non-geometry columns as geopandas
+        converts them, the WKB as the geometry column, ``bounds`` as the covering ``bbox``).
+
+        Args:
+            columns: the rows' other columns (:func:`csmoe_data.builder.assemble.manifest_columns`).
+            wkb: each row's geometry as 2-D WKB (None where missing).
+            bounds: ``(n, 4)`` box of each geometry (NaN where missing or empty).
+            type_codes: each geometry's type code
+                (:func:`csmoe_data.builder.describe.geometry_type_codes`).
+
+        Raises:
+            CsmoeDataError: see :meth:`write`.
+        """
+        if self._schema is None:
+            self.write(
+                gpd.GeoDataFrame(
+                    columns,
+                    geometry=gpd.GeoSeries.from_wkb(wkb, crs="EPSG:4326"),
+                    crs="EPSG:4326",
+                )
+            )
+            return
+        if len(columns) == 0:
+            return
+        from csmoe_common.manifest import BBOX
+
+        # as csmoe_data.manifest.manifest_table and geopandas' Arrow conversion do it
+        frame = columns.drop(columns=BBOX) if BBOX in columns.columns else columns
+        frame = pd.DataFrame(frame.reset_index(drop=True).copy(deep=False))
+        frame[GEOMETRY] = None  # a null column, replaced by the WKB below
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        at = table.schema.get_field_index(GEOMETRY)
+        table = table.set_column(
+            at, self._schema.field(GEOMETRY), pa.array(np.asarray(wkb), pa.binary())
+        )
+        box = pa.StructArray.from_arrays(
+            [pd.Series(bounds[:, i]) for i in range(4)], names=["xmin", "ymin", "xmax", "ymax"]
+        )
+        table = table.append_column(BBOX, box)
+        present = np.unique(type_codes[type_codes >= 0]).tolist()
+        self._types.update(GEOMETRY_TYPE_NAMES[c] for c in present)
+        with warnings.catch_warnings():  # all-NaN columns: no geometry in the batch
+            warnings.simplefilter("ignore", RuntimeWarning)
+            total = [
+                float(np.nanmin(bounds[:, 0])),
+                float(np.nanmin(bounds[:, 1])),
+                float(np.nanmax(bounds[:, 2])),
+                float(np.nanmax(bounds[:, 3])),
+            ]
+        if np.isfinite(total).all():
+            self._extend_bbox(total)
+        self._append(table)
+
+    def _extend_bbox(self, box: list[float]) -> None:
+        if self._bbox is None:
+            self._bbox = list(box)
+        else:
+            self._bbox = [
+                min(self._bbox[0], box[0]),
+                min(self._bbox[1], box[1]),
+                max(self._bbox[2], box[2]),
+                max(self._bbox[3], box[3]),
+            ]
+
+    def _append(self, table: pa.Table) -> None:
         table = self._conform(table)
         self._buffer.append(table)
         self._buffered += table.num_rows

@@ -15,126 +15,149 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-#: sub-bins per raw value in the compiled histogram (see :func:`_coverage_histogram_py`)
+#: sub-bins per raw value in the compiled histogram (see :func:`_coverage_histograms_py`)
 _JIT_LANES = 4
 
 
-def _coverage_histogram_py(
+def _coverage_histograms_py(
     row: NDArray[np.int64],
     col: NDArray[np.int64],
     dy: NDArray[np.float64],
     part: NDArray[np.float64],
-    a: int,
-    b: int,
-    row0: int,
-    col0: int,
-    block: NDArray[np.generic],
+    offsets: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    data: NDArray[np.generic],
+    base: NDArray[np.int64],
+    stride: NDArray[np.int64],
     scratch: NDArray[np.float64],
     mark: NDArray[np.uint8],
     out: NDArray[np.float64],
     row_weight: NDArray[np.float64],
-    row_offset: int,
-    row_scale: float,
+    row_offsets: NDArray[np.int64],
+    row_scales: NDArray[np.float64],
 ) -> None:
-    """Weighted histogram of raw values under one polygon's exact coverage, fused in one pass.
+    """Weighted histograms of raw values under polygons' exact coverage, one per window.
 
-    The compiled twin (:func:`jit_kernels`) of :func:`csmoe_data.engine.coverage.coverage_raw` followed by a
-    weighted bincount. The pieces ``[a, b)`` are summed per cell of the window into
-    ``scratch`` (``dy``, then partial areas; column ``w`` of each row collects the ``dy`` of
-    pieces right of the window), and the distinct cells they touch are listed per row (counting
-    sort by row, then by column). Each row is then swept right to left (Green's theorem, as in
-    :func:`csmoe_data.engine.coverage.coverage_raw`): between two boundary cells every pixel has the same coverage (the
-    row's suffix sum of ``dy``), so runs of interior pixels add that value straight into the
-    bin of their raw value, runs outside the polygon (coverage exactly 0) are skipped, and each
-    boundary cell adds its partial area on top. Consecutive pixels go to ``_JIT_LANES``
-    sub-bins so that runs of one value do not chain their additions.
+    The compiled twin (:func:`jit_kernels`) of :func:`csmoe_data.engine.coverage.coverage_raw`
+    followed by a weighted bincount, for every window of a batch in one call (a call per window
+    cost more in Python than the window's pixels cost here). Window ``i`` is rows
+    ``windows[i, 0:2]`` and columns ``windows[i, 2:4]`` of the raster; its pixel ``(r, c)`` is
+    ``data[base[i] + r * stride[i] + c]`` (``data`` is the raster decoded whole, a region read
+    once, or the windows' blocks laid end to end), and its polygon's pieces are
+    ``[offsets[i], offsets[i + 1])``.
 
-    ``scratch`` (at least ``2 * h * (w + 1)`` zeros) and ``mark`` (at least ``h * (w + 1)``
-    zeros) are left zeroed for the next call; ``out`` (longer than the largest value) is
-    overwritten. Every pixel of window row ``r`` counts
-    ``row_weight[row_offset + r] * row_scale`` times its coverage (ones for planar weights;
-    relative spherical pixel areas on lon/lat rasters, see :mod:`csmoe_data.engine.area`).
+    Per window, the pieces are summed per cell into ``scratch`` (``dy``, then partial areas;
+    column ``w`` of each row collects the ``dy`` of pieces right of the window), and the
+    distinct cells they touch are listed per row (counting sort by row, then by column). Each
+    row is then swept right to left (Green's theorem, as in
+    :func:`csmoe_data.engine.coverage.coverage_raw`): between two boundary cells every pixel has
+    the same coverage (the row's suffix sum of ``dy``), so runs of interior pixels add that
+    value straight into the bin of their raw value, runs outside the polygon (coverage exactly
+    0) are skipped, and each boundary cell adds its partial area on top. Consecutive pixels go
+    to ``_JIT_LANES`` sub-bins so that runs of one value do not chain their additions.
+
+    ``scratch`` (at least ``2 * h * (w + 1)`` zeros for the largest window) and ``mark`` (at
+    least ``h * (w + 1)`` zeros) are left zeroed; row ``i`` of ``out`` (longer than the largest
+    value) is overwritten with window ``i``'s histogram. Every pixel of window row ``r`` counts
+    ``row_weight[row_offsets[i] + r] * row_scales[i]`` times its coverage (ones for planar
+    weights; relative spherical pixel areas on lon/lat rasters, see
+    :mod:`csmoe_data.engine.area`).
     """
-    h, w = block.shape
-    ww = w + 1
-    pofs = h * ww  # the partial areas follow the dy sums
-    n = b - a
-    cell_r = np.empty(n, dtype=np.int64)
-    cell_c = np.empty(n, dtype=np.int64)
-    count = np.zeros(h + 1, dtype=np.int64)
-    m = 0
-    for i in range(a, b):
-        r = row[i] - row0
-        c = col[i] - col0
-        if r < 0 or r >= h or c < 0:
-            continue  # other rows, or left of the window: no coverage inside it
-        if c >= w:
-            scratch[r * ww + w] += dy[i]  # right of the window: its dy covers the whole row
-            continue
-        k = r * ww + c
-        scratch[k] += dy[i]
-        scratch[pofs + k] += part[i]
-        if mark[k] == 0:
-            mark[k] = 1
-            cell_r[m] = r
-            cell_c[m] = c
-            count[r + 1] += 1
-            m += 1
-    for r in range(h):
-        count[r + 1] += count[r]
-    fill = count[:h].copy()
-    cols = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        r = cell_r[j]
-        cols[fill[r]] = cell_c[j]
-        fill[r] += 1
-    nv = out.shape[0]
-    lanes = np.zeros(nv * _JIT_LANES)
-    for r in range(h):
-        s0, s1 = count[r], count[r + 1]
-        # sort the row's cells by column: Shell sort (gaps 1, 4, 13, ...), no allocation and
-        # quick to compile (np.sort would add seconds to the first compilation)
-        gap = 1
-        while gap < (s1 - s0) // 3:
-            gap = 3 * gap + 1
-        while gap > 0:
-            for j in range(s0 + gap, s1):
-                v = cols[j]
-                q = j - gap
-                while q >= s0 and cols[q] > v:
-                    cols[q + gap] = cols[q]
-                    q -= gap
-                cols[q + gap] = v
-            gap //= 3
-        base = r * ww
-        wr = row_weight[row_offset + r] * row_scale
-        acc = scratch[base + w]
-        scratch[base + w] = 0.0
-        hi = w  # pixels [c + 1, hi) lie between two boundary cells: coverage acc
-        for j in range(s1 - 1, s0 - 1, -1):
-            c = cols[j]
+    m = windows.shape[0]
+    nv = out.shape[1]
+    most_pieces = 0
+    tallest = 0
+    for i in range(m):
+        most_pieces = max(most_pieces, offsets[i + 1] - offsets[i])
+        tallest = max(tallest, windows[i, 1] - windows[i, 0])
+    cell_r = np.empty(most_pieces, dtype=np.int64)
+    cell_c = np.empty(most_pieces, dtype=np.int64)
+    cols = np.empty(most_pieces, dtype=np.int64)
+    count = np.zeros(tallest + 1, dtype=np.int64)
+    fill = np.empty(tallest, dtype=np.int64)
+    lanes = np.zeros(nv * _JIT_LANES)  # left zeroed after each window
+    for i in range(m):
+        row0 = windows[i, 0]
+        col0 = windows[i, 2]
+        h = windows[i, 1] - row0
+        w = windows[i, 3] - col0
+        ww = w + 1
+        pofs = h * ww  # the partial areas follow the dy sums
+        for r in range(h + 1):
+            count[r] = 0
+        n = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            r = row[p] - row0
+            c = col[p] - col0
+            if r < 0 or r >= h or c < 0:
+                continue  # other rows, or left of the window: no coverage inside it
+            if c >= w:
+                scratch[r * ww + w] += dy[p]  # right of the window: its dy covers the whole row
+                continue
+            k = r * ww + c
+            scratch[k] += dy[p]
+            scratch[pofs + k] += part[p]
+            if mark[k] == 0:
+                mark[k] = 1
+                cell_r[n] = r
+                cell_c[n] = c
+                count[r + 1] += 1
+                n += 1
+        for r in range(h):
+            count[r + 1] += count[r]
+        for r in range(h):
+            fill[r] = count[r]
+        for j in range(n):
+            r = cell_r[j]
+            cols[fill[r]] = cell_c[j]
+            fill[r] += 1
+        for r in range(h):
+            s0, s1 = count[r], count[r + 1]
+            # sort the row's cells by column: Shell sort (gaps 1, 4, 13, ...), no allocation
+            # and quick to compile (np.sort would add seconds to the first compilation)
+            gap = 1
+            while gap < (s1 - s0) // 3:
+                gap = 3 * gap + 1
+            while gap > 0:
+                for j in range(s0 + gap, s1):
+                    v = cols[j]
+                    q = j - gap
+                    while q >= s0 and cols[q] > v:
+                        cols[q + gap] = cols[q]
+                        q -= gap
+                    cols[q + gap] = v
+                gap //= 3
+            cell = r * ww
+            px = base[i] + r * stride[i]  # pixel (r, 0) of the window in data
+            wr = row_weight[row_offsets[i] + r] * row_scales[i]
+            acc = scratch[cell + w]
+            scratch[cell + w] = 0.0
+            hi = w  # pixels [c + 1, hi) lie between two boundary cells: coverage acc
+            for j in range(s1 - 1, s0 - 1, -1):
+                c = cols[j]
+                if acc != 0.0:
+                    accw = acc * wr
+                    for x in range(c + 1, hi):
+                        lanes[np.intp(data[px + x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += accw
+                k = cell + c
+                lanes[np.intp(data[px + c]) * _JIT_LANES + (c & (_JIT_LANES - 1))] += (
+                    acc + scratch[pofs + k]
+                ) * wr
+                acc += scratch[k]
+                scratch[k] = 0.0
+                scratch[pofs + k] = 0.0
+                mark[k] = 0
+                hi = c
             if acc != 0.0:
                 accw = acc * wr
-                for x in range(c + 1, hi):
-                    lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += accw
-            k = base + c
-            lanes[np.intp(block[r, c]) * _JIT_LANES + (c & (_JIT_LANES - 1))] += (
-                acc + scratch[pofs + k]
-            ) * wr
-            acc += scratch[k]
-            scratch[k] = 0.0
-            scratch[pofs + k] = 0.0
-            mark[k] = 0
-            hi = c
-        if acc != 0.0:
-            accw = acc * wr
-            for x in range(0, hi):
-                lanes[np.intp(block[r, x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += accw
-    for j in range(nv):
-        t = 0.0
-        for q in range(_JIT_LANES):
-            t += lanes[j * _JIT_LANES + q]
-        out[j] = t
+                for x in range(0, hi):
+                    lanes[np.intp(data[px + x]) * _JIT_LANES + (x & (_JIT_LANES - 1))] += accw
+        for j in range(nv):
+            t = 0.0
+            for q in range(_JIT_LANES):
+                t += lanes[j * _JIT_LANES + q]
+                lanes[j * _JIT_LANES + q] = 0.0
+            out[i, j] = t
 
 
 def _cut_edges_py(
@@ -210,9 +233,9 @@ def _cut_edges_py(
 
 @dataclass(frozen=True)
 class _Kernels:
-    """numba dispatchers of :func:`_coverage_histogram_py` and :func:`_cut_edges_py`."""
+    """numba dispatchers of :func:`_coverage_histograms_py` and :func:`_cut_edges_py`."""
 
-    coverage_histogram: Callable[..., None]
+    coverage_histograms: Callable[..., None]
     cut_edges: Callable[..., None]
 
 
@@ -222,7 +245,7 @@ _KERNELS: list[_Kernels | None] = []  # [kernels or None], filled on first use
 def jit_kernels() -> _Kernels | None:
     """The compiled kernels, or None to use the numpy path.
 
-    The kernels are :func:`_coverage_histogram_py` and :func:`_cut_edges_py` compiled by numba.
+    The kernels are :func:`_coverage_histograms_py` and :func:`_cut_edges_py` compiled by numba.
 
     numba is imported only here, on first use: importing it and loading the cached machine
     code costs about 0.6 s per process (compiling, the first time, about 2.5 s), paid only by
@@ -248,6 +271,6 @@ def jit_kernels() -> _Kernels | None:
                 except Exception:  # no writable cache location: compile in memory
                     return numba.njit(cache=False, nogil=True)(f)
 
-            kernels = _Kernels(jit(_coverage_histogram_py), jit(_cut_edges_py))
+            kernels = _Kernels(jit(_coverage_histograms_py), jit(_cut_edges_py))
     _KERNELS.append(kernels)
     return kernels

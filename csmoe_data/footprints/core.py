@@ -74,13 +74,15 @@ def _ids_as_str(values: pd.Series, column: str) -> pd.Series:
             return pd.Series([str(int(v)) for v in arr], index=values.index, dtype=object)
     if pd.api.types.is_bool_dtype(values.dtype):
         raise CsmoeDataError(f"id column {column!r} holds booleans, not ids")
-    out = pd.Series([str(v) for v in values.tolist()], index=values.index, dtype=object)
-    blank = out.str.strip() == ""
-    if blank.any():
+    strings = [str(v) for v in values.tolist()]
+    # blank: nothing but whitespace (what ``strip()`` would empty), found without making the
+    # stripped copies
+    blank = sum(1 for v in strings if not v or v.isspace())
+    if blank:
         raise CsmoeDataError(
-            f"id column {column!r} has {int(blank.sum())} blank value(s); every footprint needs an id"
+            f"id column {column!r} has {blank} blank value(s); every footprint needs an id"
         )
-    return out
+    return pd.Series(strings, index=values.index, dtype=object)
 
 
 def check_unique_ids(ids: pd.Series, column: str) -> None:

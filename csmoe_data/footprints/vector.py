@@ -69,12 +69,18 @@ def _read(path: Path, layer: str | None = None, crs: str | None = None) -> gpd.G
         raise CsmoeDataError(f"cannot read footprint file {path}: {_one_line(exc)}") from exc
 
 
+#: the note of a footprint source whose GeoParquet 1.1 ``bbox`` covering column was dropped
+COVERING_BBOX_NOTE = "GeoParquet 'bbox' covering column dropped (rebuilt on output)"
+#: the fields of a ``bbox`` covering column
+COVERING_BBOX_FIELDS = frozenset({"xmin", "ymin", "xmax", "ymax"})
+
+
 def _drop_covering_bbox(gdf: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     # GeoParquet 1.1 'bbox' covering columns (e.g. from a manifest) are rebuilt on output
     if "bbox" in gdf.columns:
         first = next((v for v in gdf["bbox"].tolist() if v is not None), None)
-        if isinstance(first, dict) and {"xmin", "ymin", "xmax", "ymax"} <= set(first):
-            notes.append("GeoParquet 'bbox' covering column dropped (rebuilt on output)")
+        if isinstance(first, dict) and set(first) >= COVERING_BBOX_FIELDS:
+            notes.append(COVERING_BBOX_NOTE)
             return gdf.drop(columns=["bbox"])
     return gdf
 
@@ -137,6 +143,7 @@ def vector_footprints(
     point_size: float | None = None,
     dissolve_ids: bool = False,
     allow_empty: bool = False,
+    covering_dropped: bool = False,
 ) -> Footprints:
     """Footprints from the rows of a vector file (all of them, or one batch of a streamed file).
 
@@ -151,6 +158,9 @@ def vector_footprints(
         dissolve_ids: see :func:`load_vector` (needs every row: not for batches).
         allow_empty: an empty ``gdf``, or one whose geometries are all dropped, gives an empty
             table instead of an error (one batch of a streamed file).
+        covering_dropped: the source's ``bbox`` covering column was dropped before ``gdf`` was
+            made (a streamed GeoParquet file drops it in Arrow, where it costs nothing; as
+            pandas objects it is a dict per row); the note is added as if it were dropped here.
 
     Raises:
         CsmoeDataError: see :func:`load_vector`.
@@ -173,7 +183,10 @@ def vector_footprints(
         raise CsmoeDataError(
             f"id column {id_column!r} not found in {path}; columns: {cols} (use --id-column)"
         )
-    gdf = _drop_covering_bbox(gdf, notes)
+    if covering_dropped:  # by the caller, before the rows became Python objects
+        notes.append(COVERING_BBOX_NOTE)
+    else:
+        gdf = _drop_covering_bbox(gdf, notes)
     if dissolve_ids:
         gdf = dissolve_rows(
             gdf, id_column, notes, lonlat=gdf.crs is not None and bool(gdf.crs.is_geographic)

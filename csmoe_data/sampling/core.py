@@ -10,14 +10,16 @@ each group, then refine all picks at once. With ``min_distance`` the picks are t
 picks are drawn again from what is left (groups that run dry pass their share on), for up to
 :data:`MAX_DISTANCE_ROUNDS` rounds; fewer rows than asked come back only when the pool cannot
 hold more. Splits (:mod:`csmoe_data.sampling.splits`) are assigned last, over the selected rows
-(footprints touching a footprint of another split are removed and counted in the metadata's
-``split_report``); without ``split`` every row is ``train``. Output rows keep the pool's order.
+(footprints touching a footprint of another split are removed, replaced by the nearest free row
+of their stratum where one fits, and counted in the metadata's ``split_report``); without
+``split`` every row is ``train``. Output rows keep the pool's order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -37,7 +39,7 @@ from csmoe_data.sampling.features import (
 )
 from csmoe_data.sampling.geo import FootprintIndex, footprint_circles
 from csmoe_data.sampling.options import SamplingOptions
-from csmoe_data.sampling.splits import blocked_splits
+from csmoe_data.sampling.splits import blocked_splits, refill_borders
 from csmoe_data.sampling.strategies import SamplingContext, Strategy, get_strategy, group_rng
 
 #: the split every row gets when no ``split`` option is given
@@ -245,6 +247,65 @@ def _select(
     return np.concatenate(accepted) if accepted else np.empty(0, dtype=np.int64)
 
 
+#: candidates considered per removed split-border row (nearest first)
+REFILL_CANDIDATES = 64
+#: a stratum larger than this is subsampled (seeded) before its nearest rows are found
+REFILL_MAX_MEMBERS = 8192
+
+
+def _stratum_keys(ctx: SamplingContext, labels: np.ndarray) -> np.ndarray:
+    """One integer per row for its (climate, land cover) stratum and strategy group together.
+
+    A replacement at a split border keeps both, so neither the strata coverage nor the
+    strategy's groups change.
+    """
+    # hashed, not sorted: 1 M string labels take ~0.1 s this way
+    strata, _ = pd.factorize(pd.Series(np.asarray(ctx.strata, dtype=object)))
+    groups, _ = pd.factorize(pd.Series(np.asarray(labels, dtype=object)))
+    key, _ = pd.factorize(strata.astype(np.int64) * (int(groups.max()) + 1) + groups)
+    return np.asarray(key, dtype=np.int64)
+
+
+def _replacement_candidates(
+    ctx: SamplingContext, key: np.ndarray, chosen: np.ndarray, seed: int
+) -> Callable[[int], np.ndarray]:
+    """For a chosen position, the free pool rows of its stratum key nearest in descriptor space."""
+    free = np.ones(len(key), dtype=bool)
+    free[chosen] = False
+    members: dict[int, np.ndarray] = {}
+
+    def candidates(pos: int) -> np.ndarray:
+        row = int(chosen[pos])
+        k = int(key[row])
+        if k not in members:
+            members[k] = np.flatnonzero((key == k) & free)
+        pool = members[k]
+        if len(pool) > REFILL_MAX_MEMBERS:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, row, 0x5EF1]))
+            pool = np.sort(rng.choice(pool, REFILL_MAX_MEMBERS, replace=False))
+        if len(pool) == 0:
+            return pool
+        d = ((ctx.X[pool] - ctx.X[row]) ** 2).sum(axis=1)
+        if len(pool) > REFILL_CANDIDATES:
+            near = np.argpartition(d, REFILL_CANDIDATES - 1)[:REFILL_CANDIDATES]
+        else:
+            near = np.arange(len(pool))
+        return pool[near[np.lexsort((pool[near], d[near]))]]
+
+    return candidates
+
+
+def _distance_check(
+    geoms: np.ndarray, min_distance: float | None
+) -> Callable[[int, np.ndarray], bool] | None:
+    """``min_distance`` as a test of one replacement against the kept rows (None: no test)."""
+    if not min_distance:
+        return None
+    lon, lat, radius = footprint_circles(geoms)
+    index = FootprintIndex(lon, lat, radius, min_distance)
+    return index.clear_of
+
+
 def sample_manifest(
     pool: gpd.GeoDataFrame | pd.DataFrame,
     options: SamplingOptions,
@@ -317,29 +378,39 @@ def sample_manifest(
     show = progress if progress is not None else (len(rows) >= 200_000 and sys.stderr.isatty())
     chosen = np.sort(_select(strategy, ctx, codes, names, counts, geoms, bool(show)))
 
-    out = rows.iloc[chosen].reset_index(drop=True)
-    if len(out) == 0:
+    if len(chosen) == 0:
         raise CsmoeDataError(
             f"no row selected (--n {options.n}): "
             + describe_eligibility(len(pool), len(rows), breakdown)
         )
-    out[schema.STRATUM] = pd.array(
-        strategy.stratum_labels(ctx, codes, names)[chosen].astype(str), dtype="string"
-    )
+    labels = strategy.stratum_labels(ctx, codes, names)
     split_report = None
-    if options.split is not None:
+    if options.split is not None and geoms is not None:
+        keys = _stratum_keys(ctx, labels)
+        # the only selected row of a stratum stays where it can: its loss would lose the stratum
+        sole = np.bincount(keys[chosen], minlength=int(keys.max()) + 1)[keys[chosen]] == 1
         split, split_report = blocked_splits(
-            np.asarray(out.geometry.values, dtype=object),
-            options.split,
-            options.seed,
-            options.split_block_size,
+            geoms[chosen], options.split, options.seed, options.split_block_size, protect=sole
         )
         kept = np.array([s is not None for s in split], dtype=bool)
-        if not kept.all():  # footprints touching another split leave the sample
-            out = out.iloc[np.flatnonzero(kept)].reset_index(drop=True)
-            split = split[kept]
+        if not kept.all():  # footprints touching another split leave the sample ...
+            # ... and other rows of their strata take their places where the pool allows
+            added, added_split = refill_borders(
+                geoms,
+                chosen,
+                split,
+                split_report,
+                _replacement_candidates(ctx, keys, chosen, options.seed),
+                _distance_check(geoms, options.min_distance),
+            )
+            chosen = np.concatenate([chosen[kept], added])
+            split = np.concatenate([split[kept], added_split])
+            order = np.argsort(chosen, kind="stable")  # output rows keep the pool's order
+            chosen, split = chosen[order], split[order]
     else:
-        split = np.full(len(out), DEFAULT_SPLIT, dtype=object)
+        split = np.full(len(chosen), DEFAULT_SPLIT, dtype=object)
+    out = rows.iloc[chosen].reset_index(drop=True)
+    out[schema.STRATUM] = pd.array(labels[chosen].astype(str), dtype="string")
     out[schema.SPLIT] = pd.array(split.astype(str), dtype="string")
 
     selected_strata = len(set(out[schema.STRATUM].tolist())) if len(out) else 0

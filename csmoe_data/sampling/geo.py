@@ -81,6 +81,12 @@ class FootprintIndex:
         d = haversine(self.lon[i], self.lat[i], self.lon[js], self.lat[js])
         return js[d - self.radius[i] - self.radius[js] < self.min_distance]
 
+    def clear_of(self, i: int, rows: np.ndarray) -> bool:
+        """Whether row ``i`` keeps ``min_distance`` to every row of ``rows`` (itself excluded)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[rows != i]
+        return len(rows) == 0 or len(self._close(int(i), rows)) == 0
+
     def conflicts(self, rows: np.ndarray, among: np.ndarray) -> list[np.ndarray]:
         """For every row of ``rows``, the rows of ``among`` closer than ``min_distance``.
 

@@ -27,13 +27,18 @@ train gives up its border rows. Since removals shrink some splits more than othe
 assignment is repeated with targets corrected for the removals (up to :data:`ROUNDS` rounds);
 the round whose achieved shares lie closest to the request is kept.
 
+Refill (:func:`refill_borders`, when the rows come from a larger pool): each removed row is
+replaced, where the pool allows, by the nearest unselected row of its stratum (in descriptor
+space) whose block belongs to the same split (or holds no selected footprint yet) and which
+touches no footprint of another split, so a sample keeps its size and its strata.
+
 A request that cannot be met (too few blocks, one block holding more than a split's share, a
 split left empty) is reported by :attr:`SplitReport.warnings` with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +83,10 @@ class SplitReport:
         block_size_from: ``"option"`` or how the size was derived.
         max_deviation: largest |achieved - requested| over the splits (fraction).
         warnings: why a request could not be met, one sentence each.
+        replaced: removed rows replaced by other pool rows (:func:`refill_borders`).
+        replaced_by_split: split name -> replacements it received.
+        assigned: split name per input row as assigned to its block, before the border
+            removals (not written to the metadata).
     """
 
     requested: dict[str, float]
@@ -91,6 +100,9 @@ class SplitReport:
     block_size_from: str
     max_deviation: float
     warnings: list[str] = field(default_factory=list)
+    replaced: int = 0
+    replaced_by_split: dict[str, int] = field(default_factory=dict)
+    assigned: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-serialisable form for the manifest's ``sampling`` metadata."""
@@ -100,6 +112,8 @@ class SplitReport:
             "counts": dict(self.counts),
             "removed": int(self.removed),
             "removed_by_split": dict(self.removed_by_split),
+            "replaced": int(self.replaced),
+            "replaced_by_split": dict(self.replaced_by_split),
             "blocks": int(self.blocks),
             "blocks_by_split": dict(self.blocks_by_split),
             "block_size_m": round(float(self.block_size_m), 3),
@@ -131,9 +145,18 @@ def block_cells(lon: np.ndarray, lat: np.ndarray, block_size: float) -> np.ndarr
         lat: centre latitudes in degrees (NaN likewise).
         block_size: cell height and (about) width in metres.
     """
-    n = len(lon)
-    if n == 0:
+    if len(lon) == 0:
         return np.empty(0, dtype=np.int64)
+    _, cell = np.unique(cell_keys(lon, lat, block_size), return_inverse=True)
+    return cell.astype(np.int64)
+
+
+def cell_keys(lon: np.ndarray, lat: np.ndarray, block_size: float) -> np.ndarray:
+    """Block grid cell key of every centre (-1 for missing ones), the same for any input set.
+
+    :func:`block_cells` numbers the occupied cells densely; these keys identify a cell across
+    calls (a candidate row and the selected rows of its cell get the same key).
+    """
     finite = np.isfinite(lon) & np.isfinite(lat)
     dlat = float(np.degrees(block_size / EARTH_RADIUS_M))
     la = np.where(finite, np.clip(lat, -90.0, 90.0), 0.0)
@@ -142,10 +165,10 @@ def block_cells(lon: np.ndarray, lat: np.ndarray, block_size: float) -> np.ndarr
     band_lat = np.clip(-90.0 + (band + 0.5) * dlat, -89.9, 89.9)
     per_band = np.maximum(1, np.floor(360.0 * np.cos(np.radians(band_lat)) / dlat)).astype(np.int64)
     col = np.floor((lo + 180.0) / 360.0 * per_band).astype(np.int64) % per_band
-    key = band * (int(per_band.max()) + 1) + col
-    key = np.where(finite, key, -1)
-    _, cell = np.unique(key, return_inverse=True)
-    return cell.astype(np.int64)
+    # cells per band never exceed the equator's count, so keys are unique across bands
+    widest = int(np.floor(360.0 / dlat)) + 1
+    key = band * widest + col
+    return np.where(finite, key, -1).astype(np.int64)
 
 
 def default_block_size(lon: np.ndarray, lat: np.ndarray, width: np.ndarray) -> tuple[float, str]:
@@ -273,12 +296,19 @@ def touching_pairs(
 
 
 def _removals(
-    codes: np.ndarray, left: np.ndarray, right: np.ndarray, give_rank: np.ndarray
+    codes: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    give_rank: np.ndarray,
+    protect: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rows to remove so that no pair across splits remains (see the module docstring)."""
     cross = codes[left] != codes[right]
     a, b = left[cross], right[cross]
     giver = np.where(give_rank[codes[a]] <= give_rank[codes[b]], a, b)
+    if protect is not None:  # a protected row stays; its neighbour in the other split leaves
+        other = np.where(giver == a, b, a)
+        giver = np.where(protect[giver] & ~protect[other], other, giver)
     removed = np.zeros(len(codes), dtype=bool)
     removed[giver] = True
     return removed
@@ -290,6 +320,7 @@ def blocked_splits(
     seed: int = 0,
     block_size: float | None = None,
     touch_tolerance: float = TOUCH_TOLERANCE_DEG,
+    protect: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SplitReport]:
     """Split footprints into spatial blocks and remove footprints touching another split.
 
@@ -299,6 +330,9 @@ def blocked_splits(
         seed: seed of the block shuffle.
         block_size: block grid cell size in metres; None derives it from the footprints.
         touch_tolerance: distance in degrees under which two footprints count as touching.
+        protect: rows to keep where a touching pair allows it (bool per row): of a pair with
+            one protected row, the other row leaves, whatever its split (e.g. the only row of
+            a stratum, which no other row could replace).
 
     Returns:
         Split name per row (None for removed rows) and a :class:`SplitReport`.
@@ -331,7 +365,7 @@ def blocked_splits(
     weights = share.copy()
     for _ in range(ROUNDS if n else 0):
         codes = _assign_codes(blocks, fractions, seed, weights)
-        removed = _removals(codes, left, right, give_rank)
+        removed = _removals(codes, left, right, give_rank, protect)
         kept = np.bincount(codes[~removed], minlength=len(names)).astype(np.float64)
         total = kept.sum()
         achieved = kept / total if total > 0 else np.zeros(len(names))
@@ -377,15 +411,102 @@ def blocked_splits(
         block_size_m=size,
         block_size_from=source,
         max_deviation=deviation,
+        assigned=np.array(names, dtype=object)[codes] if n else np.empty(0, dtype=object),
     )
     report.warnings = _warnings(report, blocks, codes if n else None)
     return out, report
 
 
+def refill_borders(
+    geoms: np.ndarray,
+    chosen: np.ndarray,
+    split: np.ndarray,
+    report: SplitReport,
+    candidates_for: Callable[[int], np.ndarray],
+    allowed: Callable[[int, np.ndarray], bool] | None = None,
+    touch_tolerance: float = TOUCH_TOLERANCE_DEG,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Replace the rows :func:`blocked_splits` removed by other rows of the pool.
+
+    Removed rows are visited in order; each takes the first of its candidates (best first,
+    from ``candidates_for``) that is not selected, lies in a block of the removed row's split
+    or in a block without any selected footprint (which then joins that split), touches no
+    kept footprint of another split, and passes ``allowed``. A row without such a candidate
+    stays removed. The report's counts, shares and warnings are updated.
+
+    Args:
+        geoms: EPSG:4326 geometries of every pool row (selected or not).
+        chosen: pool row index of every selected row (the rows given to :func:`blocked_splits`).
+        split: its output for them (None where removed).
+        report: its report (``assigned`` and ``block_size_m`` are used).
+        candidates_for: chosen position -> candidate pool rows, best first.
+        allowed: extra test ``(candidate, kept pool rows) -> bool``, e.g. a minimum distance.
+        touch_tolerance: as for :func:`blocked_splits`.
+
+    Returns:
+        The replacement pool rows and their split names (in the order the removed rows were
+        visited).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    removed = np.flatnonzero(np.array([s is None for s in split], dtype=bool))
+    if len(removed) == 0 or report.assigned is None:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    kept = chosen[np.array([s is not None for s in split], dtype=bool)]
+    kept_split = np.asarray(split, dtype=object)[[s is not None for s in split]]
+    lon, lat, _ = _centres(geoms[chosen])
+    keys = cell_keys(lon, lat, report.block_size_m).tolist()
+    cell_split = {k: str(s) for k, s in zip(keys, report.assigned, strict=True)}
+    tree = shapely.STRtree(geoms[kept]) if len(kept) else None
+    taken = set(chosen.tolist())
+    added: list[int] = []
+    added_split: list[str] = []
+    for pos in removed.tolist():
+        name = str(report.assigned[pos])
+        for cand in np.asarray(candidates_for(pos), dtype=np.int64).tolist():
+            g = geoms[cand]
+            if cand in taken or g is None or shapely.is_empty(g):
+                continue
+            c_lon, c_lat, _ = _centres(np.array([g], dtype=object))
+            key = int(cell_keys(c_lon, c_lat, report.block_size_m)[0])
+            if cell_split.get(key, name) != name:
+                continue
+            if tree is not None:
+                near = tree.query(g, predicate="dwithin", distance=touch_tolerance)
+                if (kept_split[near] != name).any():
+                    continue
+            others = [a for a, s in zip(added, added_split, strict=True) if s != name]
+            if others and shapely.dwithin(g, geoms[others], touch_tolerance).any():
+                continue
+            if allowed is not None and not allowed(
+                cand, np.concatenate([kept, np.asarray(added, dtype=np.int64)])
+            ):
+                continue
+            taken.add(cand)
+            cell_split[key] = name
+            added.append(cand)
+            added_split.append(name)
+            break
+    if added:
+        names = list(report.requested)
+        for name in added_split:
+            report.counts[name] += 1
+            report.replaced_by_split[name] = report.replaced_by_split.get(name, 0) + 1
+        report.replaced = len(added)
+        total = sum(report.counts.values())
+        report.achieved = {k: report.counts[k] / total for k in names}
+        report.max_deviation = max(abs(report.achieved[k] - report.requested[k]) for k in names)
+        # the warnings about shares and removals now follow the refilled counts
+        lon_k, lat_k, _ = _centres(geoms[np.concatenate([kept, np.asarray(added)])])
+        report.warnings = _warnings(report, block_cells(lon_k, lat_k, report.block_size_m), None)
+    return np.asarray(added, dtype=np.int64), np.asarray(added_split, dtype=object)
+
+
 def _warnings(report: SplitReport, blocks: np.ndarray, codes: np.ndarray | None) -> list[str]:
     """Why the request was not met, if it was not."""
     out: list[str] = []
-    rows = sum(report.counts.values()) + report.removed
+    lost = report.removed - report.replaced  # border rows removed and not replaced
+    rows = sum(report.counts.values()) + lost
     if rows == 0:
         return out
     empty = [k for k, f in report.requested.items() if f > 0 and report.counts[k] == 0]
@@ -413,13 +534,13 @@ def _warnings(report: SplitReport, blocks: np.ndarray, codes: np.ndarray | None)
             )
         else:
             reason = (
-                f"{report.removed:,} rows touching another split were removed; a larger "
+                f"{lost:,} rows touching another split were removed; a larger "
                 "--split-block-size loses fewer border rows"
             )
         out.append(f"split shares not met within {SHARE_TOLERANCE:.0%} ({wanted}): {reason}")
-    if report.removed > 0.2 * rows:
+    if lost > 0.2 * rows:
         out.append(
-            f"{report.removed:,} of {rows:,} rows ({report.removed / rows:.0%}) were removed "
+            f"{lost:,} of {rows:,} rows ({lost / rows:.0%}) were removed "
             "because they touch a footprint of another split; a larger --split-block-size "
             "removes fewer"
         )

@@ -103,3 +103,71 @@ def test_out_of_memory_names_only_the_options_the_command_has() -> None:
     assert "out of memory; try fewer --workers or a smaller --batch-size" in res.output
     res = CliRunner().invoke(app, ["b"])
     assert res.exit_code == 1 and res.output.strip() == "error: out of memory"
+
+
+# --- help texts ------------------------------------------------------------------------
+
+
+def _commands(app, prefix=()):  # noqa: ANN001, ANN202
+    """(argv prefix, click command) of every command of ``app``, groups included."""
+    import typer
+
+    root = typer.main.get_command(app)
+    stack = [(tuple(prefix), root)]
+    while stack:
+        path, command = stack.pop()
+        yield path, command
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            stack.append((path + (name,), sub))
+
+
+def test_reflow_help_joins_paragraph_lines_and_keeps_the_rest() -> None:
+    from csmoe_cli._common import reflow_help
+
+    text = """First line
+    goes on.
+
+    Second paragraph,
+    wrapped in the source.
+
+    - item one
+      continued
+    - item two
+    1. numbered
+
+    \b
+    kept
+    as is
+    \f
+    private
+    notes"""
+    out = reflow_help(text)
+    assert out.split("\n\n")[:2] == [
+        "First line goes on.",
+        "Second paragraph, wrapped in the source.",
+    ]
+    assert "- item one\n  continued\n- item two\n1. numbered" in out
+    assert "\b\nkept\nas is" in out
+    assert out.endswith("\f\nprivate\nnotes")
+    assert reflow_help(out) == out
+
+
+@pytest.mark.parametrize("app", [data_app, model_app], ids=["csmoe-data", "csmoe"])
+def test_every_help_text_renders_its_paragraphs_unbroken(app, monkeypatch) -> None:  # noqa: ANN001
+    # on a wide terminal each paragraph of a help text is one line of the rendered help
+    from csmoe_cli._common import reflow_help
+
+    monkeypatch.setenv("COLUMNS", "2000")
+    monkeypatch.setenv("TERM", "dumb")
+    runner = CliRunner()
+    seen = 0
+    for path, command in _commands(app):
+        result = runner.invoke(app, [*path, "--help"], terminal_width=2000)
+        assert result.exit_code == 0, (path, result.output)
+        lines = {" ".join(line.split()) for line in result.output.splitlines()}
+        for paragraph in reflow_help(command.help or "").partition("\f")[0].split("\n\n"):
+            if "\n" in paragraph or "[" in paragraph or not paragraph.strip():
+                continue  # lists and Rich markup render differently
+            assert " ".join(paragraph.split()) in lines, (path, paragraph)
+            seen += 1
+    assert seen >= 5

@@ -429,3 +429,25 @@ def test_coverage_with_vertices_a_hair_off_pixel_lines():
             flat[pos : pos + want.size].reshape(want.shape), want, atol=1e-12
         )
         pos += want.size
+
+
+def test_window_pixels_address_the_windows():
+    """Pixel (r, c) of window i is data[base[i] + r * stride[i] + c], in place or copied."""
+    from csmoe_data import descriptors
+
+    rng = np.random.default_rng(3)
+    raster = rng.integers(0, 4000, size=(30, 40)).astype(np.uint16)
+    windows = np.array([[0, 5, 0, 7], [10, 30, 33, 40], [4, 5, 9, 10], [2, 9, 1, 39]])
+    blocks = [raster[a:b, c:d] for a, b, c, d in windows]
+    in_place = descriptors.WindowPixels.of_array(raster, windows[:, 0], windows[:, 2])
+    copied = descriptors.WindowPixels.of_blocks(blocks)
+    assert np.shares_memory(in_place.data, raster)
+    for pixels in (in_place, copied):
+        for i, blk in enumerate(blocks):
+            h, w = blk.shape
+            r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            got = pixels.data[pixels.base[i] + r * pixels.stride[i] + c]
+            np.testing.assert_array_equal(got, blk)
+        assert pixels.max_value(windows) == max(int(b.max()) for b in blocks)
+    one = descriptors.WindowPixels.of_array(raster, windows[2:3, 0], windows[2:3, 2])
+    assert one.max_value(windows[2:3]) == int(raster[4, 9])

@@ -204,3 +204,60 @@ def test_point_xy_and_spatial_order_survive_empty_points() -> None:
     geoms = np.array([shapely.box(5, 5, 6, 6), shapely.Polygon(), shapely.box(0, 0, 1, 1)])
     order = spatial_order(geoms, np.array(["EPSG:4326"] * 3, dtype=object))
     assert sorted(order) == [0, 1, 2] and order[-1] == 0
+
+
+def test_points_lonlat_transforms_numbers_per_crs() -> None:
+    """The numbers-only transform agrees with the geometry transform; NaN where none is defined."""
+    from csmoe_data.geometry import point_xy, points_lonlat, transform_geometries_by_crs
+
+    x = np.array([500_000.0, 10.5, 400_000.0, np.nan, 500_000.0])
+    y = np.array([5_000_000.0, 45.2, 5_100_000.0, 1.0, np.inf])
+    crs = ["EPSG:32633", "EPSG:4326", "EPSG:32632", "EPSG:32633", "EPSG:32633"]
+    lon, lat = points_lonlat(x, y, crs)
+    ref_lon, ref_lat = point_xy(
+        transform_geometries_by_crs(shapely.points(x[:3], y[:3]), crs[:3], "EPSG:4326", 0)
+    )
+    assert np.allclose(lon[:3], ref_lon, rtol=0, atol=1e-9)
+    assert np.allclose(lat[:3], ref_lat, rtol=0, atol=1e-9)
+    assert (lon[1], lat[1]) == (10.5, 45.2)  # already lon/lat: untouched
+    assert np.isnan(lon[3:]).all() and np.isnan(lat[3:]).all()  # no point; not a number
+    with pytest.raises(CsmoeDataError):
+        points_lonlat(x, y, crs[:2])
+
+
+def test_convex_quadrilaterals_are_valid_and_grid_cells_are_found():
+    """Every polygon taken as a convex quadrilateral is valid to GEOS; boxes are taken."""
+    from csmoe_data.geometry import convex_quadrilaterals
+
+    rng = np.random.default_rng(11)
+    quads = [shapely.Polygon(rng.uniform(-1, 1, (4, 2))) for _ in range(3000)]  # many bow-ties
+    far = [
+        shapely.affinity.rotate(shapely.box(x, 5e6, x + s, 5e6 + s), a)
+        for x, s, a in zip(rng.uniform(1e5, 9e5, 200), rng.uniform(1e-6, 500, 200),
+                           rng.uniform(0, 90, 200), strict=True)
+    ]  # fmt: skip
+    special = [
+        shapely.box(0, 0, 1, 1),
+        shapely.Polygon([(0, 0), (1, 0), (2, 0), (1, 1)]),  # a straight corner: not taken
+        shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)]),  # bow-tie
+        shapely.Polygon([(0, 0), (1, 0), (1, 0), (0, 1)]),  # a repeated corner
+        shapely.Polygon([(0, 0), (1, 0), (1, 1e-17), (0, 1e-17)]),  # nearly flat
+        shapely.Polygon([(0, 0), (np.nan, 0), (1, 1), (0, 1)]),
+        shapely.Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2), (1, 2)]]),
+        shapely.MultiPolygon([shapely.box(0, 0, 1, 1)]),
+        shapely.Polygon(),
+        None,
+    ]
+    geoms = np.array(quads + far + special, dtype=object)
+    taken = convex_quadrilaterals(geoms)
+    present = ~shapely.is_missing(geoms)
+    assert shapely.is_valid(geoms[taken]).all()
+    assert not taken[~present].any()
+    assert taken[len(quads) : len(quads) + len(far)].all()  # rotated boxes far from the origin
+    assert taken[len(quads) + len(far)] and not taken[len(quads) + len(far) + 1 :].any()
+    # among the random quadrilaterals, the convex ones are taken (all but the nearly flat)
+    q = geoms[: len(quads)]
+    convex = shapely.is_valid(q) & np.isclose(shapely.area(shapely.convex_hull(q)), shapely.area(q))
+    assert (
+        taken[: len(quads)].sum() > 0.99 * convex.sum() and not taken[: len(quads)][~convex].any()
+    )

@@ -101,3 +101,29 @@ def test_world_map_draws_a_landcover_background(tmp_path, geotiff) -> None:
             pool, pool, tmp_path / "x.png", {"inputs": {"landcover": {"path": "/nope.tif"}}}
         )
     )
+
+
+def test_class_distributions_leave_out_classes_no_row_holds(tmp_path, monkeypatch) -> None:
+    import csmoe_data.plots as plots
+
+    pool = small_pool()
+    pool["lc_20"] = np.float32(0.0)  # a legend class present as a column, held by no row
+    pool["kg_EF"] = np.float32(0.0)
+    figures = []
+
+    def keep(fig, path, overwrite):  # noqa: ANN001, ANN202
+        figures.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.plot_class_distributions(
+        pool.iloc[::3], pool, tmp_path / "c.png", baseline=pool.iloc[1::3]
+    )
+    (fig,) = figures
+    lc_ax, kg_ax = fig.axes
+    lc_labels = [t.get_text() for t in lc_ax.get_yticklabels()]
+    kg_labels = [t.get_text() for t in kg_ax.get_yticklabels()]
+    assert len(lc_labels) == 3 and not any(label.startswith("20") for label in lc_labels)
+    assert kg_labels == ["Cfb", "BWh"] or sorted(kg_labels) == ["BWh", "Cfb"]
+    assert "1 class of the legend in no row" in lc_ax.get_title()
+    assert "1 class of the legend in no row" in kg_ax.get_title()

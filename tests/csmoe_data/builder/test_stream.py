@@ -6,7 +6,9 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
+import pyproj
 import pytest
 import shapely
 from rasterio.transform import from_origin
@@ -234,3 +236,55 @@ def test_tally_finds_ids_repeated_across_batches_whatever_was_reserved(reserved)
     unique.check_unique_ids("patch_id")
     with pytest.raises(CsmoeDataError, match="1 duplicate id"):
         repeated.check_unique_ids("patch_id")
+
+
+@pytest.mark.parametrize("bbox", ["covering", "attribute", "none"])
+def test_streamed_batches_equal_the_whole_file(data, bbox, monkeypatch):
+    """Batches of a GeoParquet file hold the rows, attributes, CRS and notes of the whole file.
+
+    A covering ``bbox`` column is dropped in Arrow (with the whole file's note), a ``bbox``
+    attribute that is not one is kept, and the CRS is parsed once for all batches.
+    """
+    from csmoe_data.builder.load import load_all_footprints
+    from csmoe_data.builder.stream import footprint_batches
+    from csmoe_data.footprints.vector import COVERING_BBOX_NOTE
+
+    fp = gpd.read_parquet(data / "fp.parquet")
+    path = data / f"fp_{bbox}.parquet"
+    if bbox == "attribute":
+        fp["bbox"] = np.arange(len(fp), dtype=float)
+    fp.to_parquet(path, write_covering_bbox=bbox == "covering")
+    inputs = _inputs(data, path.name)
+    whole = load_all_footprints(inputs)
+    parsed = []  # PROJJSON parsed into a CRS (not a CRS passed on as it is)
+    real = pyproj.CRS.from_user_input.__func__
+
+    def counting(cls, value, **kwargs):
+        if isinstance(value, dict):
+            parsed.append(value)
+        return real(cls, value, **kwargs)
+
+    monkeypatch.setattr(pyproj.CRS, "from_user_input", classmethod(counting))
+    batches = list(footprint_batches(inputs, 7).batches)
+    monkeypatch.undo()
+    assert len(parsed) == 1  # once for the file, not once per batch
+    assert len(batches) == 9
+    table = pd.concat([b.table for b in batches], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        table.drop(columns="geometry"), whole.table.drop(columns="geometry")
+    )
+    assert shapely.equals_exact(table.geometry.to_numpy(), whole.table.geometry.to_numpy()).all()
+    assert ("bbox" in table.columns) == (bbox == "attribute")
+    # geopandas' whole-file reader leaves the covering column out itself, without a note
+    noted = [COVERING_BBOX_NOTE] if bbox == "covering" else []
+    assert merge_notes([b.notes for b in batches]) == noted + whole.notes
+
+
+def test_a_crs_proj_does_not_know_is_one_line(data):
+    table = pq.read_table(data / "fp.parquet")
+    geo = json.loads(table.schema.metadata[b"geo"])
+    geo["columns"]["geometry"]["crs"] = {"type": "nonsense"}
+    meta = {**table.schema.metadata, b"geo": json.dumps(geo).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), data / "bad_crs.parquet")
+    with pytest.raises(CsmoeDataError, match="cannot read footprint file .*bad_crs.parquet"):
+        _build(data, "x.parquet", footprints="bad_crs.parquet")
