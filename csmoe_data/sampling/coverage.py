@@ -453,6 +453,9 @@ def repair_max(
     budget: float = 4e7,
     mean_tol: float = 0.01,
     candidates: int = 48,
+    landcover: slice | None = None,
+    js_bound: float = 1.0,
+    across: bool = False,
 ) -> np.ndarray:
     """Lower the largest distance from a pool row to its nearest pick, one worst row at a time.
 
@@ -463,7 +466,15 @@ def repair_max(
     new maximum is taken if it lowers the maximum and the summed distance stays within
     ``mean_tol`` (relative, over all rounds) of where it started. Stops when the worst row
     cannot be helped. Rows are a random subset under ``budget`` rows x picks, as in
-    :func:`refine_medoids`.
+    :func:`refine_medoids`. With ``landcover``, a swap must also keep the land-cover JS
+    divergence of the sample's mean fractions to the pool's (every row) at most
+    ``max(js_bound, where it started)``, so that this last step cannot undo the bound the
+    earlier ones held.
+
+    With ``across``, the pick that moves may come from any group that keeps a row (as in
+    :func:`sweep_refine`: per-group counts are no longer fixed), and the candidates are the
+    free rows nearest the worst row in any group plus random ones of its own group; every
+    (candidate, pick) pair is scored at once from per-cell maxima and sums.
     """
     sel = np.asarray(selected, dtype=np.int64).copy()
     n, N = len(sel), len(X)
@@ -480,9 +491,57 @@ def repair_max(
     taken[sel] = True
     by_group = np.argsort(groups, kind="stable")
     bounds = np.searchsorted(groups[by_group], np.arange(int(groups.max()) + 2))
+    L = X[:, landcover].astype(np.float64) if landcover is not None else None
+    if L is not None and L.sum() > 0:
+        lc_pool = L.sum(axis=0)
+        lc_total = L[sel].sum(axis=0)
+        js_cap = max(js_bound, float(js_divergence_rows(lc_total[None, :], lc_pool)[0]))
+    else:  # no land-cover columns: no divergence to hold
+        L = None
+        lc_pool = lc_total = np.zeros(0)
+        js_cap = 1.0
+    if across:
+        n_groups = int(groups.max()) + 1
+        per_group = np.bincount(groups[sel], minlength=n_groups)
     for _ in range(rounds):
         worst = int(np.argmax(d1))
         g = int(groups[rows[worst]])
+        if across:
+            free = np.flatnonzero(~taken)
+            own = free[groups[free] == g]
+            if len(free) == 0:
+                break
+            cand = free[np.argsort(_sqdist(X[free], Xe[worst]), kind="stable")[: candidates // 2]]
+            if len(own):
+                cand = np.union1d(cand, rng.choice(own, min(len(own), candidates // 2), False))
+            got = _best_repair(
+                Xe,
+                X,
+                sel,
+                cand,
+                groups,
+                per_group,
+                near,
+                d1,
+                d2,
+                limit,
+                L,
+                lc_total,
+                lc_pool,
+                js_cap,
+            )
+            if got is None:
+                break
+            moved, row = got
+            per_group[groups[sel[moved]]] -= 1
+            per_group[groups[row]] += 1
+            if L is not None:
+                lc_total += L[row] - L[sel[moved]]
+            taken[sel[moved]] = False
+            sel[moved] = row
+            taken[row] = True
+            near, d1, d2 = _two_nearest(Xe, X[sel])
+            continue
         js = np.flatnonzero(groups[sel] == g)
         pool_g = by_group[bounds[g] : bounds[g + 1]]
         pool_g = pool_g[~taken[pool_g]]
@@ -497,7 +556,11 @@ def repair_max(
         for c in pool_g:
             dc = np.sqrt(_sqdist(Xe, X[c]).astype(np.float64))
             keep = np.minimum(d1, dc)
-            for j in js:
+            allowed = js
+            if L is not None:  # the swaps that keep the divergence bounded
+                div = js_divergence_rows(lc_total[None, :] - L[sel[js]] + L[c][None, :], lc_pool)
+                allowed = js[div <= js_cap]
+            for j in allowed:
                 new = np.where(near == j, np.minimum(d2, dc), keep)
                 mx, total = float(new.max()), float(new.sum())
                 if (
@@ -508,12 +571,77 @@ def repair_max(
                     best = (mx, total, int(j), int(c))
         if best is None:
             break
-        _, _, moved, target = best
+        _, _, moved, row = best
+        if L is not None:
+            lc_total += L[row] - L[sel[moved]]
         taken[sel[moved]] = False
-        sel[moved] = target
-        taken[target] = True
+        sel[moved] = row
+        taken[row] = True
         near, d1, d2 = _two_nearest(Xe, X[sel])
     return sel
+
+
+def _best_repair(
+    Xe: np.ndarray,
+    X: np.ndarray,
+    sel: np.ndarray,
+    cand: np.ndarray,
+    groups: np.ndarray,
+    per_group: np.ndarray,
+    near: np.ndarray,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    limit: float,
+    L: np.ndarray | None,
+    lc_total: np.ndarray | None,
+    lc_pool: np.ndarray | None,
+    js_cap: float,
+) -> tuple[int, int] | None:
+    """The (pick position, candidate row) swap with the lowest new maximum distance, or None.
+
+    A swap counts when it lowers the maximum, keeps the summed distance <= ``limit``, leaves
+    every group a row and (with ``L``) keeps the divergence <= ``js_cap``. For candidate c, a
+    row's new distance is min(d1, d_c) unless its nearest pick leaves (then min(d2, d_c)), so
+    the new maximum for removing pick j is the larger of the other cells' maxima of
+    min(d1, d_c) and cell j's maximum of min(d2, d_c); sums likewise.
+    """
+    n = len(sel)
+    order = np.argsort(near, kind="stable")
+    sizes = np.bincount(near, minlength=n)
+    full = sizes > 0
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[full]
+    sole = per_group[groups[sel]] == 1
+    current = float(d1.max())
+    best: tuple[float, float, int, int] | None = None
+    for c in cand:
+        dc = np.sqrt(_sqdist(Xe, X[c]).astype(np.float64))
+        keep = np.minimum(d1, dc)[order]
+        rm = np.minimum(d2, dc)[order]
+        keep_max, rm_max = np.zeros(n), np.zeros(n)
+        keep_sum, rm_sum = np.zeros(n), np.zeros(n)
+        keep_max[full] = np.maximum.reduceat(keep, starts)
+        rm_max[full] = np.maximum.reduceat(rm, starts)
+        keep_sum[full] = np.add.reduceat(keep, starts)
+        rm_sum[full] = np.add.reduceat(rm, starts)
+        top = int(np.argmax(keep_max))
+        second = float(np.max(np.delete(keep_max, top))) if n > 1 else 0.0
+        others = np.where(np.arange(n) == top, second, float(keep_max[top]))
+        new_max = np.maximum(others, rm_max)
+        new_sum = float(keep.sum()) - keep_sum + rm_sum
+        ok = (new_sum <= limit) & (new_max < current - 1e-12)
+        ok &= ~sole | (groups[sel] == groups[c])
+        if L is not None and lc_total is not None and lc_pool is not None and ok.any():
+            idx = np.flatnonzero(ok)
+            div = js_divergence_rows(lc_total[None, :] - L[sel[idx]] + L[c][None, :], lc_pool)
+            ok[idx[div > js_cap]] = False
+        if not ok.any():
+            continue
+        idx = np.flatnonzero(ok)
+        k = idx[np.lexsort((new_sum[idx], new_max[idx]))[0]]
+        key = (float(new_max[k]), float(new_sum[k]), int(k), int(c))
+        if best is None or key[:2] < best[:2]:
+            best = key
+    return None if best is None else (best[2], best[3])
 
 
 def _nearest_picks(
@@ -783,4 +911,167 @@ def swap_refine(
             elif js_now < 0.8 * js_bound:
                 lam /= 1.5
         idle = 0 if made else idle + 1
+    return best[2]
+
+
+def sweep_refine(
+    X: np.ndarray,
+    selected: np.ndarray,
+    groups: np.ndarray,
+    rng: np.random.Generator,
+    landcover: slice,
+    js_bound: float,
+    max_sweeps: int = 4,
+    budget: float = 4e7,
+    penalty: float = 0.3,
+) -> np.ndarray:
+    """Full sweeps of single swaps over every row, pruned by the triangle inequality.
+
+    The local search of :func:`swap_refine` (the k-median objective, the mean distance from a
+    pool row to its nearest pick, plus an adaptive penalty times the change of the land-cover
+    JS divergence; a group's last pick only moves inside its group), but with every row as a
+    candidate once per sweep instead of sampled batches, in the manner of FasterPAM (Schubert
+    & Rousseeuw, "Fast and eager k-medoids clustering", Information Systems 2021): the change
+    of the objective for adding a candidate and removing each pick follows from every row's
+    nearest and second-nearest pick, and a swap is taken as soon as one improves. Candidates
+    are visited by cell (the rows whose nearest pick is the same), in a seeded order. A row o
+    whose nearest pick m satisfies d(c, m) >= d1(o) + d2(o) for every candidate c of the cell
+    is untouched by any of those swaps (then d(c, o) >= d(c, m) - d1(o) >= d2(o)), so only
+    the other rows need exact distances; the untouched ones contribute the removal loss of
+    their nearest pick alone. That keeps a sweep near rows x (cell size x neighbouring cells)
+    distances instead of rows squared.
+
+    No swap may leave any row farther from its nearest pick than the input's worst row (the
+    k-median objective alone would trade the worst rows for the mean: the maximum radius is a
+    goal too); of the best few pairs by the first-order objective, the first that keeps that
+    bound is taken. Stops after a sweep without a swap or after ``max_sweeps``. Returns, like
+    :func:`swap_refine`, the best state visited whose mean distance is at most the input's
+    (lowest ``max(0, JS - js_bound)``, then lowest mean distance). Rows are a random subset
+    under ``budget`` rows x picks (skipped below five rows per pick); candidates are then the
+    rows of that subset. The divergence is always against every pool row.
+
+    Args:
+        X: (N, D) descriptors.
+        selected: the picks (row indices).
+        groups: group per row (strata).
+        rng: visiting order and row subset.
+        landcover: the land-cover columns of ``X``.
+        js_bound: the divergence the result must not exceed (unless the input does).
+        max_sweeps: passes over every candidate at most.
+        budget: rows x picks evaluated at most.
+        penalty: starting weight of the divergence against the mean distance.
+
+    Returns:
+        The picks, position by position (a swapped pick takes the place of the one it replaced).
+    """
+    sel = np.asarray(selected, dtype=np.int64).copy()
+    n, N = len(sel), len(X)
+    if n < 2 or max_sweeps <= 0 or n >= N:
+        return sel
+    n_eval = min(N, int(budget // n))
+    if n_eval < 5 * n:
+        return sel
+    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
+    Xe = X[rows].astype(np.float64)
+    ne = len(rows)
+    L = X[:, landcover].astype(np.float64)
+    target = L.sum(axis=0)
+    if target.sum() <= 0 or L.shape[1] == 0:
+        return sel
+    n_groups = int(groups.max()) + 1
+    per_group = np.bincount(groups[sel], minlength=n_groups)
+    taken = np.zeros(N, dtype=bool)
+    taken[sel] = True
+    total = L[sel].sum(axis=0)
+    P = X[sel].astype(np.float64)
+    nn_idx, nn_d = _nearest_picks(Xe, P, SWAP_NEAREST)
+    xe_sq = np.einsum("ij,ij->i", Xe, Xe)
+    p_sq = np.einsum("ij,ij->i", P, P)
+
+    def dist(A: np.ndarray, a_sq: np.ndarray, B: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
+        # the float64 expanded form of _distances, with the squared norms kept
+        return np.sqrt(np.maximum(a_sq[:, None] - 2.0 * (A @ B.T) + b_sq[None, :], 0.0))
+
+    def js(T: np.ndarray) -> np.ndarray:
+        return js_divergence_rows(T, target)
+
+    js_now = float(js(total[None, :])[0])
+    start_cost = float(nn_d[:, 0].mean())
+    # no swap may leave a row farther from its nearest pick than the worst row of the input
+    radius_cap = float(nn_d[:, 0].max())
+    best = (max(0.0, js_now - js_bound), start_cost, sel.copy())
+    lam = penalty
+    for _ in range(max_sweeps):
+        made = 0
+        for j0 in rng.permutation(n):
+            near, d1, d2 = nn_idx[:, 0], nn_d[:, 0], nn_d[:, 1]
+            members = np.flatnonzero(near == j0)
+            cand = rows[members]
+            cand = cand[~taken[cand]]
+            if len(cand) == 0:
+                continue
+            Xc = X[cand].astype(np.float64)
+            c_sq = np.einsum("ij,ij->i", Xc, Xc)
+            # rows some candidate of this cell can come within their second-nearest distance of
+            reach = dist(Xc, c_sq, P, p_sq).min(axis=0)
+            rel = np.flatnonzero(reach[near] < d1 + d2)
+            Dc = dist(Xc, c_sq, Xe[rel], xe_sq[rel])
+            d1r, d2r = d1[rel], d2[rel]
+            m1 = np.minimum(Dc, d1r[None, :])
+            common = (m1 - d1r[None, :]).sum(axis=1)
+            w = np.minimum(Dc, d2r[None, :]) - m1 - (d2r - d1r)[None, :]
+            onehot = sparse.csr_matrix(
+                (np.ones(len(rel)), (np.arange(len(rel)), near[rel])), shape=(len(rel), n)
+            )
+            removal = np.bincount(near, weights=d2 - d1, minlength=n)
+            dmean = (common[:, None] + removal[None, :] + np.asarray((onehot.T @ w.T).T)) / ne
+            sole = per_group[groups[sel]] == 1
+            blocked = sole[None, :] & (groups[cand][:, None] != groups[sel][None, :])
+            g = _js_gradient(total, target)
+            lin = dmean + lam * ((L[cand] @ g)[:, None] - (L[sel] @ g)[None, :])
+            lin[blocked] = np.inf
+            top = np.argpartition(lin.ravel(), min(SWAP_EXACT, lin.size) - 1)[:SWAP_EXACT]
+            top = top[np.isfinite(lin.flat[top])]
+            if len(top) == 0:
+                continue
+            ci_t, j_t = np.divmod(top, n)
+            js_new = js(total[None, :] - L[sel[j_t]] + L[cand[ci_t]])
+            obj = dmean[ci_t, j_t] + lam * (js_new - js_now)
+            chosen = -1
+            for k in np.argsort(obj, kind="stable"):
+                if not obj[k] < -1e-12:
+                    break
+                # the rows' distances after the swap: only the rows in reach can come nearer
+                after = np.where(near == j_t[k], d2, d1)
+                after[rel] = np.minimum(Dc[ci_t[k]], after[rel])
+                if after.max() <= radius_cap:
+                    chosen = int(k)
+                    break
+            if chosen < 0:
+                continue
+            c, j = int(cand[ci_t[chosen]]), int(j_t[chosen])
+            old = int(sel[j])
+            sel[j] = c
+            P[j] = X[c]
+            p_sq[j] = P[j] @ P[j]
+            taken[old], taken[c] = False, True
+            per_group[groups[old]] -= 1
+            per_group[groups[c]] += 1
+            total += L[c] - L[old]
+            _swap_in_lists(nn_idx, nn_d, j, dist(P[j][None, :], p_sq[j : j + 1], Xe, xe_sq)[0])
+            low = np.flatnonzero(~np.isfinite(nn_d[:, 1]))
+            if len(low):  # rows whose lists ran short: exact rescan
+                nn_idx[low], nn_d[low] = _nearest_picks(Xe[low], P, SWAP_NEAREST)
+            js_now = float(js(total[None, :])[0])
+            made += 1
+            state = (max(0.0, js_now - js_bound), float(nn_d[:, 0].mean()))
+            if state < best[:2] and state[1] <= start_cost:
+                best = (*state, sel.copy())
+            # walk along the trade-off: more weight on the divergence while it is too high
+            if js_now > js_bound:
+                lam *= 1.5
+            elif js_now < 0.8 * js_bound:
+                lam /= 1.5
+        if made == 0:
+            break
     return best[2]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from csmoe_data.sampling.coverage import (
     refine_medoids,
     repair_max,
     swap_refine,
+    sweep_refine,
 )
 from csmoe_data.sampling.options import SamplingOptions
 
@@ -60,6 +62,15 @@ class SamplingContext:
     columns: list[str]
     strata: np.ndarray
     options: SamplingOptions
+
+
+def single_threaded_blas() -> AbstractContextManager[Any]:
+    """A context with BLAS (OpenBLAS, MKL) on one thread (no limit without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of the data extra
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def group_rng(seed: int, name: str, salt: int = 0) -> np.random.Generator:
@@ -275,17 +286,22 @@ class ThematicClimatic(Strategy):
     neighbouring strata stop covering the same rows twice; counts per stratum unchanged);
     (3) if the sample's mean land-cover fractions are still more than ``balance_target`` (JS,
     bits) from the pool's, picks move to near-equivalent covers (cell cost at most
-    ``balance_tol`` higher) that bring the mean closer; (3b) up to ``swap_share * n`` swaps of
-    one pick for one row of any stratum (:func:`~csmoe_data.sampling.coverage.swap_refine`): a
-    local search on the mean distance from a pool row to its nearest pick (the figure
-    ``kcenter_mean_radius``), penalised by the land-cover JS divergence, returning the best
-    state with that divergence <= ``swap_js_bound`` (or no higher than before, where it was
-    higher already), no higher mean distance and every stratum still covered: budget moves to
-    where it serves the most rows, which the N_s ** alpha budgets cannot know; (4) up to
-    ``max_repairs`` times, the
-    worst-covered pool row gets a pick of its own stratum moved toward it when that lowers the
-    maximum distance at < 1% cost in mean distance. Steps 2-4 run on pools up to 40 M
-    rows x picks (a random subset of rows beyond). Measured against the other choices on real
+    ``balance_tol`` higher) that bring the mean closer; (3b) up to ``swap_sweeps`` full sweeps
+    of single swaps, one pick for one row of any stratum
+    (:func:`~csmoe_data.sampling.coverage.sweep_refine`, FasterPAM-style: every row is a
+    candidate once per sweep, pruned by the triangle inequality): a local search on the mean
+    distance from a pool row to its nearest pick (the figure ``kcenter_mean_radius``),
+    penalised by the land-cover JS divergence, returning the best state with that divergence
+    <= ``swap_js_bound`` (or no higher than before, where it was higher already), no higher
+    mean distance, no row farther from its nearest pick than the worst row before, and every
+    stratum still covered: budget moves to where it serves the most rows, which the
+    N_s ** alpha budgets cannot know (``swap_share`` > 0 adds the older sampled-batch search,
+    :func:`~csmoe_data.sampling.coverage.swap_refine`, before it); (4) up to ``max_repairs``
+    times, the worst-covered pool row gets a pick of its own stratum moved toward it when that
+    lowers the maximum distance at < 1% cost in mean distance and keeps the land-cover
+    divergence <= ``repair_js_bound`` (or where it was). Steps 2-4 run on pools up to 40 M
+    rows x picks (a random subset of rows beyond), with BLAS on one thread (their products are
+    small). Measured against the other choices on real
     pools in `BENCHMARKS.md`.
 
     Attributes:
@@ -312,11 +328,15 @@ class ThematicClimatic(Strategy):
             above where the first phase left it. Off by default: measured, it cut climate JS
             on one pool (0.057 -> 0.047 at 1%) at a higher mean radius (0.72 -> 0.74 of random)
             and did not help the 1.2 km patch pool (0.112 -> 0.109).
-        swap_share: step (3b) makes at most ``ceil(swap_share * n)`` swaps (0 skips it).
-            Measured on real global pools at n = 2% (`BENCHMARKS.md`): mean radius 0.71-0.77x
-            random instead of 0.74-0.79x; the search had converged before 2 n swaps.
+        swap_share: the sampled-batch swaps of step (3b) make at most ``ceil(swap_share * n)``
+            swaps (0, the default, skips them): measured on real global pools at n = 2%
+            (`BENCHMARKS.md`), the sweeps alone end lower at less CPU.
         swap_js_bound: the land-cover JS divergence (bits) step (3b) holds the sample under
-            (0.03, the quality goal, less a margin).
+            (0.03, the quality goal, less a margin that step 4 may use).
+        swap_sweeps: step (3b) makes at most this many full sweeps (0 skips them); it stops
+            earlier after a sweep without a swap.
+        repair_js_bound: the land-cover JS divergence step (4) holds the sample under (the
+            0.03 goal less a rounding margin).
     """
 
     description = (
@@ -335,8 +355,10 @@ class ThematicClimatic(Strategy):
         max_repairs: int = 12,
         js_bound: float | None = 0.025,
         climate_js_weight: float = 0.0,
-        swap_share: float = 2.0,
+        swap_share: float = 0.0,
         swap_js_bound: float = 0.0295,
+        swap_sweeps: int = 4,
+        repair_js_bound: float = 0.0299,
     ):
         self.within = within
         self.medoid_share = medoid_share
@@ -350,6 +372,8 @@ class ThematicClimatic(Strategy):
         self.climate_js_weight = climate_js_weight
         self.swap_share = swap_share
         self.swap_js_bound = swap_js_bound
+        self.swap_sweeps = swap_sweeps
+        self.repair_js_bound = repair_js_bound
 
     def adjust_counts(
         self, ctx: SamplingContext, codes: np.ndarray, counts: np.ndarray
@@ -388,6 +412,22 @@ class ThematicClimatic(Strategy):
             else [slice(0, n_lc), slice(n_lc, len(ctx.columns))]
         )
         rng = group_rng(ctx.options.seed, "refine")
+        # the products here are small (a cell's candidates by its neighbours): a multi-threaded
+        # BLAS spins its threads on each, which measured several times the CPU on a busy machine
+        # (BLAS splits products by output blocks, so results do not change)
+        with single_threaded_blas():
+            return self._refine(ctx, picks, codes, rng, n_lc, parts)
+
+    def _refine(
+        self,
+        ctx: SamplingContext,
+        picks: np.ndarray,
+        codes: np.ndarray,
+        rng: np.random.Generator,
+        n_lc: int,
+        parts: list[slice],
+    ) -> np.ndarray:
+        """Steps 2-4 (see :meth:`refine`), in order."""
         picks = refine_medoids(
             ctx.X,
             picks,
@@ -407,7 +447,26 @@ class ThematicClimatic(Strategy):
                 js_bound=self.swap_js_bound,
                 max_swaps=int(np.ceil(self.swap_share * len(picks))),
             )
-        return repair_max(ctx.X, picks, codes, rng, rounds=self.max_repairs)
+        if self.swap_sweeps > 0 and n_lc:
+            picks = sweep_refine(
+                ctx.X,
+                picks,
+                codes,
+                rng,
+                landcover=slice(0, n_lc),
+                js_bound=self.swap_js_bound,
+                max_sweeps=self.swap_sweeps,
+            )
+        return repair_max(
+            ctx.X,
+            picks,
+            codes,
+            rng,
+            rounds=self.max_repairs,
+            landcover=slice(0, n_lc) if n_lc else None,
+            js_bound=self.repair_js_bound,
+            across=self.swap_sweeps > 0 or self.swap_share > 0,
+        )
 
     def allocation_weights(
         self, ctx: SamplingContext, codes: np.ndarray, n_groups: int

@@ -34,6 +34,7 @@ from csmoe_data.sampling.coverage import (
     refine_medoids,
     repair_max,
     swap_refine,
+    sweep_refine,
 )
 from csmoe_data.sampling.features import (
     climate_columns,
@@ -231,6 +232,28 @@ def test_repair_max_lowers_the_worst_distance_within_groups() -> None:
     assert radii(out).sum() <= radii(start).sum() * 1.5
 
 
+def test_repair_max_across_groups_moves_a_spare_pick_to_the_worst_row() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.random((500, 2)).astype(np.float32)
+    groups = (X[:, 0] > 0.5).astype(np.int64)
+    # six picks crowd the left half, the right half has one pick in a corner
+    left = np.flatnonzero(groups == 0)
+    right = np.flatnonzero(groups == 1)
+    start = np.r_[left[:6], right[np.argmin(X[right, 0] + X[right, 1])]]
+
+    def radii(sel: np.ndarray) -> np.ndarray:
+        return np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1)
+
+    within = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5)
+    across = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5, across=True)
+    again = repair_max(X, start, groups, np.random.default_rng(0), mean_tol=0.5, across=True)
+    assert across.tolist() == again.tolist()
+    assert set(groups[across].tolist()) == {0, 1} and len(set(across.tolist())) == len(across)
+    assert (groups[across] == 1).sum() > 1  # a spare left pick moved right
+    assert radii(across).max() < radii(within).max() < radii(start).max()
+    assert radii(across).sum() <= radii(start).sum() * 1.5
+
+
 def test_refine_keeps_groups_and_never_worsens() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((600, 3)).astype(np.float32)
@@ -287,6 +310,110 @@ def test_swap_refine_holds_the_landcover_divergence() -> None:
     assert js(held) <= bound + 1e-9
     assert _mean_distance(X, held) <= _mean_distance(X, start)
     assert _mean_distance(X, free) < _mean_distance(X, held) < _mean_distance(X, start)
+
+
+def _clustered_pool(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Land-cover-like rows in many tight clusters of unequal size; groups cut across them."""
+    rng = np.random.default_rng(seed)
+    centres = rng.dirichlet(np.ones(6) * 0.5, 40)
+    sizes = rng.integers(5, 60, 40)
+    X = np.vstack(
+        [rng.dirichlet(200 * c + 0.05, s) for c, s in zip(centres, sizes, strict=True)]
+    ).astype(np.float32)
+    groups = np.argmax(X[:, :3], axis=1).astype(np.int64)  # dominant class among the first 3
+    return X, groups
+
+
+def _all_swaps(X: np.ndarray, sel: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
+    """Every single swap that keeps each group of ``sel`` holding a row."""
+    out = []
+    per_group = np.bincount(groups[sel], minlength=int(groups.max()) + 1)
+    for j in range(len(sel)):
+        for c in np.setdiff1d(np.arange(len(X)), sel):
+            if per_group[groups[sel[j]]] == 1 and groups[c] != groups[sel[j]]:
+                continue
+            s = sel.copy()
+            s[j] = c
+            out.append(s)
+    return out
+
+
+def _radii(X: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    return np.sqrt(((X[:, None, :] - X[None, sel, :]) ** 2).sum(-1)).min(axis=1)
+
+
+def test_sweep_refine_is_deterministic_and_keeps_every_group() -> None:
+    X, groups = _clustered_pool()
+    rng = np.random.default_rng(0)
+    start = np.concatenate([rng.choice(np.flatnonzero(groups == g), 4) for g in range(3)])
+    out = sweep_refine(X, start, groups, np.random.default_rng(1), slice(0, 6), 1.0)
+    again = sweep_refine(X, start, groups, np.random.default_rng(1), slice(0, 6), 1.0)
+    other = sweep_refine(X, start, groups, np.random.default_rng(2), slice(0, 6), 1.0)
+    assert out.tolist() == again.tolist()
+    assert out.tolist() != start.tolist() and other.tolist() != start.tolist()
+    assert len(set(out.tolist())) == len(out)
+    assert set(groups[out].tolist()) == {0, 1, 2}
+    assert _radii(X, out).mean() < 0.8 * _radii(X, start).mean()
+    assert _radii(X, out).max() <= _radii(X, start).max() + 1e-6  # the radius cap
+
+
+def test_sweep_refine_ends_where_no_single_swap_helps() -> None:
+    # with no divergence penalty it is plain k-medoids local search: at the end, no swap that
+    # keeps the groups covered and the worst row within the cap lowers the mean distance (so
+    # the pruned changes of the objective were exact)
+    X, groups = _clustered_pool(seed=6)
+    X, groups = X[:300], groups[:300]
+    start = np.concatenate([np.flatnonzero(groups == g)[:3] for g in range(3)])
+    cap = _radii(X, start).max()
+    out = sweep_refine(
+        X, start, groups, np.random.default_rng(0), slice(0, 6), 1.0, max_sweeps=50, penalty=0.0
+    )
+    now = _radii(X, out).mean()
+    assert now < _radii(X, start).mean()
+    for s in _all_swaps(X, out, groups):
+        r = _radii(X, s)
+        if r.max() <= cap:
+            assert r.mean() >= now - 1e-6
+
+
+def test_sweep_refine_beats_the_sampled_swaps() -> None:
+    # the sampled batches of swap_refine stop after three batches without a swap; a sweep
+    # tries every row, so it ends at least as low, here clearly lower
+    X, groups = _clustered_pool(seed=7)
+    start = np.concatenate([np.flatnonzero(groups == g)[:5] for g in range(3)])
+    sampled = swap_refine(X, start, groups, np.random.default_rng(0), slice(0, 6), 1.0, 100)
+    swept = sweep_refine(X, start, groups, np.random.default_rng(0), slice(0, 6), 1.0)
+    assert _radii(X, swept).mean() < _radii(X, sampled).mean()
+
+
+def test_sweep_refine_holds_the_landcover_divergence() -> None:
+    X, groups = _swap_pool()
+    start = np.r_[np.arange(4), 400 + np.arange(6)]
+
+    def js(sel: np.ndarray) -> float:
+        return js_divergence(X[sel].mean(0), X.mean(0))
+
+    bound = js(start)
+    free = sweep_refine(X, start, groups, np.random.default_rng(0), slice(0, 3), 1.0)
+    held = sweep_refine(X, start, groups, np.random.default_rng(0), slice(0, 3), bound)
+    assert js(free) > bound  # unconstrained, the swaps would skew the class mix
+    assert js(held) <= bound + 1e-9
+    assert _mean_distance(X, free) < _mean_distance(X, held) < _mean_distance(X, start)
+
+
+def test_repair_max_holds_the_landcover_divergence() -> None:
+    X, groups = _swap_pool()
+    start = np.r_[np.arange(8), 400 + np.arange(2)]
+
+    def js(sel: np.ndarray) -> float:
+        return js_divergence(X[sel].mean(0), X.mean(0))
+
+    rng = np.random.default_rng
+    free = repair_max(X, start, groups, rng(0), mean_tol=0.5)
+    held = repair_max(X, start, groups, rng(0), mean_tol=0.5, landcover=slice(0, 3), js_bound=0.0)
+    assert js(free) > js(start)  # repairs alone move the class mix
+    assert js(held) <= js(start) + 1e-9  # bounded by where it started
+    assert _radii(X, held).max() < _radii(X, start).max()
 
 
 def test_nearest_pick_lists_stay_exact_through_swaps() -> None:

@@ -68,14 +68,14 @@ def test_dominated_pool_meets_js_bound_with_full_coverage() -> None:
     assert meta["budget_moved"] > 0
     js = _lc_js(sample, pool)  # one-hot rows: the predicted divergence is the real one
     assert js <= strategy.js_bound
-    # without the bound (and without the swap pass, which also holds the divergence down),
+    # without the bound (and without the swap passes, which also hold the divergence down),
     # alpha 0.5 starves the desert stratum and the divergence is far higher
-    old, old_swaps = strategy.js_bound, strategy.swap_share
+    old = strategy.js_bound, strategy.swap_share, strategy.swap_sweeps
     try:
-        strategy.js_bound, strategy.swap_share = None, 0.0
+        strategy.js_bound, strategy.swap_share, strategy.swap_sweeps = None, 0.0, 0
         plain, meta_plain = sample_manifest(pool, SamplingOptions(n=200, seed=3))
     finally:
-        strategy.js_bound, strategy.swap_share = old, old_swaps
+        strategy.js_bound, strategy.swap_share, strategy.swap_sweeps = old
     assert meta_plain["budget_moved"] == 0
     assert _lc_js(plain, pool) > 2 * js
     assert plain["stratum"].nunique() == 31
