@@ -129,17 +129,6 @@ def _probe_scheduler(address: str) -> None:
         ) from exc
 
 
-def _restore_config(values: dict[str, Any]) -> None:
-    """Put dask config keys back to ``values`` (None: the key was not set)."""
-    import dask
-
-    for key, value in values.items():
-        if value is None:
-            dask.config.config.pop(key, None)
-        else:
-            dask.config.set({key: value})
-
-
 class TaskRunner(Generic[R]):
     """One executor kept open across batches: ``fn(*task, *extra)`` for every task of each batch.
 
@@ -236,24 +225,21 @@ class TaskRunner(Generic[R]):
                 "--dask-scheduler needs dask.distributed: pip install 'csmoe[dask]'"
             ) from exc
         _probe_scheduler(address)
-        # a client whose handshake fails has already made itself the default scheduler in
-        # dask's global config; put that back, or later dask work in this process (xarray)
-        # asks for a client that does not exist
-        before = {key: dask.config.get(key, None) for key in ("scheduler", "shuffle")}
         try:
             # distributed keeps the last ``low-level-log-length`` (1,000) messages sent to the
             # scheduler, each with the footprints of the task it submitted (a chunk's WKB, up
             # to 1 MB): the client's memory grew by ~100 bytes per footprint until 1,000
             # tasks were logged. Nothing of this build needs that debugging log.
+            # Not the default client: tasks go through this client only, and a default one
+            # sets dask's global ``scheduler``, so later dask work in this process (xarray's
+            # file locks) went to a scheduler long gone when a client was not closed cleanly.
             with dask.config.set({"distributed.admin.low-level-log-length": 0}):
-                self._client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=True)
+                self._client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
-            _restore_config(before)
             raise CsmoeDataError(
                 f"cannot connect to the Dask scheduler at {address}: {exc}"
             ) from exc
         except Exception as exc:  # something listens, but its handshake fails in any way
-            _restore_config(before)
             detail = str(exc).splitlines()[0][:120] if str(exc) else ""
             raise CsmoeDataError(
                 f"no Dask scheduler answered at {address} (something else listens there: "
@@ -329,7 +315,7 @@ class TaskRunner(Generic[R]):
             futures[client.submit(self.fn, *tasks[i], *self._extra_f, pure=False)] = i
             if len(futures) >= self._window:
                 break
-        ac = as_completed(list(futures))
+        ac = as_completed(list(futures), loop=client.loop)  # this client, not a default one
         for fut in ac:
             i = futures.pop(fut)
             on_done(i, fut.result())

@@ -88,6 +88,13 @@ def test_client_keeps_no_log_of_submitted_tasks():
             runner.run(tasks, got.__setitem__)
             # each logged message would hold a task's footprints (the client's memory grew)
             assert runner._client.scheduler_comm.recent_message_log.maxlen == 0
+            # not the process's default client: dask work elsewhere in the process (xarray's
+            # NetCDF locks) must not go to this scheduler, open or gone
+            import dask
+
+            assert dask.config.get("scheduler", None) is None
+            with pytest.raises(ValueError, match="No clients found"):
+                distributed.default_client()
     assert sorted(got) == list(range(6))
     for i, (x,) in enumerate(tasks):
         np.testing.assert_array_equal(got[i], 2 * x + 1.0)
