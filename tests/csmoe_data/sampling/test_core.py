@@ -616,3 +616,17 @@ def test_progress_bar_does_not_change_the_sample() -> None:
     quiet, _ = sample_manifest(pool, SamplingOptions(n=20), progress=False)
     shown, _ = sample_manifest(pool, SamplingOptions(n=20), progress=True)
     assert quiet["patch_id"].tolist() == shown["patch_id"].tolist()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_more_distinct_rows_agrees_with_the_exact_count(dtype) -> None:  # noqa: ANN001
+    from csmoe_data.sampling.coverage import _more_distinct_rows
+
+    rng = np.random.default_rng(5)
+    base = rng.dirichlet(np.ones(6), size=40).astype(dtype)
+    X = base[rng.integers(0, 40, size=300)]  # many repeated rows
+    X[::7, 0] = -X[::7, 0] * 0.0  # -0.0 and 0.0 are one value
+    X[1::7, 0] = 0.0
+    exact = len(np.unique(X, axis=0))
+    for k in range(0, exact + 3):
+        assert _more_distinct_rows(X, k) == (exact > k), k
