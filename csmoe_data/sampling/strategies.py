@@ -314,7 +314,10 @@ class ThematicClimatic(Strategy):
         global_refine: run steps (2) to (4).
         balance_tol, balance_target, balance: step (3); ``balance`` = ``landcover`` balances the
             land-cover fractions only, anything else land cover and climate.
-        max_repairs: step (4) rounds (0 skips it).
+        max_repairs: step (4) rounds at most (0 skips it); it stops earlier when the worst
+            row cannot be helped. Worst rows come in plateaus (on a 100 km global grid,
+            dozens within 3% of the maximum), so 12 rounds left the maximum radius at
+            0.60-0.63x random where 40 reach 0.55-0.60x for +0.5% mean radius.
         js_bound: allocation step (0): when the land-cover JS divergence (bits) that the
             allocation predicts (stratum mean fractions weighted by the stratum budgets) exceeds
             this, single rows of budget move between strata (:func:`js_bounded_counts`; every
@@ -352,7 +355,7 @@ class ThematicClimatic(Strategy):
         balance_tol: float = 0.075,
         balance: str = "landcover",
         balance_target: float = 0.03,
-        max_repairs: int = 12,
+        max_repairs: int = 40,
         js_bound: float | None = 0.025,
         climate_js_weight: float = 0.0,
         swap_share: float = 0.0,
