@@ -41,6 +41,20 @@ def _sqdist(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", d, d)
 
 
+def evaluation_rows(
+    rows: int, picks: int, budget: float, rng: np.random.Generator
+) -> np.ndarray | None:
+    """The pool rows a refinement step evaluates its picks on.
+
+    Every row while ``rows x picks`` stays within ``budget``, else a sorted random subset of
+    ``budget // picks`` rows; None (the step is skipped) below five rows per pick.
+    """
+    n_eval = min(rows, int(budget // picks))
+    if n_eval < 5 * picks:
+        return None
+    return np.arange(rows) if n_eval >= rows else np.sort(rng.choice(rows, n_eval, replace=False))
+
+
 def central_row(X: np.ndarray) -> int:
     """Index of the row nearest the mean (a cheap medoid)."""
     return int(np.argmin(_sqdist(X, X.mean(axis=0))))
@@ -348,10 +362,9 @@ def refine_medoids(
     n, N = len(sel), len(X)
     if n < 2:
         return sel
-    n_eval = min(N, int(budget // n))
-    if n_eval < 5 * n:
+    rows = evaluation_rows(N, n, budget, rng)
+    if rows is None:
         return sel
-    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
     taken = np.zeros(N, dtype=bool)
     taken[sel] = True
 
@@ -501,10 +514,9 @@ def repair_max(
     n, N = len(sel), len(X)
     if n < 2 or rounds <= 0:
         return sel
-    n_eval = min(N, int(budget // n))
-    if n_eval < 5 * n:
+    rows = evaluation_rows(N, n, budget, rng)
+    if rows is None:
         return sel
-    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
     Xe = X[rows]
     near, d1, d2 = _two_nearest(Xe, X[sel])
     limit = d1.sum() * (1.0 + mean_tol)
@@ -824,10 +836,9 @@ def swap_refine(
     n, N = len(sel), len(X)
     if n < 2 or max_swaps <= 0 or n >= N:
         return sel
-    n_eval = min(N, int(budget // n))
-    if n_eval < 5 * n:
+    rows = evaluation_rows(N, n, budget, rng)
+    if rows is None:
         return sel
-    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
     Xe = X[rows]
     ne = len(rows)
     L = X[:, landcover].astype(np.float64)
@@ -989,10 +1000,9 @@ def sweep_refine(
     n, N = len(sel), len(X)
     if n < 2 or max_sweeps <= 0 or n >= N:
         return sel
-    n_eval = min(N, int(budget // n))
-    if n_eval < 5 * n:
+    rows = evaluation_rows(N, n, budget, rng)
+    if rows is None:
         return sel
-    rows = np.arange(N) if n_eval >= N else np.sort(rng.choice(N, n_eval, replace=False))
     Xe = X[rows].astype(np.float64)
     ne = len(rows)
     L = X[:, landcover].astype(np.float64)
